@@ -1,0 +1,1 @@
+/* placeholder: content.c is being written */

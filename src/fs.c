@@ -1,0 +1,1 @@
+/* placeholder: fs.c is being written */

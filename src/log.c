@@ -1,0 +1,1 @@
+/* placeholder: log.c is being written */

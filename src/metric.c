@@ -1,0 +1,1 @@
+/* placeholder: metric.c is being written */

@@ -1,0 +1,1 @@
+/* placeholder: options.c is being written */

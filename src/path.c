@@ -1,0 +1,1 @@
+/* placeholder: path.c is being written */

@@ -1,0 +1,102 @@
+/*
+ * path.h - what a mount path means.  Pure: no I/O, no store.
+ *
+ * path_parse() turns "/experiments/E/R/metrics/train/loss" into a node:
+ * its kind and the decoded names it carries (experiment "E", run folder "R",
+ * key "train/loss").  Whether those objects exist is the store's business.
+ *
+ * Names in the tree are percent-encoded where a file name cannot hold them
+ * (SPEC §2 "Names"): '/' as %2F, '%' as %25, and a leading '.' as %2E.
+ * Decoding accepts upper- or lower-case hex and leaves any other '%' as it
+ * is, so "50%off" and "50%25off" both name the experiment "50%off".
+ */
+#ifndef MFS_PATH_H
+#define MFS_PATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+enum node_kind {
+	NODE_ROOT,             /* /                                      */
+	NODE_EXPERIMENTS,      /* /experiments                           */
+	NODE_EXPERIMENT,       /* /experiments/E                         */
+	NODE_EXP_JSON,         /* /experiments/E/.experiment.json        */
+	NODE_EXP_TAGS,         /* /experiments/E/.tags[/KEY]             */
+	NODE_RUN,              /* /experiments/E/R                       */
+	NODE_RUN_ID,           /* /experiments/E/R/run_id                */
+	NODE_STATUS,           /* /experiments/E/R/status                */
+	NODE_RUN_JSON,         /* /experiments/E/R/run.json              */
+	NODE_PARAMS,           /* /experiments/E/R/params[/KEY]          */
+	NODE_METRICS,          /* /experiments/E/R/metrics[/KEY]         */
+	NODE_HISTORY,          /* /experiments/E/R/history[/KEY]         */
+	NODE_TAGS,             /* /experiments/E/R/tags[/KEY]            */
+	NODE_ARTIFACTS,        /* /experiments/E/R/artifacts[/SUBPATH]   */
+	NODE_RUNS,             /* /runs                                  */
+	NODE_RUNS_LINK,        /* /runs/RUN_ID                           */
+	NODE_CONTROL,          /* /.mlflowfs                             */
+	NODE_CONTROL_STATUS,   /* /.mlflowfs/status                      */
+	NODE_CONTROL_ERRORS,   /* /.mlflowfs/errors                      */
+	NODE_MODELS,           /* /models                                */
+	NODE_MODEL,            /* /models/M                              */
+	NODE_MODEL_DESC,       /* /models/M/description                  */
+	NODE_MODEL_TAGS,       /* /models/M/tags[/KEY]                   */
+	NODE_MODEL_ALIASES,    /* /models/M/aliases                      */
+	NODE_MODEL_ALIAS,      /* /models/M/aliases/A                    */
+	NODE_MODEL_VERSIONS,   /* /models/M/versions                     */
+	NODE_VERSION,          /* /models/M/versions/N                   */
+	NODE_VERSION_FIELD,    /* /models/M/versions/N/{source,...}      */
+	NODE_VERSION_TAGS,     /* /models/M/versions/N/tags[/KEY]        */
+	NODE_VERSION_ARTIFACTS /* /models/M/versions/N/artifacts (link)  */
+};
+
+enum version_field { VF_SOURCE, VF_RUN_ID, VF_STATUS, VF_STAGE, VF_DESCRIPTION };
+
+struct node {
+	enum node_kind kind;
+	char *experiment; /* decoded experiment name, or NULL */
+	char *run;        /* decoded run folder name, or NULL */
+	/*
+	 * For the key folders (params, metrics, history, tags, .tags, model and
+	 * version tags): NULL for the folder itself, else the decoded key, its
+	 * components joined by '/' ("train/loss").  It may name a key or a
+	 * prefix of keys; the store tells which.
+	 */
+	char *key;
+	/* NODE_ARTIFACTS: the path below artifacts/, not decoded ("" for the
+	 * folder itself, else "a/b.txt" without a leading '/'). */
+	char *subpath;
+	char *run_id;  /* NODE_RUNS_LINK: the name under runs/ */
+	char *model;   /* decoded registered model name */
+	char *alias;   /* decoded alias name */
+	int64_t version;          /* NODE_VERSION*: the version number (>= 1) */
+	enum version_field field; /* NODE_VERSION_FIELD */
+};
+
+/*
+ * Parses an absolute mount path as FUSE gives it ("/", "/experiments/E", no
+ * trailing '/').  Returns 0 and fills *n (release it with path_release), or
+ * -ENOENT for a path that can name nothing in the tree (an unknown top-level
+ * folder, a file under a file, a version that is not a positive integer,
+ * anything below runs/RUN_ID), or -ENOMEM.
+ */
+int path_parse(const char *path, struct node *n);
+
+/* Frees what path_parse() allocated; safe on a zeroed node. */
+void path_release(struct node *n);
+
+/* Appends the encoded form of name (a file-name-safe single component). */
+int path_encode(struct buf *out, const char *name);
+
+/* Appends the decoded form of the len bytes at enc. */
+int path_decode(struct buf *out, const char *enc, size_t len);
+
+/* True for the key-folder kinds, whose node.key names a key or key prefix. */
+int path_is_key_kind(enum node_kind kind);
+
+/* The file name of a version field ("source", ...), and back (-1: none). */
+const char *path_version_field_name(enum version_field f);
+int path_version_field_parse(const char *name);
+
+#endif

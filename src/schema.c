@@ -1,0 +1,1 @@
+/* placeholder: schema.c is being written */

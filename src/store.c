@@ -1,0 +1,1 @@
+/* placeholder: store.c is being written */

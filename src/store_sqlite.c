@@ -1,0 +1,1 @@
+/* placeholder: store_sqlite.c is being written */
