@@ -31,7 +31,8 @@ struct metric_point {
  * Parses one line (without its newline; a trailing '\r' and surrounding
  * blanks are allowed).  Returns 0 and fills *pt, 1 for a blank line (nothing
  * to log), or -EINVAL for anything else, with *why (if not NULL) set to a
- * static phrase saying what was wrong ("value is not a number", ...).
+ * static phrase saying what was wrong ("value is not a number", ...);
+ * -ENOMEM only for a number field too long to parse in place.
  * VALUE: a decimal or exponent number, or nan/inf/-inf (any case, also
  * "infinity"); hexadecimal floats are refused.  STEP: a signed 64-bit integer.
  * TIMESTAMP: a non-negative 64-bit integer.
@@ -39,9 +40,11 @@ struct metric_point {
 int metric_parse_line(const char *line, size_t len, struct metric_point *pt, const char **why);
 
 /*
- * Writes the shortest text that strtod() reads back to exactly v into out
- * (size at least METRIC_VALUE_MAX) and returns its length.  NaN prints as
- * "nan", infinities as "inf" / "-inf", negative zero as "-0".
+ * Writes the text with the fewest significant digits that strtod() reads
+ * back to exactly v into out (size at least METRIC_VALUE_MAX) and returns
+ * its length: positional while the decimal exponent is in [-4, 16) ("100",
+ * "0.0001"), else exponent form ("1e+16", "1e-05").  NaN prints as "nan",
+ * infinities as "inf" / "-inf", negative zero as "-0".
  */
 size_t metric_format_value(double v, char *out);
 
