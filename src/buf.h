@@ -20,7 +20,10 @@ struct buf {
 	size_t max; /* 0, or the largest len allowed */
 };
 
-#define BUF_INIT { NULL, 0, 0, 0 }
+#define BUF_INIT              \
+	{                     \
+		NULL, 0, 0, 0 \
+	}
 
 /* An empty buffer that will refuse to grow past max bytes (0: no limit). */
 void buf_init(struct buf *b, size_t max);

@@ -1,1 +1,318 @@
-/* placeholder: content.c is being written */
+/*
+ * content.c - renders the read-only virtual files and keeps renderings in
+ * blobs.  JSON is written by hand rather than through jansson so numbers use
+ * metric_format_value()'s shortest form ("0.1", not 0.10000000000000001).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "content.h"
+#include "metric.h"
+#include "store.h"
+
+void blob_init(struct blob *b)
+{
+	buf_init(&b->mem, 0);
+	b->fd = -1;
+	b->size = 0;
+}
+
+void blob_release(struct blob *b)
+{
+	buf_release(&b->mem);
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	b->size = 0;
+}
+
+/* Moves the content to an unlinked file in $TMPDIR (or /tmp). */
+static int blob_spill(struct blob *b)
+{
+	const char *dir = getenv("TMPDIR");
+	ssize_t n;
+
+	b->fd = open(dir && dir[0] ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (b->fd < 0)
+		return -errno;
+	n = pwrite(b->fd, b->mem.data, b->mem.len, 0);
+	if (n != (ssize_t)b->mem.len) {
+		int err = n < 0 ? -errno : -EIO;
+
+		close(b->fd);
+		b->fd = -1;
+		return err;
+	}
+	buf_release(&b->mem);
+	return 0;
+}
+
+int blob_add(struct blob *b, const void *data, size_t len)
+{
+	int err;
+
+	if (b->fd < 0 && b->mem.len + len > BLOB_MEM_MAX) {
+		err = blob_spill(b);
+		if (err)
+			return err;
+	}
+	if (b->fd >= 0) {
+		ssize_t n = pwrite(b->fd, data, len, b->size);
+
+		if (n != (ssize_t)len)
+			return n < 0 ? -errno : -EIO;
+	} else {
+		err = buf_add(&b->mem, data, len);
+		if (err)
+			return err;
+	}
+	b->size += (off_t)len;
+	return 0;
+}
+
+ssize_t blob_read(struct blob *b, char *out, size_t size, off_t off)
+{
+	ssize_t n;
+
+	if (off >= b->size)
+		return 0;
+	if ((off_t)size > b->size - off)
+		size = (size_t)(b->size - off);
+	if (b->fd < 0) {
+		memcpy(out, b->mem.data + off, size);
+		return (ssize_t)size;
+	}
+	n = pread(b->fd, out, size, off);
+	return n < 0 ? -errno : n;
+}
+
+int content_metric(struct buf *out, double value)
+{
+	char text[METRIC_VALUE_MAX];
+	size_t n = metric_format_value(value, text);
+	int err = buf_add(out, text, n);
+
+	return err ? err : buf_addch(out, '\n');
+}
+
+int content_json_string(struct buf *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int err = buf_addch(out, '"');
+
+	for (; !err && *p; p++) {
+		switch (*p) {
+		case '"':
+			err = buf_adds(out, "\\\"");
+			break;
+		case '\\':
+			err = buf_adds(out, "\\\\");
+			break;
+		case '\n':
+			err = buf_adds(out, "\\n");
+			break;
+		case '\r':
+			err = buf_adds(out, "\\r");
+			break;
+		case '\t':
+			err = buf_adds(out, "\\t");
+			break;
+		default:
+			if (*p < 0x20)
+				err = buf_addf(out, "\\u%04x", *p);
+			else
+				err = buf_addch(out, (char)*p);
+		}
+	}
+	return err ? err : buf_addch(out, '"');
+}
+
+/* A JSON number, or MLflow's strings for what JSON cannot hold. */
+static int json_number(struct buf *out, double v)
+{
+	char text[METRIC_VALUE_MAX];
+
+	if (isnan(v))
+		return buf_adds(out, "\"NaN\"");
+	if (isinf(v))
+		return buf_adds(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+	metric_format_value(v, text);
+	return buf_adds(out, text);
+}
+
+static int json_time(struct buf *out, int64_t t)
+{
+	return t < 0 ? buf_adds(out, "null") : buf_addf(out, "%" PRId64, t);
+}
+
+/* Writes "  "*depth + "\"key\": ". */
+static int json_key(struct buf *out, int depth, const char *key)
+{
+	int err = 0, i;
+
+	for (i = 0; i < depth && !err; i++)
+		err = buf_adds(out, "  ");
+	if (!err)
+		err = content_json_string(out, key);
+	return err ? err : buf_adds(out, ": ");
+}
+
+struct kv_json {
+	struct buf *out;
+	int depth;
+	int count;
+};
+
+static int kv_json_cb(void *ctx, const struct store_kv *kv)
+{
+	struct kv_json *j = ctx;
+	int err = buf_adds(j->out, j->count++ ? ",\n" : "\n");
+
+	if (!err)
+		err = json_key(j->out, j->depth, kv->key);
+	if (!err)
+		err = kv->value ? content_json_string(j->out, kv->value)
+				: json_number(j->out, kv->num);
+	return err;
+}
+
+/* "key": {sorted key/value pairs of a section} */
+static int json_section(struct store *s, struct buf *out, int depth, const char *name,
+			enum store_section sec, const struct store_ref *ref)
+{
+	struct kv_json j = { out, depth + 1, 0 };
+	int err = json_key(out, depth, name), i;
+
+	if (!err)
+		err = buf_addch(out, '{');
+	if (!err)
+		err = store_list_kv(s, sec, ref, NULL, kv_json_cb, &j);
+	if (!err && j.count) {
+		err = buf_addch(out, '\n');
+		for (i = 0; i < depth && !err; i++)
+			err = buf_adds(out, "  ");
+	}
+	return err ? err : buf_addch(out, '}');
+}
+
+static int json_string_field(struct buf *out, int depth, const char *key, const char *value,
+			     int last)
+{
+	int err = json_key(out, depth, key);
+
+	if (!err)
+		err = value ? content_json_string(out, value) : buf_adds(out, "null");
+	return err ? err : buf_adds(out, last ? "\n" : ",\n");
+}
+
+static int json_time_field(struct buf *out, int depth, const char *key, int64_t t, int last)
+{
+	int err = json_key(out, depth, key);
+
+	if (!err)
+		err = json_time(out, t);
+	return err ? err : buf_adds(out, last ? "\n" : ",\n");
+}
+
+int content_run_json(struct store *s, const struct store_run *run, struct buf *out)
+{
+	struct store_ref ref = { .run_id = run->run_id };
+	int err;
+
+	err = buf_adds(out, "{\n  \"data\": {\n");
+	if (!err)
+		err = json_section(s, out, 2, "metrics", SEC_METRICS, &ref);
+	if (!err)
+		err = buf_adds(out, ",\n");
+	if (!err)
+		err = json_section(s, out, 2, "params", SEC_PARAMS, &ref);
+	if (!err)
+		err = buf_adds(out, ",\n");
+	if (!err)
+		err = json_section(s, out, 2, "tags", SEC_RUN_TAGS, &ref);
+	if (!err)
+		err = buf_adds(out, "\n  },\n  \"info\": {\n");
+	if (!err)
+		err = json_string_field(out, 2, "artifact_uri", run->artifact_uri, 0);
+	if (!err)
+		err = json_time_field(out, 2, "end_time", run->end_time, 0);
+	if (!err)
+		err = json_string_field(out, 2, "experiment_id", run->experiment_id, 0);
+	if (!err)
+		err = json_string_field(out, 2, "lifecycle_stage",
+					run->deleted ? "deleted" : "active", 0);
+	if (!err)
+		err = json_string_field(out, 2, "run_id", run->run_id, 0);
+	if (!err)
+		err = json_string_field(out, 2, "run_name", run->name, 0);
+	if (!err)
+		err = json_time_field(out, 2, "start_time", run->start_time, 0);
+	if (!err)
+		err = json_string_field(out, 2, "status", run->status, 0);
+	if (!err)
+		err = json_string_field(out, 2, "user_id", run->user_id, 1);
+	if (!err)
+		err = buf_adds(out, "  }\n}\n");
+	return err;
+}
+
+int content_experiment_json(struct store *s, const struct store_experiment *e, struct buf *out)
+{
+	struct store_ref ref = { .experiment_id = e->id };
+	int err;
+
+	err = buf_adds(out, "{\n");
+	if (!err)
+		err = json_string_field(out, 1, "artifact_location", e->artifact_location, 0);
+	if (!err)
+		err = json_time_field(out, 1, "creation_time", e->creation_time, 0);
+	if (!err)
+		err = json_string_field(out, 1, "experiment_id", e->id, 0);
+	if (!err)
+		err = json_time_field(out, 1, "last_update_time", e->last_update_time, 0);
+	if (!err)
+		err = json_string_field(out, 1, "lifecycle_stage",
+					e->deleted ? "deleted" : "active", 0);
+	if (!err)
+		err = json_string_field(out, 1, "name", e->name, 0);
+	if (!err)
+		err = json_section(s, out, 1, "tags", SEC_EXP_TAGS, &ref);
+	if (!err)
+		err = buf_adds(out, "\n}\n");
+	return err;
+}
+
+struct history_ctx {
+	struct blob *out;
+	off_t size;
+};
+
+static int history_cb(void *ctx, double value, int64_t step, int64_t timestamp)
+{
+	struct history_ctx *h = ctx;
+	char line[96], text[METRIC_VALUE_MAX];
+	int n;
+
+	metric_format_value(value, text);
+	n = snprintf(line, sizeof(line), "%" PRId64 " %s %" PRId64 "\n", step, text,
+		     timestamp < 0 ? 0 : timestamp);
+	h->size += n;
+	return h->out ? blob_add(h->out, line, (size_t)n) : 0;
+}
+
+int content_history(struct store *s, const char *run_id, const char *key, struct blob *out,
+		    off_t *size)
+{
+	struct history_ctx h = { out, 0 };
+	int err = store_metric_history(s, run_id, key, history_cb, &h);
+
+	if (size)
+		*size = h.size;
+	return err;
+}

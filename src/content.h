@@ -1,1 +1,52 @@
-/* placeholder */
+/*
+ * content.h - the text of the virtual files: run.json, .experiment.json,
+ * history lines, one-value files, and the blob that holds a rendering (in
+ * memory while small, in an unlinked temporary file beyond, so memory does
+ * not grow with a metric's history).
+ */
+#ifndef MFS_CONTENT_H
+#define MFS_CONTENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct store;
+struct store_experiment;
+struct store_run;
+
+/* Bytes a blob keeps in memory before it moves to a temporary file. */
+#define BLOB_MEM_MAX (256 * 1024)
+
+struct blob {
+	struct buf mem; /* the content while it is small */
+	int fd;		/* -1, or the temporary file holding all of it */
+	off_t size;
+};
+
+void blob_init(struct blob *b);
+void blob_release(struct blob *b);
+int blob_add(struct blob *b, const void *data, size_t len);
+/* Reads like pread(); returns bytes read or -errno. */
+ssize_t blob_read(struct blob *b, char *out, size_t size, off_t off);
+
+/* "VALUE\n" in the shortest round-trip form (metric.h). */
+int content_metric(struct buf *out, double value);
+
+/* run.json: {"data": {"metrics", "params", "tags"}, "info": {...}}, keys
+ * sorted, two-space indent, as MLflow's Run.to_dictionary() (no inputs). */
+int content_run_json(struct store *s, const struct store_run *run, struct buf *out);
+
+/* .experiment.json: MLflow's dict(Experiment), keys sorted. */
+int content_experiment_json(struct store *s, const struct store_experiment *e, struct buf *out);
+
+/* history/<key>: "STEP VALUE TIMESTAMP_MS\n" per point, by step then time.
+ * out may be NULL to only count; *size gets the byte count. */
+int content_history(struct store *s, const char *run_id, const char *key, struct blob *out,
+		    off_t *size);
+
+/* JSON string literal of s (RFC 8259 escapes), appended to out. */
+int content_json_string(struct buf *out, const char *s);
+
+#endif

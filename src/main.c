@@ -1,2 +1,195 @@
-/* placeholder: main.c is being written */
-int main(void) { return 0; }
+/*
+ * main.c - mlflowfs: options, then (unless -f) a fork whose child opens the
+ * store, mounts and only then tells the waiting parent it may exit 0; any
+ * failure before that is printed by the child and the parent exits 1, so the
+ * shell never gets its prompt back over a half-made mount.  Teardown is a
+ * labelled ladder in reverse order of set-up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fs.h"
+#include "log.h"
+#include "options.h"
+#include "store.h"
+
+/* The 3.12 loop takes a config; FUSE_USE_VERSION 31 hides its prototype, and
+ * the 3.1 wrapper prints a bogus warning about max_threads. */
+int fuse_loop_mt_312(struct fuse *f, struct fuse_loop_config *config);
+
+/* Tells the parent how mounting went: one byte, 0 for success. */
+static void report(int fd, int ok)
+{
+	char c = ok ? 0 : 1;
+
+	if (fd >= 0) {
+		if (write(fd, &c, 1) < 0)
+			log_debug("cannot report to the parent: %s", strerror(errno));
+		close(fd);
+	}
+}
+
+/* Forks; the parent waits for the child's report and exits with it. */
+static int daemonize(int *report_fd)
+{
+	int pfd[2], status;
+	ssize_t n;
+	pid_t pid;
+	char c;
+
+	if (pipe(pfd) < 0) {
+		fprintf(stderr, "mlflowfs: cannot create a pipe: %s\n", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "mlflowfs: cannot fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid > 0) {
+		close(pfd[1]);
+		do
+			n = read(pfd[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1 && c == 0)
+			_exit(0);
+		waitpid(pid, &status, 0);
+		_exit(1);
+	}
+	close(pfd[0]);
+	*report_fd = pfd[1];
+	if (setsid() < 0)
+		log_debug("setsid: %s", strerror(errno));
+	return 0;
+}
+
+/* Once mounted: no terminal, no cwd holding a file system busy. */
+static void detach(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (chdir("/") < 0)
+		log_debug("chdir: %s", strerror(errno));
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	log_setup(1, 0);
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_loop_config *loop_cfg = NULL;
+	struct mfs_config cfg;
+	struct store *store;
+	struct fuse *fuse;
+	struct fs *fs;
+	char *msg = NULL;
+	int report_fd = -1, ret = 1;
+
+	log_setup(0, 0);
+	if (options_parse(&args, &cfg, &msg)) {
+		fprintf(stderr, "mlflowfs: %s\nTry 'mlflowfs --help'.\n",
+			msg ? msg : "bad options");
+		goto out_args;
+	}
+	if (cfg.show_help) {
+		options_usage(stdout, "mlflowfs");
+		printf("\nFUSE options:\n");
+		fflush(stdout);
+		fuse_lib_help(&args);
+		ret = 0;
+		goto out_opts;
+	}
+	if (cfg.show_version) {
+		printf("mlflowfs %s (libfuse %s, SQLite %s)\n", PACKAGE_VERSION, fuse_pkgversion(),
+		       sqlite3_libversion());
+		ret = 0;
+		goto out_opts;
+	}
+	if (options_resolve(&cfg, &msg)) {
+		fprintf(stderr, "mlflowfs: %s\n", msg ? msg : "bad options");
+		goto out_opts;
+	}
+	log_setup(0, cfg.debug);
+	if (!cfg.foreground && daemonize(&report_fd))
+		goto out_opts;
+
+	store = store_open(&cfg, &msg);
+	if (!store) {
+		fprintf(stderr, "mlflowfs: %s\n", msg ? msg : "cannot open the store");
+		goto out_report;
+	}
+	fs = fs_new(store, &cfg);
+	if (!fs) {
+		fprintf(stderr, "mlflowfs: out of memory\n");
+		goto out_store;
+	}
+	fuse = fuse_new(&args, &fs_operations, sizeof(fs_operations), fs);
+	if (!fuse)
+		goto out_fs; /* fuse_new printed why */
+	if (fuse_mount(fuse, cfg.mountpoint)) {
+		fprintf(stderr, "mlflowfs: cannot mount on '%s'\n", cfg.mountpoint);
+		goto out_fuse;
+	}
+	if (fuse_set_signal_handlers(fuse_get_session(fuse))) {
+		fprintf(stderr, "mlflowfs: cannot set signal handlers\n");
+		goto out_unmount;
+	}
+	if (cfg.foreground)
+		log_info("mounted '%s' on '%s'", cfg.tracking_uri, cfg.mountpoint);
+	if (!cfg.foreground) {
+		report(report_fd, 1);
+		report_fd = -1;
+		detach();
+	}
+
+	if (cfg.single_thread) {
+		ret = fuse_loop(fuse) ? 1 : 0;
+	} else {
+		loop_cfg = fuse_loop_cfg_create();
+		if (!loop_cfg) {
+			log_error("out of memory");
+			goto out_signals;
+		}
+		fuse_loop_cfg_set_clone_fd(loop_cfg, 0);
+		fuse_loop_cfg_set_max_threads(loop_cfg, 16);
+		fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
+		ret = fuse_loop_mt_312(fuse, loop_cfg) ? 1 : 0;
+		fuse_loop_cfg_destroy(loop_cfg);
+	}
+	log_info("unmounting '%s'", cfg.mountpoint);
+
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+out_unmount:
+	fuse_unmount(fuse);
+out_fuse:
+	fuse_destroy(fuse);
+out_fs:
+	fs_free(fs);
+out_store:
+	/* Commits what is still open: an unmount loses nothing acknowledged. */
+	store_close(store);
+out_report:
+	report(report_fd, 0);
+out_opts:
+	options_release(&cfg);
+out_args:
+	free(msg);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -17,8 +17,8 @@
 #include <stdint.h>
 
 struct metric_point {
-	double value;      /* any double, NaN and infinities included */
-	int64_t step;      /* valid when has_step */
+	double value;	   /* any double, NaN and infinities included */
+	int64_t step;	   /* valid when has_step */
 	int64_t timestamp; /* milliseconds since the epoch; valid when has_timestamp */
 	int has_step;
 	int has_timestamp;

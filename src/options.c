@@ -1,1 +1,293 @@
-/* placeholder: options.c is being written */
+/*
+ * options.c - command line and environment into struct mfs_config.  Options
+ * are data (a fuse_opt table over offsetof); the store-selection rule of
+ * SPEC §1 and the URI forms live in options_resolve().
+ */
+#include <errno.h>
+#include <fuse.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "options.h"
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_SINGLE,
+	KEY_DISCARD,
+};
+
+#define MFS_OPT(t, f)                                \
+	{                                            \
+		t, offsetof(struct mfs_config, f), 1 \
+	}
+
+static const struct fuse_opt option_table[] = {
+	MFS_OPT("--tracking-uri=%s", tracking_uri), MFS_OPT("--tracking-uri %s", tracking_uri),
+	MFS_OPT("tracking_uri=%s", tracking_uri), MFS_OPT("--artifact-root=%s", artifact_root),
+	MFS_OPT("--artifact-root %s", artifact_root), MFS_OPT("artifact_root=%s", artifact_root),
+	MFS_OPT("cache_ttl=%lf", cache_ttl), FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	/* fstab words that mean something to mount(8), nothing to us. */
+	FUSE_OPT_KEY("noauto", KEY_DISCARD), FUSE_OPT_KEY("auto", KEY_DISCARD),
+	FUSE_OPT_KEY("user", KEY_DISCARD), FUSE_OPT_KEY("users", KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", KEY_DISCARD), FUSE_OPT_KEY("_netdev", KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", KEY_DISCARD), FUSE_OPT_KEY("defaults", KEY_DISCARD),
+	FUSE_OPT_KEY("x-systemd.", KEY_DISCARD), FUSE_OPT_END
+};
+
+/* fuse_opt_parse() hands the same pointer to the table's offsets and to
+ * option_proc(), so the config must be the first member. */
+struct parse_state {
+	struct mfs_config cfg;
+	char *error; /* first problem found, a new string */
+};
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct parse_state *st = data;
+	struct mfs_config *cfg = &st->cfg;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		/* "mlflowfs [URI] MOUNTPOINT": with two, the first is the store. */
+		cfg->nonopt_count++;
+		if (cfg->nonopt_count == 1) {
+			cfg->mountpoint = strdup(arg);
+		} else if (cfg->nonopt_count == 2) {
+			cfg->uri_arg = cfg->mountpoint;
+			cfg->mountpoint = strdup(arg);
+		} else if (!st->error) {
+			if (asprintf(&st->error, "too many arguments: '%s'", arg) < 0)
+				st->error = NULL;
+		}
+		return 0;
+	case KEY_HELP:
+		cfg->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		cfg->show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		cfg->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		/* As with libfuse's -d, debugging implies the foreground. */
+		cfg->debug = 1;
+		cfg->foreground = 1;
+		return 0;
+	case KEY_SINGLE:
+		cfg->single_thread = 1;
+		return 0;
+	case KEY_DISCARD:
+		return 0;
+	default:
+		/* Everything else is a FUSE option: keep it for fuse_new(). */
+		return 1;
+	}
+}
+
+int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg)
+{
+	struct parse_state st;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	st.cfg.cache_ttl = 2.0;
+	*errmsg = NULL;
+	rc = fuse_opt_parse(args, &st, option_table, option_proc);
+	*cfg = st.cfg;
+	if (rc == -1) {
+		free(st.error);
+		*errmsg = strdup("invalid options");
+		return -1;
+	}
+	if (st.error) {
+		*errmsg = st.error;
+		return -1;
+	}
+	return 0;
+}
+
+/* An absolute version of path (resolved against the current folder). */
+static char *absolute(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&out, "%s/%s", strcmp(cwd, "/") ? cwd : "", path) < 0)
+		return NULL;
+	return out;
+}
+
+static char *dirname_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash || slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static int fail(char **errmsg, const char *fmt, const char *arg)
+{
+	if (asprintf(errmsg, fmt, arg) < 0)
+		*errmsg = NULL;
+	return -1;
+}
+
+/* The embedded default: $XDG_DATA_HOME/mlflowfs/mlflow.db. */
+static char *default_uri(void)
+{
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	char *uri;
+	int n;
+
+	if (xdg && xdg[0] == '/')
+		n = asprintf(&uri, "sqlite:///%s/mlflowfs/mlflow.db", xdg);
+	else if (home && home[0])
+		n = asprintf(&uri, "sqlite:///%s/.local/share/mlflowfs/mlflow.db", home);
+	else
+		return NULL;
+	return n < 0 ? NULL : uri;
+}
+
+int options_resolve(struct mfs_config *cfg, char **errmsg)
+{
+	const char *env = getenv("MLFLOW_TRACKING_URI");
+	const char *path;
+	struct stat st;
+	char *p;
+
+	*errmsg = NULL;
+	if (!cfg->mountpoint)
+		return fail(
+			errmsg, "%s",
+			"missing mountpoint (usage: mlflowfs [OPTIONS] [TRACKING_URI] MOUNTPOINT)");
+	if (cfg->uri_arg && cfg->tracking_uri && strcmp(cfg->uri_arg, cfg->tracking_uri))
+		return fail(errmsg, "two different tracking URIs given: '%s' and --tracking-uri",
+			    cfg->uri_arg);
+	if (cfg->uri_arg && !cfg->tracking_uri) {
+		cfg->tracking_uri = cfg->uri_arg;
+		cfg->uri_arg = NULL;
+	}
+	if (!cfg->tracking_uri && env && env[0])
+		cfg->tracking_uri = strdup(env);
+	if (!cfg->tracking_uri) {
+		cfg->tracking_uri = default_uri();
+		if (!cfg->tracking_uri)
+			return fail(errmsg, "%s",
+				    "cannot find a place for the default store: set HOME or "
+				    "XDG_DATA_HOME");
+	}
+
+	if (!strncmp(cfg->tracking_uri, "sqlite:///", 10)) {
+		path = cfg->tracking_uri + 10;
+		if (!path[0] || strchr(path, '?'))
+			return fail(errmsg,
+				    "unsupported sqlite URI '%s': use sqlite:///relative.db or "
+				    "sqlite:////absolute/path.db, without query parameters",
+				    cfg->tracking_uri);
+		cfg->db_path = absolute(path);
+		if (!cfg->db_path)
+			return fail(errmsg, "cannot resolve the database path of '%s'",
+				    cfg->tracking_uri);
+		/* Record the URI in its absolute form: the daemon changes to "/". */
+		if (path[0] != '/') {
+			if (asprintf(&p, "sqlite:///%s", cfg->db_path) < 0)
+				return fail(errmsg, "%s", "out of memory");
+			free(cfg->tracking_uri);
+			cfg->tracking_uri = p;
+		}
+		if (cfg->artifact_root) {
+			p = absolute(cfg->artifact_root);
+		} else {
+			char *dir = dirname_of(cfg->db_path);
+
+			if (!dir || asprintf(&p, "%s/mlartifacts", strcmp(dir, "/") ? dir : "") < 0)
+				p = NULL;
+			free(dir);
+		}
+		if (!p)
+			return fail(errmsg, "%s", "out of memory");
+		free(cfg->artifact_root);
+		cfg->artifact_root = p;
+	} else if (!strncmp(cfg->tracking_uri, "http://", 7) ||
+		   !strncmp(cfg->tracking_uri, "https://", 8)) {
+		return fail(errmsg,
+			    "cannot use '%s': this build of mlflowfs mounts local stores only "
+			    "(sqlite:///PATH); the remote store is not available yet",
+			    cfg->tracking_uri);
+	} else {
+		return fail(errmsg,
+			    "unsupported tracking URI '%s': use sqlite:///relative.db, "
+			    "sqlite:////absolute/path.db, http://host:port or https://host/prefix",
+			    cfg->tracking_uri);
+	}
+
+	p = absolute(cfg->mountpoint);
+	if (!p)
+		return fail(errmsg, "%s", "out of memory");
+	free(cfg->mountpoint);
+	cfg->mountpoint = p;
+	if (stat(cfg->mountpoint, &st) < 0) {
+		if (asprintf(errmsg, "cannot mount on '%s': %s", cfg->mountpoint, strerror(errno)) <
+		    0)
+			*errmsg = NULL;
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return fail(errmsg, "cannot mount on '%s': not a directory", cfg->mountpoint);
+	return 0;
+}
+
+void options_usage(FILE *out, const char *progname)
+{
+	fprintf(out,
+		"usage: %s [OPTIONS] [TRACKING_URI] MOUNTPOINT\n"
+		"\n"
+		"Mounts an MLflow tracking store as a directory tree.\n"
+		"Unmount with: fusermount3 -u MOUNTPOINT\n"
+		"\n"
+		"TRACKING_URI (first match wins: the argument or --tracking-uri, then\n"
+		"$MLFLOW_TRACKING_URI, then sqlite:///$XDG_DATA_HOME/mlflowfs/mlflow.db):\n"
+		"    sqlite:///relative.db, sqlite:////absolute/path.db\n"
+		"\n"
+		"options:\n"
+		"    --tracking-uri URI     the store (also -o tracking_uri=URI)\n"
+		"    --artifact-root DIR    local store: where new experiments keep artifacts\n"
+		"                           (default: DB_DIR/mlartifacts; -o artifact_root=DIR)\n"
+		"    -f                     stay in the foreground\n"
+		"    -d                     debug messages (implies -f)\n"
+		"    -s                     single-threaded\n"
+		"    -o cache_ttl=SECONDS   remote store: how long listings are cached\n"
+		"    -o OPT[,OPT...]        FUSE mount options (allow_other, ro, ...)\n"
+		"    -V, --version          print the version and exit\n"
+		"    -h, --help             print this help and exit\n",
+		progname);
+}
+
+void options_release(struct mfs_config *cfg)
+{
+	free(cfg->tracking_uri);
+	free(cfg->artifact_root);
+	free(cfg->mountpoint);
+	free(cfg->db_path);
+	free(cfg->uri_arg);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,1 +1,42 @@
-/* placeholder */
+/*
+ * options.h - the daemon's configuration: a fuse_opt table fills struct
+ * mfs_config from the command line, then options_resolve() applies the
+ * store-selection order of SPEC §1 (argument/option, MLFLOW_TRACKING_URI,
+ * the embedded default) and makes every path absolute before daemonising.
+ */
+#ifndef MFS_OPTIONS_H
+#define MFS_OPTIONS_H
+
+#include <stdio.h>
+
+struct fuse_args;
+
+struct mfs_config {
+	char *tracking_uri;  /* after options_resolve(): never NULL */
+	char *artifact_root; /* local store: absolute folder, or NULL before resolve */
+	char *mountpoint;    /* absolute after options_resolve() */
+	char *db_path;	     /* sqlite: absolute database path, set by options_resolve() */
+	char *uri_arg;	     /* the TRACKING_URI positional argument, if any */
+	double cache_ttl;    /* remote store: seconds */
+	int foreground;
+	int debug;
+	int single_thread;
+	int show_help;
+	int show_version;
+	int nonopt_count; /* positional arguments seen */
+};
+
+/*
+ * Parses argv in args (removing what is ours, leaving FUSE's own -o options
+ * for fuse_new).  Returns 0, or -1 with *errmsg a new string the caller frees.
+ */
+int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg);
+
+/* Picks the tracking URI, checks its form and makes paths absolute.  Returns
+ * 0, or -1 with *errmsg set as above.  Reads the environment. */
+int options_resolve(struct mfs_config *cfg, char **errmsg);
+
+void options_usage(FILE *out, const char *progname);
+void options_release(struct mfs_config *cfg);
+
+#endif

@@ -19,33 +19,33 @@
 struct buf;
 
 enum node_kind {
-	NODE_ROOT,             /* /                                      */
+	NODE_ROOT,	       /* /                                      */
 	NODE_EXPERIMENTS,      /* /experiments                           */
 	NODE_EXPERIMENT,       /* /experiments/E                         */
-	NODE_EXP_JSON,         /* /experiments/E/.experiment.json        */
-	NODE_EXP_TAGS,         /* /experiments/E/.tags[/KEY]             */
-	NODE_RUN,              /* /experiments/E/R                       */
-	NODE_RUN_ID,           /* /experiments/E/R/run_id                */
-	NODE_STATUS,           /* /experiments/E/R/status                */
-	NODE_RUN_JSON,         /* /experiments/E/R/run.json              */
-	NODE_PARAMS,           /* /experiments/E/R/params[/KEY]          */
-	NODE_METRICS,          /* /experiments/E/R/metrics[/KEY]         */
-	NODE_HISTORY,          /* /experiments/E/R/history[/KEY]         */
-	NODE_TAGS,             /* /experiments/E/R/tags[/KEY]            */
-	NODE_ARTIFACTS,        /* /experiments/E/R/artifacts[/SUBPATH]   */
-	NODE_RUNS,             /* /runs                                  */
-	NODE_RUNS_LINK,        /* /runs/RUN_ID                           */
-	NODE_CONTROL,          /* /.mlflowfs                             */
+	NODE_EXP_JSON,	       /* /experiments/E/.experiment.json        */
+	NODE_EXP_TAGS,	       /* /experiments/E/.tags[/KEY]             */
+	NODE_RUN,	       /* /experiments/E/R                       */
+	NODE_RUN_ID,	       /* /experiments/E/R/run_id                */
+	NODE_STATUS,	       /* /experiments/E/R/status                */
+	NODE_RUN_JSON,	       /* /experiments/E/R/run.json              */
+	NODE_PARAMS,	       /* /experiments/E/R/params[/KEY]          */
+	NODE_METRICS,	       /* /experiments/E/R/metrics[/KEY]         */
+	NODE_HISTORY,	       /* /experiments/E/R/history[/KEY]         */
+	NODE_TAGS,	       /* /experiments/E/R/tags[/KEY]            */
+	NODE_ARTIFACTS,	       /* /experiments/E/R/artifacts[/SUBPATH]   */
+	NODE_RUNS,	       /* /runs                                  */
+	NODE_RUNS_LINK,	       /* /runs/RUN_ID                           */
+	NODE_CONTROL,	       /* /.mlflowfs                             */
 	NODE_CONTROL_STATUS,   /* /.mlflowfs/status                      */
 	NODE_CONTROL_ERRORS,   /* /.mlflowfs/errors                      */
-	NODE_MODELS,           /* /models                                */
-	NODE_MODEL,            /* /models/M                              */
+	NODE_MODELS,	       /* /models                                */
+	NODE_MODEL,	       /* /models/M                              */
 	NODE_MODEL_DESC,       /* /models/M/description                  */
 	NODE_MODEL_TAGS,       /* /models/M/tags[/KEY]                   */
 	NODE_MODEL_ALIASES,    /* /models/M/aliases                      */
 	NODE_MODEL_ALIAS,      /* /models/M/aliases/A                    */
 	NODE_MODEL_VERSIONS,   /* /models/M/versions                     */
-	NODE_VERSION,          /* /models/M/versions/N                   */
+	NODE_VERSION,	       /* /models/M/versions/N                   */
 	NODE_VERSION_FIELD,    /* /models/M/versions/N/{source,...}      */
 	NODE_VERSION_TAGS,     /* /models/M/versions/N/tags[/KEY]        */
 	NODE_VERSION_ARTIFACTS /* /models/M/versions/N/artifacts (link)  */
@@ -56,7 +56,7 @@ enum version_field { VF_SOURCE, VF_RUN_ID, VF_STATUS, VF_STAGE, VF_DESCRIPTION }
 struct node {
 	enum node_kind kind;
 	char *experiment; /* decoded experiment name, or NULL */
-	char *run;        /* decoded run folder name, or NULL */
+	char *run;	  /* decoded run folder name, or NULL */
 	/*
 	 * For the key folders (params, metrics, history, tags, .tags, model and
 	 * version tags): NULL for the folder itself, else the decoded key, its
@@ -67,10 +67,10 @@ struct node {
 	/* NODE_ARTIFACTS: the path below artifacts/, not decoded ("" for the
 	 * folder itself, else "a/b.txt" without a leading '/'). */
 	char *subpath;
-	char *run_id;  /* NODE_RUNS_LINK: the name under runs/ */
-	char *model;   /* decoded registered model name */
-	char *alias;   /* decoded alias name */
-	int64_t version;          /* NODE_VERSION*: the version number (>= 1) */
+	char *run_id;		  /* NODE_RUNS_LINK: the name under runs/ */
+	char *model;		  /* decoded registered model name */
+	char *alias;		  /* decoded alias name */
+	int64_t version;	  /* NODE_VERSION*: the version number (>= 1) */
 	enum version_field field; /* NODE_VERSION_FIELD */
 };
 
