@@ -574,12 +574,71 @@ static void art_chown_new(int dirfd, const char *leaf)
 			log_debug("cannot chown '%s': %s", leaf, strerror(errno));
 }
 
+/* A name below a run's artifacts/, ready for *at() calls. */
+struct art_ref {
+	int root;	  /* the run's artifact folder (O_PATH) */
+	int dir;	  /* the folder holding leaf: root, or one walked to */
+	const char *leaf; /* the last component; "" for the artifacts folder itself */
+	char proc[32];	  /* "/proc/self/fd/N" of root, for calls that refuse O_PATH */
+};
+
+static void art_ref_close(struct art_ref *a)
+{
+	art_done(a->root, a->dir);
+	a->root = a->dir = -1;
+}
+
+/* Opens what *at() calls on t's artifact path need; create makes the run's
+ * artifact folder first if it is missing. */
+static int art_ref_open(struct fs *fs, struct target *t, int create, struct art_ref *a)
+{
+	int err;
+
+	a->root = a->dir = -1;
+	a->leaf = "";
+	err = art_root(fs, t, create, &a->root);
+	if (!err)
+		err = art_at(a->root, t->n.subpath, &a->dir, &a->leaf);
+	if (err) {
+		art_ref_close(a);
+		return err;
+	}
+	snprintf(a->proc, sizeof(a->proc), "/proc/self/fd/%d", a->root);
+	return 0;
+}
+
+/* The folder and name for a call that needs a path: the artifacts folder
+ * itself is reached through its /proc link. */
+static void art_ref_path(const struct art_ref *a, int *dir, const char **name)
+{
+	*dir = a->leaf[0] ? a->dir : AT_FDCWD;
+	*name = a->leaf[0] ? a->leaf : a->proc;
+}
+
+/*
+ * Resolves a path that must name something below a run's artifacts/ (not
+ * the folder itself); otherwise refuses with err_other, logging why.
+ */
+static int art_resolve(struct fs *fs, const char *path, struct target *t, int err_other,
+		       const char *why)
+{
+	int err = target_resolve(fs, path, t);
+
+	if (err)
+		return err;
+	if (t->n.kind != NODE_ARTIFACTS || !t->n.subpath[0]) {
+		target_release(t);
+		return log_refusal(path, err_other, "%s", why);
+	}
+	return 0;
+}
+
 static int art_getattr(struct fs *fs, struct target *t, struct stat *st)
 {
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
+	int err;
 
-	err = art_root(fs, t, 0, &root);
+	err = art_ref_open(fs, t, 0, &a);
 	if (err == -ENOENT && !t->n.subpath[0]) {
 		/* No artifact yet: an empty folder until the first one. */
 		fill_stat(fs, st, DIR_MODE, 0, t->run.start_time);
@@ -587,14 +646,9 @@ static int art_getattr(struct fs *fs, struct target *t, struct stat *st)
 	}
 	if (err)
 		return err;
-	if (!t->n.subpath[0]) {
-		err = fstatat(root, "", st, AT_EMPTY_PATH) < 0 ? -errno : 0;
-	} else {
-		err = art_at(root, t->n.subpath, &dirfd, &leaf);
-		if (!err && fstatat(dirfd, leaf, st, AT_SYMLINK_NOFOLLOW) < 0)
-			err = -errno;
-	}
-	art_done(root, dirfd);
+	if (fstatat(a.dir, a.leaf, st, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
+		err = -errno;
+	art_ref_close(&a);
 	return err;
 }
 
@@ -933,7 +987,9 @@ static int fs_readlink(const char *path, char *out, size_t size)
 {
 	struct fs *fs = fs_get();
 	struct buf text = BUF_INIT;
+	struct art_ref a;
 	struct target t;
+	ssize_t n;
 	int err;
 
 	if (size == 0)
@@ -941,31 +997,24 @@ static int fs_readlink(const char *path, char *out, size_t size)
 	err = target_resolve(fs, path, &t);
 	if (err)
 		return err;
-	if (t.n.kind == NODE_ARTIFACTS && t.n.subpath[0]) {
-		int root, dirfd = -1;
-		const char *leaf;
-		ssize_t n;
-
-		err = art_root(fs, &t, 0, &root);
-		if (!err)
-			err = art_at(root, t.n.subpath, &dirfd, &leaf);
+	if (t.n.kind == NODE_ARTIFACTS) {
+		err = art_ref_open(fs, &t, 0, &a);
 		if (!err) {
-			n = readlinkat(dirfd, leaf, out, size - 1);
+			n = readlinkat(a.dir, a.leaf, out, size - 1);
 			if (n < 0)
 				err = -errno;
 			else
 				out[n] = '\0';
+			art_ref_close(&a);
 		}
-		art_done(root, dirfd);
-		target_release(&t);
-		return err;
+	} else {
+		if (t.n.kind == NODE_MODEL_ALIAS)
+			err = alias_target(fs, &t, &text);
+		else
+			err = link_target(fs, &t, &text);
+		if (!err)
+			snprintf(out, size, "%s", buf_str(&text));
 	}
-	if (t.n.kind == NODE_MODEL_ALIAS)
-		err = alias_target(fs, &t, &text);
-	else
-		err = link_target(fs, &t, &text);
-	if (!err)
-		snprintf(out, size, "%s", buf_str(&text));
 	buf_release(&text);
 	target_release(&t);
 	return err;
@@ -1214,23 +1263,19 @@ static int list_pending(struct fs *fs, struct dir_handle *d, const char *path)
 
 static int list_artifacts(struct fs *fs, struct target *t, struct dir_handle *d)
 {
-	int root, parent = -1, fd = -1, err;
-	const char *leaf;
 	struct dirent *de;
+	struct art_ref a;
+	int fd, err;
 	DIR *dir;
 
-	err = art_root(fs, t, 0, &root);
+	err = art_ref_open(fs, t, 0, &a);
 	if (err == -ENOENT && !t->n.subpath[0])
 		return 0;
 	if (err)
 		return err;
-	if (!t->n.subpath[0])
-		fd = openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	else if (!(err = art_at(root, t->n.subpath, &parent, &leaf)))
-		fd = openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (!err && fd < 0)
-		err = -errno;
-	art_done(root, parent);
+	fd = openat(a.dir, a.leaf[0] ? a.leaf : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	err = fd < 0 ? -errno : 0;
+	art_ref_close(&a);
 	if (err)
 		return err;
 	dir = fdopendir(fd);
@@ -1239,7 +1284,7 @@ static int list_artifacts(struct fs *fs, struct target *t, struct dir_handle *d)
 		close(fd);
 		return err;
 	}
-	while (!err && (errno = 0, de = readdir(dir))) {
+	while (!err && (de = readdir(dir))) {
 		struct stat st;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -1484,24 +1529,21 @@ static int is_write(int flags)
 static int art_open(struct fs *fs, const char *path, struct target *t, struct fuse_file_info *fi,
 		    int create, mode_t mode)
 {
-	int root, dirfd = -1, fd = -1, err;
-	const char *leaf;
+	struct art_ref a;
 	struct handle *h;
+	int fd, err;
 
 	if (!t->n.subpath[0])
 		return -EISDIR;
-	err = art_root(fs, t, create, &root);
-	if (!err)
-		err = art_at(root, t->n.subpath, &dirfd, &leaf);
-	if (!err) {
-		fd = openat(dirfd, leaf,
-			    (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC | (create ? O_CREAT : 0), mode);
-		if (fd < 0)
-			err = -errno;
-		else if (create)
-			art_chown_new(dirfd, leaf);
-	}
-	art_done(root, dirfd);
+	err = art_ref_open(fs, t, create, &a);
+	if (err)
+		return err;
+	fd = openat(a.dir, a.leaf, fi->flags | O_CLOEXEC | (create ? O_CREAT : 0), mode);
+	if (fd < 0)
+		err = -errno;
+	else if (create)
+		art_chown_new(a.dir, a.leaf);
+	art_ref_close(&a);
 	if (err)
 		return err;
 	h = handle_new(H_ARTIFACT, path);
@@ -1712,7 +1754,7 @@ static size_t value_len(const struct buf *b)
 static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 {
 	struct store_ref ref = { .run_id = h->run_id, .experiment_id = h->experiment_id };
-	size_t len = value_len(b);
+	size_t len = value_len(b), vlen;
 	struct store_kv kv;
 	long chars;
 	size_t i;
@@ -1749,8 +1791,10 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 		return 0;
 	if (err)
 		return log_refusal(h->path, -err, "cannot read the param: %s", store_errmsg());
-	if (b->len > strlen(kv.value) + 1 || strncmp(kv.value, b->data, len) ||
-	    (b->len == strlen(kv.value) + 1 && b->data[b->len - 1] != '\n'))
+	/* What this descriptor wrote must be a prefix of "value\n". */
+	vlen = strlen(kv.value);
+	if (b->len > vlen + 1 || memcmp(b->data, kv.value, b->len < vlen ? b->len : vlen) ||
+	    (b->len == vlen + 1 && b->data[vlen] != '\n'))
 		err = log_refusal(
 			h->path, EPERM,
 			"param '%s' was logged with value '%.200s'; MLflow params cannot change",
@@ -1986,8 +2030,13 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	enum handle_kind kind;
+	enum store_section sec;
+	struct art_ref a;
 	struct target t;
-	int err;
+	struct stat st;
+	size_t max;
+	int err, fd;
 
 	if (h && h->kind == H_ARTIFACT)
 		return ftruncate(h->fd, size) < 0 ? -errno : 0;
@@ -2004,30 +2053,23 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	err = target_resolve(fs, path, &t);
 	if (err)
 		return err;
-	if (t.n.kind == NODE_ARTIFACTS && t.n.subpath[0]) {
-		int root, dirfd = -1, fd;
-		const char *leaf;
-
-		err = art_root(fs, &t, 0, &root);
-		if (!err)
-			err = art_at(root, t.n.subpath, &dirfd, &leaf);
+	if (t.n.kind == NODE_ARTIFACTS) {
+		err = art_ref_open(fs, &t, 0, &a);
 		if (!err) {
-			fd = openat(dirfd, leaf, O_WRONLY | O_CLOEXEC);
+			fd = openat(a.dir, a.leaf[0] ? a.leaf : ".", O_WRONLY | O_CLOEXEC);
 			if (fd < 0 || ftruncate(fd, size) < 0)
 				err = -errno;
 			if (fd >= 0)
 				close(fd);
+			art_ref_close(&a);
 		}
-		art_done(root, dirfd);
+	} else if (write_kind(&t, &kind, &sec, &max)) {
+		err = log_refusal(path, EACCES, "this file is read-only");
 	} else {
-		enum handle_kind kind;
-		enum store_section sec;
-		size_t max;
-
-		/* truncate(1) on a virtual file: a value needs a write to change. */
-		err = write_kind(&t, &kind, &sec, &max);
-		if (err)
-			err = log_refusal(path, EACCES, "this file is read-only");
+		/* truncate(1) of a param, tag or metric: a value changes by a write. */
+		err = fs_getattr(path, &st, NULL);
+		if (!err && S_ISDIR(st.st_mode))
+			err = -EISDIR;
 	}
 	target_release(&t);
 	return err;
@@ -2037,134 +2079,127 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int fs_mkdir(const char *path, mode_t mode)
 {
+	static const char where[] = "only experiments, runs, key folders and artifact folders "
+				    "can be made here";
 	struct fs *fs = fs_get();
 	struct store_experiment e;
 	struct store_run r;
 	struct store_kv kv;
+	struct art_ref a;
 	struct target t;
 	char user[256];
 	int err;
 
 	err = target_resolve(fs, path, &t);
-	if (err == 0) {
-		if (t.n.kind == NODE_ARTIFACTS && t.n.subpath[0])
-			goto artifacts; /* the kernel asks only when it thinks it is new */
-		if (path_is_key_kind(t.n.kind) && t.n.key) {
-			err = key_lookup(fs, &t, &kv);
-			if (err == 1)
-				store_kv_release(&kv);
-			if (err == -ENOENT && pending_state(fs, path) != 2)
-				goto keydir;
-		}
-		target_release(&t);
-		return -EEXIST;
-	}
-	if (err != -ENOENT)
-		return err;
-	/* Resolve what exists: the parent of what is to be made. */
-	err = path_parse(path, &t.n);
-	if (err)
-		return log_refusal(path, EPERM,
-				   "only experiments, runs, key folders and artifact "
-				   "folders can be made here");
-	switch (t.n.kind) {
-	case NODE_EXPERIMENT:
-		err = name_check(path, "experiment", STORE_EXP_NAME_MAX);
-		if (!err) {
+	if (err == -ENOENT) {
+		/* The experiment or run the path names is missing: make it. */
+		if (path_parse(path, &t.n))
+			return log_refusal(path, EPERM, "%s", where);
+		switch (t.n.kind) {
+		case NODE_EXPERIMENT:
+			err = name_check(path, "experiment", STORE_EXP_NAME_MAX);
+			if (err)
+				break;
 			err = store_create_experiment(fs->store, t.n.experiment, &e);
 			if (err)
 				err = log_refusal(path, -err, "cannot create experiment '%s': %s",
 						  t.n.experiment, store_errmsg());
 			else
 				store_experiment_release(&e);
-		}
-		break;
-	case NODE_RUN:
-		err = name_check(path, "run", STORE_RUN_NAME_MAX);
-		if (!err)
+			break;
+		case NODE_RUN:
 			err = store_get_experiment(fs->store, t.n.experiment, &t.exp);
+			if (err)
+				break;
+			t.has_exp = 1;
+			err = name_check(path, "run", STORE_RUN_NAME_MAX);
+			if (err)
+				break;
+			caller_name(user, sizeof(user));
+			err = store_create_run(fs->store, t.exp.id, t.n.run, user, &r);
+			if (err)
+				err = log_refusal(path, -err, "cannot create run '%s': %s", t.n.run,
+						  store_errmsg());
+			else
+				store_run_release(&r);
+			break;
+		case NODE_MODEL:
+			err = log_refusal(path, EROFS,
+					  "the model registry is read-only in this version");
+			break;
+		default:
+			err = -ENOENT; /* a folder above it is missing */
+		}
+		target_release(&t);
+		return err;
+	}
+	if (err)
+		return err;
+	switch (t.n.kind) {
+	case NODE_ARTIFACTS:
+		if (!t.n.subpath[0]) {
+			err = -EEXIST;
+			break;
+		}
+		err = art_ref_open(fs, &t, 1, &a);
 		if (err)
 			break;
-		t.has_exp = 1;
-		caller_name(user, sizeof(user));
-		err = store_create_run(fs->store, t.exp.id, t.n.run, user, &r);
-		if (err)
-			err = log_refusal(path, -err, "cannot create run '%s': %s", t.n.run,
-					  store_errmsg());
+		if (mkdirat(a.dir, a.leaf, mode) < 0)
+			err = -errno;
 		else
-			store_run_release(&r);
+			art_chown_new(a.dir, a.leaf);
+		art_ref_close(&a);
 		break;
-	case NODE_ARTIFACTS:
 	case NODE_PARAMS:
 	case NODE_METRICS:
 	case NODE_TAGS:
 	case NODE_EXP_TAGS:
-		path_release(&t.n);
-		err = target_resolve(fs, path, &t);
-		if (err == -ENOENT && t.n.kind != NODE_ARTIFACTS)
-			err = 0;
-		if (err)
+		if (!t.n.key) {
+			err = -EEXIST;
 			break;
-		if (t.n.kind == NODE_ARTIFACTS)
-			goto artifacts;
-		goto keydir;
-	case NODE_MODELS:
-	case NODE_MODEL:
+		}
+		err = key_lookup(fs, &t, &kv);
+		if (err == 1)
+			store_kv_release(&kv);
+		if (err != -ENOENT || pending_state(fs, path)) {
+			err = err < 0 && err != -ENOENT ? err : -EEXIST;
+			break;
+		}
+		/* A folder of keys exists only in this mount until a key is written. */
+		err = name_check(path, "key", STORE_KEY_MAX);
+		if (!err)
+			err = key_check(fs, path, t.n.key);
+		if (!err)
+			err = pending_add(fs, path, 1);
+		break;
+	case NODE_HISTORY:
+		err = t.n.key ? log_refusal(path, EACCES, "history is read-only") : -EEXIST;
+		break;
 	case NODE_MODEL_TAGS:
-	case NODE_MODEL_VERSIONS:
-	case NODE_VERSION:
 	case NODE_VERSION_TAGS:
+	case NODE_MODEL_VERSIONS:
+	case NODE_MODEL_ALIASES:
 		err = log_refusal(path, EROFS, "the model registry is read-only in this version");
 		break;
 	default:
-		err = log_refusal(path, EPERM,
-				  "only experiments, runs, key folders and artifact "
-				  "folders can be made here");
+		err = -EEXIST;
 	}
 	target_release(&t);
 	return err;
-
-keydir:
-	/* A folder of keys exists only in this mount until a key is written. */
-	err = name_check(path, "key", STORE_KEY_MAX);
-	if (!err)
-		err = key_check(fs, path, t.n.key);
-	if (!err)
-		err = pending_add(fs, path, 1);
-	target_release(&t);
-	return err;
-
-artifacts : {
-	int root, dirfd = -1;
-	const char *leaf;
-
-	err = art_root(fs, &t, 1, &root);
-	if (!err)
-		err = art_at(root, t.n.subpath, &dirfd, &leaf);
-	if (!err) {
-		if (mkdirat(dirfd, leaf, mode) < 0)
-			err = -errno;
-		else
-			art_chown_new(dirfd, leaf);
-	}
-	art_done(root, dirfd);
-	target_release(&t);
-	return err;
-}
 }
 
 /* Calls an *at() function on an artifact path: unlink, rmdir. */
 static int art_simple(struct fs *fs, struct target *t, int (*op)(int, const char *, int), int flags)
 {
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
+	int err;
 
-	err = art_root(fs, t, 0, &root);
-	if (!err)
-		err = art_at(root, t->n.subpath, &dirfd, &leaf);
-	if (!err && op(dirfd, leaf, flags) < 0)
-		err = -errno;
-	art_done(root, dirfd);
+	err = art_ref_open(fs, t, 0, &a);
+	if (!err) {
+		if (op(a.dir, a.leaf, flags) < 0)
+			err = -errno;
+		art_ref_close(&a);
+	}
 	return err;
 }
 
@@ -2270,108 +2305,87 @@ static int fs_rmdir(const char *path)
 static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct fs *fs = fs_get();
+	struct art_ref ra, rb;
 	struct target a, b;
 	struct store_ref ref;
+	struct store_kv kv;
 	int err, berr;
 
-	if (flags & ~(unsigned)RENAME_NOREPLACE) {
-		err = target_resolve(fs, from, &a);
-		if (err)
-			return err;
-		berr = a.n.kind == NODE_ARTIFACTS ? 0 : -EINVAL;
-		target_release(&a);
-		if (berr)
-			return log_refusal(from, EINVAL,
-					   "this rename flag works on artifacts only");
-	}
 	err = target_resolve(fs, from, &a);
 	if (err)
 		return err;
 	berr = target_resolve(fs, to, &b);
-	if (berr && berr != -ENOENT) {
+	if (berr == -ENOENT) {
+		/* What the new name would be, though it does not exist. */
+		memset(&b, 0, sizeof(b));
+		if (path_parse(to, &b.n))
+			b.n.kind = NODE_ROOT;
+	} else if (berr) {
 		target_release(&a);
 		return berr;
 	}
-	if (berr) {
-		/* The target does not exist: still learn what it would be. */
-		path_parse(to, &b.n);
-	}
-	if (a.n.kind == NODE_ARTIFACTS && b.n.kind == NODE_ARTIFACTS && a.n.subpath[0] &&
-	    b.n.subpath[0] && (b.has_run || (!berr))) {
-		int ra, rb, da = -1, db = -1;
-		const char *la, *lb;
-
-		if (!b.has_run) {
-			err = -ENOENT;
+	if (a.n.kind == NODE_ARTIFACTS && a.n.subpath[0]) {
+		if (berr || b.n.kind != NODE_ARTIFACTS || !b.n.subpath[0]) {
+			err = berr ? berr
+				   : log_refusal(from, EPERM, "artifacts stay in artifacts/");
 			goto out;
 		}
-		err = art_root(fs, &a, 0, &ra);
+		err = art_ref_open(fs, &a, 0, &ra);
 		if (err)
 			goto out;
-		err = art_root(fs, &b, 1, &rb);
+		err = art_ref_open(fs, &b, 1, &rb);
 		if (!err) {
-			err = art_at(ra, a.n.subpath, &da, &la);
-			if (!err)
-				err = art_at(rb, b.n.subpath, &db, &lb);
-			if (!err && renameat2(da, la, db, lb, flags) < 0)
+			if (renameat2(ra.dir, ra.leaf, rb.dir, rb.leaf, flags) < 0)
 				err = -errno;
-			art_done(rb, db);
+			art_ref_close(&rb);
 		}
-		art_done(ra, da);
+		art_ref_close(&ra);
+		goto out;
+	}
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		err = log_refusal(from, EINVAL, "this rename flag works on artifacts only");
 		goto out;
 	}
 	if (a.n.kind == NODE_RUN && b.n.kind == NODE_RUN) {
-		if (strcmp(a.n.experiment, b.n.experiment)) {
+		if (strcmp(a.n.experiment, b.n.experiment))
 			err = log_refusal(from, EPERM, "a run cannot move to another experiment");
-		} else if (!berr && strcmp(a.run.run_id, b.run.run_id)) {
+		else if (!berr && strcmp(a.run.run_id, b.run.run_id))
 			err = log_refusal(to, EEXIST, "a run named '%s' exists", b.n.run);
-		} else {
-			err = name_check(to, "run", STORE_RUN_NAME_MAX);
-			if (!err)
-				err = store_rename_run(fs->store, a.run.run_id, b.n.run);
-			if (err > 0 || err < 0)
-				err = err == -EINVAL || err == -ENAMETOOLONG
-					      ? err
-					      : log_refusal(from, -err, "cannot rename the run: %s",
-							    store_errmsg());
-		}
-		goto out;
-	}
-	if (a.n.kind == NODE_EXPERIMENT && b.n.kind == NODE_EXPERIMENT) {
-		if (!berr && strcmp(a.exp.id, b.exp.id)) {
+		else if (!(err = name_check(to, "run", STORE_RUN_NAME_MAX)) &&
+			 (err = store_rename_run(fs->store, a.run.run_id, b.n.run)))
+			err = log_refusal(from, -err, "cannot rename the run: %s", store_errmsg());
+	} else if (a.n.kind == NODE_EXPERIMENT && b.n.kind == NODE_EXPERIMENT) {
+		if (!berr && strcmp(a.exp.id, b.exp.id))
 			err = log_refusal(to, EEXIST, "an experiment named '%s' exists",
 					  b.n.experiment);
-		} else {
-			err = name_check(to, "experiment", STORE_EXP_NAME_MAX);
-			if (!err) {
-				err = store_rename_experiment(fs->store, a.exp.id, b.n.experiment);
-				if (err)
-					err = log_refusal(from, -err,
-							  "cannot rename the experiment: %s",
-							  store_errmsg());
-			}
-		}
-		goto out;
-	}
-	if ((a.n.kind == NODE_TAGS || a.n.kind == NODE_EXP_TAGS) && a.n.kind == b.n.kind &&
-	    a.n.key && b.n.key && !strcmp(a.n.experiment, b.n.experiment) &&
-	    (a.n.kind == NODE_EXP_TAGS || !strcmp(a.run.run_id, b.has_run ? b.run.run_id : ""))) {
-		err = name_check(to, "key", STORE_KEY_MAX);
-		if (!err)
-			err = key_check(fs, to, b.n.key);
-		if (!err) {
-			err = store_rename_tag(fs->store, node_section(&a, &ref), &ref, a.n.key,
-					       b.n.key);
-			if (err)
-				err = log_refusal(from, -err, "cannot rename the tag: %s",
-						  store_errmsg());
-		}
-		goto out;
-	}
-	if (a.n.kind == NODE_PARAMS || a.n.kind == NODE_METRICS || a.n.kind == NODE_HISTORY)
+		else if (!(err = name_check(to, "experiment", STORE_EXP_NAME_MAX)) &&
+			 (err = store_rename_experiment(fs->store, a.exp.id, b.n.experiment)))
+			err = log_refusal(from, -err, "cannot rename the experiment: %s",
+					  store_errmsg());
+	} else if ((a.n.kind == NODE_TAGS || a.n.kind == NODE_EXP_TAGS) && a.n.kind == b.n.kind &&
+		   a.n.key && b.n.key && !berr && !strcmp(a.exp.id, b.exp.id) &&
+		   !strcmp(a.run.run_id, b.run.run_id)) {
+		/* A tag keeps its owner; rename(2) replaces an existing target. */
+		err = key_lookup(fs, &b, &kv);
+		if (err == 1)
+			store_kv_release(&kv);
+		if (err == 2)
+			err = log_refusal(to, EISDIR, "'%s' is a folder of keys", b.n.key);
+		else if (err == 1 && (flags & RENAME_NOREPLACE))
+			err = -EEXIST;
+		else if (err < 0 && err != -ENOENT)
+			;
+		else if (!(err = name_check(to, "key", STORE_KEY_MAX)) &&
+			 !(err = key_check(fs, to, b.n.key)) &&
+			 (err = store_rename_tag(fs->store, node_section(&a, &ref), &ref, a.n.key,
+						 b.n.key)))
+			err = log_refusal(from, -err, "cannot rename the tag: %s", store_errmsg());
+	} else if (a.n.kind == NODE_PARAMS || a.n.kind == NODE_METRICS ||
+		   a.n.kind == NODE_HISTORY) {
 		err = log_refusal(from, EPERM, "MLflow cannot rename params or metrics");
-	else
+	} else {
 		err = log_refusal(from, EPERM, "this cannot be moved to '%s'", to);
+	}
 out:
 	target_release(&a);
 	target_release(&b);
@@ -2381,83 +2395,53 @@ out:
 static int fs_symlink(const char *target, const char *path)
 {
 	struct fs *fs = fs_get();
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
 	struct target t;
+	int err;
 
-	err = target_resolve(fs, path, &t);
-	if (err == 0) {
-		target_release(&t);
-		return -EEXIST;
-	}
-	memset(&t, 0, sizeof(t));
-	if (path_parse(path, &t.n) || t.n.kind != NODE_ARTIFACTS || !t.n.subpath[0]) {
-		target_release(&t);
-		return log_refusal(path, EPERM, "symbolic links can be made in artifacts only");
-	}
-	path_release(&t.n);
-	err = target_resolve(fs, path, &t);
-	if (err != -ENOENT || !t.has_run) {
-		/* target_resolve fails only on the missing leaf for artifacts */
-		if (!t.has_run) {
-			target_release(&t);
-			return err ? err : -ENOENT;
-		}
-	}
-	err = art_root(fs, &t, 1, &root);
-	if (!err)
-		err = art_at(root, t.n.subpath, &dirfd, &leaf);
+	err = art_resolve(fs, path, &t, EPERM, "symbolic links can be made in artifacts only");
+	if (err)
+		return err;
+	err = art_ref_open(fs, &t, 1, &a);
 	if (!err) {
-		if (symlinkat(target, dirfd, leaf) < 0)
+		if (symlinkat(target, a.dir, a.leaf) < 0)
 			err = -errno;
 		else
-			art_chown_new(dirfd, leaf);
+			art_chown_new(a.dir, a.leaf);
+		art_ref_close(&a);
 	}
-	art_done(root, dirfd);
 	target_release(&t);
 	return err;
 }
 
 static int fs_link(const char *from, const char *to)
 {
+	static const char why[] = "hard links work between artifacts only";
 	struct fs *fs = fs_get();
-	struct target a, b;
-	int ra, rb, da = -1, db = -1, err;
-	const char *la, *lb;
+	struct art_ref a, b;
+	struct target ta, tb;
+	int err;
 
-	err = target_resolve(fs, from, &a);
+	err = art_resolve(fs, from, &ta, ENOTSUP, why);
 	if (err)
 		return err;
-	if (a.n.kind != NODE_ARTIFACTS || !a.n.subpath[0]) {
-		target_release(&a);
-		return log_refusal(from, ENOTSUP, "hard links work between artifacts only");
+	err = art_resolve(fs, to, &tb, ENOTSUP, why);
+	if (err) {
+		target_release(&ta);
+		return err;
 	}
-	err = target_resolve(fs, to, &b);
+	err = art_ref_open(fs, &ta, 0, &a);
 	if (!err) {
-		target_release(&a);
-		target_release(&b);
-		return -EEXIST;
-	}
-	if (!b.has_run || b.n.kind != NODE_ARTIFACTS || !b.n.subpath[0]) {
-		target_release(&a);
-		target_release(&b);
-		return log_refusal(to, ENOTSUP, "hard links work between artifacts only");
-	}
-	err = art_root(fs, &a, 0, &ra);
-	if (!err) {
-		err = art_root(fs, &b, 1, &rb);
+		err = art_ref_open(fs, &tb, 1, &b);
 		if (!err) {
-			err = art_at(ra, a.n.subpath, &da, &la);
-			if (!err)
-				err = art_at(rb, b.n.subpath, &db, &lb);
-			if (!err && linkat(da, la, db, lb, 0) < 0)
+			if (linkat(a.dir, a.leaf, b.dir, b.leaf, 0) < 0)
 				err = -errno;
-			art_done(rb, db);
+			art_ref_close(&b);
 		}
-		art_done(ra, da);
+		art_ref_close(&a);
 	}
-	target_release(&a);
-	target_release(&b);
+	target_release(&ta);
+	target_release(&tb);
 	return err;
 }
 
@@ -2467,14 +2451,15 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
 	struct target t;
+	const char *name;
+	int err, dir;
 
 	if (h && h->kind == H_ARTIFACT)
 		return fchmod(h->fd, mode) < 0 ? -errno : 0;
 	if (!path)
-		return log_refusal("-", EPERM, "virtual files have fixed permissions");
+		path = h ? h->path : "/";
 	err = target_resolve(fs, path, &t);
 	if (err)
 		return err;
@@ -2482,21 +2467,13 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 		target_release(&t);
 		return log_refusal(path, EPERM, "virtual files have fixed permissions");
 	}
-	err = art_root(fs, &t, 0, &root);
+	err = art_ref_open(fs, &t, 0, &a);
 	if (!err) {
-		if (!t.n.subpath[0]) {
-			char proc[64];
-
-			/* fchmod() refuses O_PATH descriptors; their /proc link works. */
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", root);
-			err = chmod(proc, mode) < 0 ? -errno : 0;
-		} else {
-			err = art_at(root, t.n.subpath, &dirfd, &leaf);
-			if (!err && fchmodat(dirfd, leaf, mode, 0) < 0)
-				err = -errno;
-		}
+		art_ref_path(&a, &dir, &name);
+		if (fchmodat(dir, name, mode, 0) < 0)
+			err = -errno;
+		art_ref_close(&a);
 	}
-	art_done(root, dirfd);
 	target_release(&t);
 	return err;
 }
@@ -2505,14 +2482,14 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 {
 	struct fs *fs = fs_get();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
 	struct target t;
+	int err;
 
 	if (h && h->kind == H_ARTIFACT)
 		return fchown(h->fd, uid, gid) < 0 ? -errno : 0;
 	if (!path)
-		return log_refusal("-", EPERM, "virtual files have a fixed owner");
+		path = h ? h->path : "/";
 	err = target_resolve(fs, path, &t);
 	if (err)
 		return err;
@@ -2520,17 +2497,12 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 		target_release(&t);
 		return log_refusal(path, EPERM, "virtual files have a fixed owner");
 	}
-	err = art_root(fs, &t, 0, &root);
+	err = art_ref_open(fs, &t, 0, &a);
 	if (!err) {
-		if (!t.n.subpath[0]) {
-			err = fchownat(root, "", uid, gid, AT_EMPTY_PATH) < 0 ? -errno : 0;
-		} else {
-			err = art_at(root, t.n.subpath, &dirfd, &leaf);
-			if (!err && fchownat(dirfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-				err = -errno;
-		}
+		if (fchownat(a.dir, a.leaf, uid, gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
+			err = -errno;
+		art_ref_close(&a);
 	}
-	art_done(root, dirfd);
 	target_release(&t);
 	return err;
 }
@@ -2539,37 +2511,30 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 {
 	struct fs *fs = fs_get();
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
 	struct target t;
+	const char *name;
+	int err, dir;
 
 	if (h && h->kind == H_ARTIFACT)
 		return futimens(h->fd, tv) < 0 ? -errno : 0;
 	if (h || !path)
-		return 0; /* touch on a virtual file: times come from the store */
+		return 0; /* touch on a virtual file: its times come from the store */
 	err = target_resolve(fs, path, &t);
-	if (err) {
-		/* A created file still being written has no times to set. */
-		return err == -ENOENT && pending_state(fs, path) ? 0 : err;
-	}
+	if (err)
+		return err;
 	if (t.n.kind != NODE_ARTIFACTS) {
+		/* Also a created file still without a value: nothing to set. */
 		target_release(&t);
 		return 0;
 	}
-	err = art_root(fs, &t, 0, &root);
+	err = art_ref_open(fs, &t, 0, &a);
 	if (!err) {
-		if (!t.n.subpath[0]) {
-			char proc[64];
-
-			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", root);
-			err = utimensat(AT_FDCWD, proc, tv, 0) < 0 ? -errno : 0;
-		} else {
-			err = art_at(root, t.n.subpath, &dirfd, &leaf);
-			if (!err && utimensat(dirfd, leaf, tv, AT_SYMLINK_NOFOLLOW) < 0)
-				err = -errno;
-		}
+		art_ref_path(&a, &dir, &name);
+		if (utimensat(dir, name, tv, a.leaf[0] ? AT_SYMLINK_NOFOLLOW : 0) < 0)
+			err = -errno;
+		art_ref_close(&a);
 	}
-	art_done(root, dirfd);
 	target_release(&t);
 	return err;
 }
@@ -2577,35 +2542,21 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 static int fs_mknod(const char *path, mode_t mode, dev_t dev)
 {
 	struct fs *fs = fs_get();
-	int root, dirfd = -1, err;
-	const char *leaf;
+	struct art_ref a;
 	struct target t;
+	int err;
 
-	memset(&t, 0, sizeof(t));
-	if (path_parse(path, &t.n) || t.n.kind != NODE_ARTIFACTS || !t.n.subpath[0]) {
-		path_release(&t.n);
-		return log_refusal(path, EPERM, "special files can be made in artifacts only");
-	}
-	path_release(&t.n);
-	err = target_resolve(fs, path, &t);
-	if (!err) {
-		target_release(&t);
-		return -EEXIST;
-	}
-	if (!t.has_run) {
-		target_release(&t);
+	err = art_resolve(fs, path, &t, EPERM, "special files can be made in artifacts only");
+	if (err)
 		return err;
-	}
-	err = art_root(fs, &t, 1, &root);
-	if (!err)
-		err = art_at(root, t.n.subpath, &dirfd, &leaf);
+	err = art_ref_open(fs, &t, 1, &a);
 	if (!err) {
-		if (mknodat(dirfd, leaf, mode, dev) < 0)
+		if (mknodat(a.dir, a.leaf, mode, dev) < 0)
 			err = -errno;
 		else
-			art_chown_new(dirfd, leaf);
+			art_chown_new(a.dir, a.leaf);
+		art_ref_close(&a);
 	}
-	art_done(root, dirfd);
 	target_release(&t);
 	return err;
 }
@@ -2613,29 +2564,34 @@ static int fs_mknod(const char *path, mode_t mode, dev_t dev)
 static int fs_access(const char *path, int mask)
 {
 	struct fs *fs = fs_get();
-	int root, dirfd = -1, err;
-	const char *leaf;
-	struct stat st;
+	struct art_ref a;
 	struct target t;
+	const char *name;
+	struct stat st;
+	int err, dir;
 
 	err = target_resolve(fs, path, &t);
 	if (err)
-		return err == -ENOENT && pending_state(fs, path) ? 0 : err;
-	if (t.n.kind == NODE_ARTIFACTS && t.n.subpath[0]) {
-		err = art_root(fs, &t, 0, &root);
-		if (!err)
-			err = art_at(root, t.n.subpath, &dirfd, &leaf);
-		if (!err && faccessat(dirfd, leaf, mask, AT_EACCESS) < 0)
-			err = -errno;
-		art_done(root, dirfd);
-	} else if (mask & W_OK) {
+		return err;
+	if (t.n.kind == NODE_ARTIFACTS) {
+		err = art_ref_open(fs, &t, 0, &a);
+		if (err == -ENOENT && !t.n.subpath[0]) {
+			err = 0; /* the folder made at the first artifact */
+		} else if (!err) {
+			art_ref_path(&a, &dir, &name);
+			if (faccessat(dir, name, mask, AT_EACCESS) < 0)
+				err = -errno;
+			art_ref_close(&a);
+		}
 		target_release(&t);
-		err = fs_getattr(path, &st, NULL);
-		if (!err && !(st.st_mode & S_IWUSR))
-			err = -EACCES;
 		return err;
 	}
 	target_release(&t);
+	err = fs_getattr(path, &st, NULL);
+	if (!err && (mask & W_OK) && !(st.st_mode & S_IWUSR))
+		err = -EACCES;
+	if (!err && (mask & X_OK) && !(st.st_mode & S_IXUSR))
+		err = -EACCES;
 	return err;
 }
 

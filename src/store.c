@@ -209,6 +209,7 @@ static int index_get(struct store *s, const char *experiment_id, struct run_inde
 	return 0;
 }
 
+/* The run a folder name names, or failing that the run of that id. */
 static const struct store_run *index_lookup(const struct run_index *ix, const char *folder)
 {
 	size_t slot;
@@ -222,6 +223,16 @@ static const struct store_run *index_lookup(const struct run_index *ix, const ch
 	if (ix->by_id[slot])
 		return &ix->runs[ix->by_id[slot] - 1];
 	return NULL;
+}
+
+static const struct store_run *index_lookup_id(const struct run_index *ix, const char *run_id)
+{
+	size_t slot;
+
+	if (!ix->nslots)
+		return NULL;
+	slot = slot_find(ix, ix->by_id, 0, run_id);
+	return ix->by_id[slot] ? &ix->runs[ix->by_id[slot] - 1] : NULL;
 }
 
 int store_base_init(struct store *s, const struct store_ops *ops)
@@ -388,8 +399,8 @@ static int folder_of(struct store *s, const char *experiment_id, const char *run
 	pthread_mutex_lock(&s->index_lock);
 	err = index_get(s, experiment_id, &ix);
 	if (!err) {
-		r = index_lookup(ix, run_id);
-		if (r && !strcmp(r->run_id, run_id)) {
+		r = index_lookup_id(ix, run_id);
+		if (r) {
 			*folder = strdup(r->folder);
 			if (!*folder)
 				err = -ENOMEM;
