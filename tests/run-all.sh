@@ -1,0 +1,65 @@
+#!/bin/sh
+# run-all.sh - the README's test command: on a fresh Debian 12 machine,
+# installs everything the tests need (Debian packages, the pinned MLflow from
+# PyPI in .venv, an older MLflow in .venv-old), builds, and runs every test:
+# the C unit tests through automake's harness, then the end-to-end tests.
+#
+#   tests/run-all.sh                 build in build/, run all tests
+#   tests/run-all.sh --sanitizers    the same with ASan+UBSan, in build-san/
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+build=build
+configure_flags="--enable-werror"
+if [ "${1:-}" = "--sanitizers" ]; then
+	build=build-san
+	configure_flags="$configure_flags --enable-sanitizers"
+fi
+
+packages="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
+libsqlite3-dev libcurl4-openssl-dev libjansson-dev groff-base sqlite3 rsync \
+python3 python3-venv python3-dev"
+missing=
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	sudo=
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	echo "run-all: installing$missing"
+	$sudo apt-get update -q
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
+fi
+
+# The virtual environments are made once and kept; a changed requirements
+# file makes them again.
+venv() {
+	dir=$1 req=$2
+	stamp="$dir/.requirements"
+	if ! cmp -s "$req" "$stamp" 2>/dev/null; then
+		echo "run-all: installing $req into $dir"
+		rm -rf "$dir"
+		python3 -m venv "$dir"
+		"$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+		cp "$req" "$stamp"
+	fi
+}
+venv .venv tests/requirements.txt
+venv .venv-old tests/requirements-old.txt
+
+[ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || autoreconf -fi
+mkdir -p "$build"
+cd "$build"
+[ -f Makefile ] && [ config.status -nt ../configure ] || ../configure -q $configure_flags
+make -j"$(nproc)"
+
+status=0
+make -j"$(nproc)" check || status=$?
+if [ -f test-suite.log ]; then
+	grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' test-suite.log || true
+fi
+
+MLFLOWFS="$PWD/src/mlflowfs" MLFLOWFS_OLD_VENV="$top/.venv-old" \
+	"$top/.venv/bin/python" -m pytest -q -p no:cacheprovider "$top/tests/e2e" || status=$?
+exit $status
