@@ -145,6 +145,14 @@ static int index_assign_folders(struct run_index *ix)
 		if (!r->folder)
 			return -ENOMEM;
 		slot = slot_find(ix, ix->by_folder, 1, r->folder);
+		if (ix->by_folder[slot] && strcmp(r->folder, r->run_id)) {
+			/* A run named like another's name@hex8 took it: the id is unique. */
+			free(r->folder);
+			r->folder = strdup(r->run_id);
+			if (!r->folder)
+				return -ENOMEM;
+			slot = slot_find(ix, ix->by_folder, 1, r->folder);
+		}
 		if (!ix->by_folder[slot])
 			ix->by_folder[slot] = (uint32_t)i + 1;
 		slot = slot_find(ix, ix->by_id, 0, r->run_id);

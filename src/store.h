@@ -131,7 +131,7 @@ int store_describe(struct store *s, struct buf *out);
 int store_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx);
 int store_get_experiment(struct store *s, const char *name, struct store_experiment *out);
 int store_get_experiment_by_id(struct store *s, const char *id, struct store_experiment *out);
-/* -EEXIST if the name is taken (also by a deleted experiment). */
+/* -EEXIST if the name is taken (also by a deleted experiment); out may be NULL. */
 int store_create_experiment(struct store *s, const char *name, struct store_experiment *out);
 int store_rename_experiment(struct store *s, const char *id, const char *new_name);
 /* MLflow's soft delete; -ENOTEMPTY while the experiment has active runs. */

@@ -282,58 +282,134 @@ static int db_fail(struct sqlite_store *ss, int rc, const char *what)
 	return -sqlite_rc_to_errno(rc);
 }
 
-/* Prepares (once) and resets statement id; NULL with errmsg set on failure. */
+/* Prepares (once) statement id, reset and unbound; NULL with errmsg set. */
 static sqlite3_stmt *stmt(struct sqlite_store *ss, enum sql_id id)
 {
 	struct buf sql = BUF_INIT;
 	const char *p;
-	int rc;
+	int rc, err = 0;
 
 	if (ss->stmt[id]) {
 		sqlite3_reset(ss->stmt[id]);
 		sqlite3_clear_bindings(ss->stmt[id]);
 		return ss->stmt[id];
 	}
-	for (p = sql_text[id]; *p; p++) {
+	for (p = sql_text[id]; *p && !err; p++) {
 		if (!strncmp(p, "@EWS@", 5) || !strncmp(p, "@MWS@", 5)) {
 			int on = p[1] == 'E' ? ss->info.has_workspace
 					     : ss->info.models_have_workspace;
 
-			if (on && buf_adds(&sql, "AND workspace = 'default'"))
-				goto nomem;
+			if (on)
+				err = buf_adds(&sql, "AND workspace = 'default'");
 			p += 4;
-		} else if (buf_addch(&sql, *p)) {
-			goto nomem;
+		} else {
+			err = buf_addch(&sql, *p);
 		}
 	}
-	rc = sqlite3_prepare_v3(ss->db, buf_str(&sql), -1, SQLITE_PREPARE_PERSISTENT, &ss->stmt[id],
-				NULL);
-	if (rc != SQLITE_OK) {
-		store_set_errmsg("cannot prepare a query: %s", sqlite3_errmsg(ss->db));
-		log_error("sqlite: cannot prepare '%s': %s", buf_str(&sql), sqlite3_errmsg(ss->db));
-		ss->stmt[id] = NULL;
+	if (err) {
+		store_set_errmsg("out of memory");
+	} else {
+		rc = sqlite3_prepare_v3(ss->db, buf_str(&sql), -1, SQLITE_PREPARE_PERSISTENT,
+					&ss->stmt[id], NULL);
+		if (rc != SQLITE_OK) {
+			store_set_errmsg("cannot prepare a query: %s", sqlite3_errmsg(ss->db));
+			log_error("sqlite: cannot prepare '%s': %s", buf_str(&sql),
+				  sqlite3_errmsg(ss->db));
+			ss->stmt[id] = NULL;
+		}
 	}
 	buf_release(&sql);
 	return ss->stmt[id];
-nomem:
-	buf_release(&sql);
-	store_set_errmsg("out of memory");
-	return NULL;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+/*
+ * Prepares statement id and binds ?1, ?2, ... from fmt, a letter each:
+ * 't' text (NULL binds NULL), 'i' int64, 'd' double, 'n' NULL (no argument).
+ * Texts are not copied: they must live until the statement is reset.
+ */
+static sqlite3_stmt *query(struct sqlite_store *ss, enum sql_id id, const char *fmt, ...)
 {
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
+	sqlite3_stmt *st = stmt(ss, id);
+	const char *text;
+	va_list ap;
+	int i;
+
+	if (!st)
+		return NULL;
+	va_start(ap, fmt);
+	for (i = 1; *fmt; fmt++, i++) {
+		switch (*fmt) {
+		case 't':
+			text = va_arg(ap, const char *);
+			if (text)
+				sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(st, i);
+			break;
+		case 'i':
+			sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			sqlite3_bind_double(st, i, va_arg(ap, double));
+			break;
+		default:
+			sqlite3_bind_null(st, i);
+		}
+	}
+	va_end(ap);
+	return st;
 }
 
-static char *col_dup(sqlite3_stmt *st, int i)
+/* Steps a query once: 1 for a row (st stays on it; reset it), 0 for none,
+ * or -errno (st reset either way but on a row). */
+static int step_row(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
+{
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(ss, rc, what);
+}
+
+/* Runs a statement that returns no rows; the rows changed, or -errno. */
+static int step_change(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
+{
+	int rc;
+
+	if (!st)
+		return -EIO;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(ss->db) : db_fail(ss, rc, what);
+}
+
+typedef int row_fn(void *ctx, sqlite3_stmt *st);
+
+/* Calls row for every row of st until it returns non-zero; resets st. */
+static int each_row(struct sqlite_store *ss, sqlite3_stmt *st, const char *what, row_fn *row,
+		    void *ctx)
+{
+	int rc = SQLITE_DONE, err = 0;
+
+	if (!st)
+		return -EIO;
+	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		err = row(ctx, st);
+	if (!err && rc != SQLITE_DONE)
+		err = db_fail(ss, rc, what);
+	sqlite3_reset(st);
+	return err;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 
-	return strdup(t ? (const char *)t : "");
+	return t ? (const char *)t : "";
 }
 
 static int64_t col_time(sqlite3_stmt *st, int i)
@@ -342,7 +418,7 @@ static int64_t col_time(sqlite3_stmt *st, int i)
 }
 
 /* Parses an experiment id as SQLite stores it (an integer); 0 if not one. */
-static int parse_id(const char *id, sqlite3_int64 *out)
+static int parse_id(const char *id, int64_t *out)
 {
 	char *end;
 	long long v;
@@ -375,10 +451,10 @@ static void commit_locked(struct sqlite_store *ss)
 		return;
 	rc = sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		log_error(
-			"cannot commit to '%s': %s; %llu points and the writes with them are lost",
-			ss->db_path, sqlite3_errmsg(ss->db),
-			(unsigned long long)ss->pending_points);
+		log_error("cannot commit to '%s': %s; %llu metric points and the writes with "
+			  "them are lost",
+			  ss->db_path, sqlite3_errmsg(ss->db),
+			  (unsigned long long)ss->pending_points);
 		sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
 		ss->failed_seq = ss->txn_seq;
 		ss->commit_failures++;
@@ -389,18 +465,19 @@ static void commit_locked(struct sqlite_store *ss)
 	ss->pending_points = 0;
 	ss->in_txn = 0;
 	ss->txn_seq++;
-	/* Whatever was rolled back may have held runs; re-read the index. */
+	/* What was rolled back may have held runs: re-read the folder index. */
 	ss->own_writes++;
 }
 
 /*
- * Starts a write operation: opens the shared transaction if none is open and
- * a savepoint for this operation.  Called with lock held.
+ * Starts a write operation: takes the lock, opens the shared transaction if
+ * none is open, and a savepoint for this operation.  End with write_end().
  */
 static int write_begin(struct sqlite_store *ss)
 {
-	int err;
+	int err = 0;
 
+	pthread_mutex_lock(&ss->lock);
 	if (!ss->in_txn) {
 		err = exec(ss, "BEGIN IMMEDIATE");
 		if (err)
@@ -409,24 +486,22 @@ static int write_begin(struct sqlite_store *ss)
 		clock_gettime(CLOCK_MONOTONIC, &ss->txn_began);
 		pthread_cond_signal(&ss->wake);
 	}
-	err = exec(ss, "SAVEPOINT op");
-	if (err)
-		return err;
-	return 0;
+	return exec(ss, "SAVEPOINT op");
 }
 
-/* Ends a write operation begun by write_begin: kept if err is 0, else undone. */
+/* Ends a write operation: kept if err is 0, else undone; drops the lock. */
 static int write_end(struct sqlite_store *ss, int err)
 {
-	if (!ss->in_txn)
-		return err;
-	if (err) {
-		sqlite3_exec(ss->db, "ROLLBACK TO op", NULL, NULL, NULL);
-		sqlite3_exec(ss->db, "RELEASE op", NULL, NULL, NULL);
-		return err;
+	if (ss->in_txn) {
+		if (err) {
+			sqlite3_exec(ss->db, "ROLLBACK TO op", NULL, NULL, NULL);
+			sqlite3_exec(ss->db, "RELEASE op", NULL, NULL, NULL);
+		} else {
+			ss->own_writes++;
+			err = exec(ss, "RELEASE op");
+		}
 	}
-	ss->own_writes++;
-	err = exec(ss, "RELEASE op");
+	pthread_mutex_unlock(&ss->lock);
 	return err;
 }
 
@@ -515,49 +590,259 @@ static int sqlite_sync(struct store *s, uint64_t token, int durable)
 	return err;
 }
 
-/* ---- reading rows ---------------------------------------------------- */
+/* ---- experiments ----------------------------------------------------- */
 
-static void read_experiment(sqlite3_stmt *st, struct store_experiment *e, int dup)
+/* Reads EXP_COLS; strings borrowed from the row unless dup. */
+static int read_experiment(sqlite3_stmt *st, struct store_experiment *e, int dup)
 {
-	const unsigned char *stage = sqlite3_column_text(st, 3);
-
 	snprintf(e->id, sizeof(e->id), "%lld", (long long)sqlite3_column_int64(st, 0));
-	if (dup) {
-		e->name = col_dup(st, 1);
-		e->artifact_location = col_dup(st, 2);
-	} else {
-		e->name = (char *)sqlite3_column_text(st, 1);
-		e->artifact_location = (char *)sqlite3_column_text(st, 2);
-		if (!e->name)
-			e->name = (char *)"";
-		if (!e->artifact_location)
-			e->artifact_location = (char *)"";
-	}
-	e->deleted = stage && !strcmp((const char *)stage, "deleted");
+	e->name = (char *)col_text(st, 1);
+	e->artifact_location = (char *)col_text(st, 2);
+	e->deleted = !strcmp(col_text(st, 3), "deleted");
 	e->creation_time = col_time(st, 4);
 	e->last_update_time = col_time(st, 5);
+	if (!dup)
+		return 0;
+	e->name = strdup(e->name);
+	e->artifact_location = strdup(e->artifact_location);
+	if (e->name && e->artifact_location)
+		return 0;
+	store_experiment_release(e);
+	return -ENOMEM;
 }
 
-/* Reads the RUN_COLS columns; strings borrowed unless dup. */
-static void read_run(sqlite3_stmt *st, struct store_run *r, int dup)
+/* A caller's callback and its context, for the row functions. */
+struct cb_ctx {
+	union {
+		store_experiment_cb *exp;
+		store_run_cb *run;
+		store_model_cb *model;
+		store_version_cb *version;
+		store_alias_cb *alias;
+	} cb;
+	void *ctx;
+};
+
+static int experiment_row(void *ctx, sqlite3_stmt *st)
 {
-	const unsigned char *id = sqlite3_column_text(st, 0);
-	const unsigned char *status = sqlite3_column_text(st, 2);
-	const unsigned char *stage = sqlite3_column_text(st, 4);
+	struct cb_ctx *c = ctx;
+	struct store_experiment e;
+
+	read_experiment(st, &e, 0);
+	return c->cb.exp(c->ctx, &e);
+}
+
+static int sqlite_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct cb_ctx c = { .cb.exp = cb, .ctx = ctx };
+	int err;
+
+	pthread_mutex_lock(&ss->lock);
+	err = each_row(ss, query(ss, Q_EXP_LIST, ""), "cannot list experiments", experiment_row,
+		       &c);
+	pthread_mutex_unlock(&ss->lock);
+	return err;
+}
+
+/* Runs a query for one experiment row into out; lock held. */
+static int one_experiment(struct sqlite_store *ss, sqlite3_stmt *st, struct store_experiment *out)
+{
+	int err = step_row(ss, st, "cannot read an experiment");
+
+	memset(out, 0, sizeof(*out));
+	if (err != 1)
+		return err ? err : -ENOENT;
+	err = read_experiment(st, out, 1);
+	sqlite3_reset(st);
+	return err;
+}
+
+static int sqlite_get_experiment(struct store *s, const char *name, struct store_experiment *out)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	int err;
+
+	pthread_mutex_lock(&ss->lock);
+	err = one_experiment(ss, query(ss, Q_EXP_BY_NAME, "t", name), out);
+	pthread_mutex_unlock(&ss->lock);
+	return err;
+}
+
+static int experiment_by_id(struct sqlite_store *ss, const char *id, struct store_experiment *out)
+{
+	int64_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (!parse_id(id, &n))
+		return -ENOENT;
+	return one_experiment(ss, query(ss, Q_EXP_BY_ID, "i", n), out);
+}
+
+static int sqlite_get_experiment_by_id(struct store *s, const char *id,
+				       struct store_experiment *out)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	int err;
+
+	pthread_mutex_lock(&ss->lock);
+	err = experiment_by_id(ss, id, out);
+	pthread_mutex_unlock(&ss->lock);
+	return err;
+}
+
+/* -ENOENT unless the experiment is there and active; lock held. */
+static int experiment_writable(struct sqlite_store *ss, const char *id,
+			       struct store_experiment *out)
+{
+	int err = experiment_by_id(ss, id, out);
+
+	if (!err && out->deleted) {
+		store_set_errmsg("experiment '%s' was deleted", out->name);
+		store_experiment_release(out);
+		err = -ENOENT;
+	}
+	return err;
+}
+
+/* -EEXIST when an experiment (active or deleted) has the name; lock held. */
+static int name_free(struct sqlite_store *ss, const char *name)
+{
+	sqlite3_stmt *st = query(ss, Q_EXP_NAME_TAKEN, "t", name);
+	int err = step_row(ss, st, "cannot look up an experiment");
+
+	if (err != 1)
+		return err;
+	if (!strcmp(col_text(st, 0), "deleted"))
+		store_set_errmsg("a deleted experiment is named '%s': restore it in MLflow, "
+				 "or remove it for good with 'mlflow gc'",
+				 name);
+	else
+		store_set_errmsg("an experiment named '%s' exists", name);
+	sqlite3_reset(st);
+	return -EEXIST;
+}
+
+static int sqlite_create_experiment(struct store *s, const char *name, struct store_experiment *out)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	char *location = NULL, id[STORE_ID_MAX];
+	struct store_experiment unused;
+	int64_t n = 0;
+	int err;
+
+	if (!out)
+		out = &unused;
+	memset(out, 0, sizeof(*out));
+	err = write_begin(ss);
+	if (!err)
+		err = name_free(ss, name);
+	if (!err)
+		err = step_change(ss, query(ss, Q_EXP_INSERT, "ti", name, now_ms()),
+				  "cannot create the experiment");
+	if (err > 0) {
+		/* As MLflow does: the location is the root plus the new id. */
+		n = sqlite3_last_insert_rowid(ss->db);
+		err = 0;
+		if (asprintf(&location, "%s/%lld", ss->artifact_root, (long long)n) < 0) {
+			location = NULL;
+			err = -ENOMEM;
+		}
+	}
+	if (!err)
+		err = step_change(ss, query(ss, Q_EXP_SET_LOCATION, "it", n, location),
+				  "cannot set the artifact location");
+	if (err > 0) {
+		snprintf(id, sizeof(id), "%lld", (long long)n);
+		err = experiment_by_id(ss, id, out);
+	}
+	err = write_end(ss, err);
+	if (err || out == &unused)
+		store_experiment_release(out);
+	free(location);
+	return err;
+}
+
+static int sqlite_rename_experiment(struct store *s, const char *id, const char *new_name)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct store_experiment e;
+	int err;
+
+	err = write_begin(ss);
+	if (!err)
+		err = experiment_writable(ss, id, &e);
+	if (!err) {
+		/* Renaming to its own name is a no-op, not a clash. */
+		if (strcmp(e.name, new_name))
+			err = name_free(ss, new_name);
+		if (!err)
+			err = step_change(ss,
+					  query(ss, Q_EXP_RENAME, "tti", id, new_name, now_ms()),
+					  "cannot rename the experiment");
+		store_experiment_release(&e);
+	}
+	err = write_end(ss, err < 0 ? err : 0);
+	return err;
+}
+
+static int sqlite_delete_experiment(struct store *s, const char *id)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct store_experiment e;
+	sqlite3_stmt *st;
+	int err;
+
+	err = write_begin(ss);
+	if (!err)
+		err = experiment_writable(ss, id, &e);
+	if (!err) {
+		store_experiment_release(&e);
+		st = query(ss, Q_EXP_HAS_ACTIVE_RUNS, "t", id);
+		err = step_row(ss, st, "cannot look for runs");
+		if (err == 1) {
+			sqlite3_reset(st);
+			store_set_errmsg("the experiment still has runs");
+			err = -ENOTEMPTY;
+		}
+	}
+	if (!err)
+		err = step_change(ss, query(ss, Q_EXP_DELETE, "ti", id, now_ms()),
+				  "cannot delete the experiment");
+	return write_end(ss, err < 0 ? err : 0);
+}
+
+/* ---- runs ------------------------------------------------------------ */
+
+static uint64_t sqlite_runs_version(struct store *s)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	sqlite3_stmt *st;
+	uint64_t v = 0;
+
+	pthread_mutex_lock(&ss->lock);
+	st = query(ss, Q_DATA_VERSION, "");
+	if (step_row(ss, st, "cannot read the data version") == 1) {
+		v = (uint64_t)sqlite3_column_int64(st, 0) << 32;
+		sqlite3_reset(st);
+	}
+	v += ss->own_writes;
+	pthread_mutex_unlock(&ss->lock);
+	return v;
+}
+
+/* Reads RUN_COLS; strings borrowed from the row. */
+static void read_run(sqlite3_stmt *st, struct store_run *r)
+{
 	int64_t t;
 
-	snprintf(r->run_id, sizeof(r->run_id), "%s", id ? (const char *)id : "");
+	memset(r, 0, sizeof(*r));
+	snprintf(r->run_id, sizeof(r->run_id), "%s", col_text(st, 0));
 	snprintf(r->experiment_id, sizeof(r->experiment_id), "%lld",
 		 (long long)sqlite3_column_int64(st, 1));
-	snprintf(r->status, sizeof(r->status), "%s", status ? (const char *)status : "RUNNING");
-	if (dup) {
-		r->name = col_dup(st, 3);
-	} else {
-		r->name = (char *)sqlite3_column_text(st, 3);
-		if (!r->name)
-			r->name = (char *)"";
-	}
-	r->deleted = stage && !strcmp((const char *)stage, "deleted");
+	snprintf(r->status, sizeof(r->status), "%s", col_text(st, 2));
+	r->name = (char *)col_text(st, 3);
+	r->deleted = !strcmp(col_text(st, 4), "deleted");
 	r->start_time = col_time(st, 5);
 	r->end_time = col_time(st, 6);
 	r->last_change = r->start_time;
@@ -568,350 +853,45 @@ static void read_run(sqlite3_stmt *st, struct store_run *r, int dup)
 		r->last_change = t;
 }
 
-/* ---- experiments ----------------------------------------------------- */
-
-static int sqlite_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx)
+static int run_row(void *ctx, sqlite3_stmt *st)
 {
-	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx *c = ctx;
+	struct store_run r;
 
-	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_EXP_LIST);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_experiment e;
-
-		read_experiment(st, &e, 0);
-		err = cb(ctx, &e);
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot list experiments");
-	sqlite3_reset(st);
-out:
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-/* Runs a statement expected to give one experiment row; lock held. */
-static int one_experiment(struct sqlite_store *ss, sqlite3_stmt *st, struct store_experiment *out)
-{
-	int rc = sqlite3_step(st), err = 0;
-
-	if (rc == SQLITE_ROW) {
-		read_experiment(st, out, 1);
-		if (!out->name || !out->artifact_location) {
-			store_experiment_release(out);
-			err = -ENOMEM;
-		}
-	} else if (rc == SQLITE_DONE) {
-		err = -ENOENT;
-	} else {
-		err = db_fail(ss, rc, "cannot read an experiment");
-	}
-	sqlite3_reset(st);
-	return err;
-}
-
-static int sqlite_get_experiment(struct store *s, const char *name, struct store_experiment *out)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int err;
-
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_EXP_BY_NAME);
-	if (st) {
-		bind_text(st, 1, name);
-		err = one_experiment(ss, st, out);
-	} else {
-		err = -EIO;
-	}
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-static int get_experiment_by_id_locked(struct sqlite_store *ss, const char *id,
-				       struct store_experiment *out)
-{
-	sqlite3_int64 n;
-	sqlite3_stmt *st;
-
-	memset(out, 0, sizeof(*out));
-	if (!parse_id(id, &n))
-		return -ENOENT;
-	st = stmt(ss, Q_EXP_BY_ID);
-	if (!st)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, n);
-	return one_experiment(ss, st, out);
-}
-
-static int sqlite_get_experiment_by_id(struct store *s, const char *id,
-				       struct store_experiment *out)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	int err;
-
-	pthread_mutex_lock(&ss->lock);
-	err = get_experiment_by_id_locked(ss, id, out);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-/* -EEXIST when an experiment (active or deleted) has the name; lock held. */
-static int name_free(struct sqlite_store *ss, const char *name)
-{
-	sqlite3_stmt *st = stmt(ss, Q_EXP_NAME_TAKEN);
-	int rc, err = 0;
-
-	if (!st)
-		return -EIO;
-	bind_text(st, 1, name);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *stage = sqlite3_column_text(st, 0);
-
-		if (stage && !strcmp((const char *)stage, "deleted"))
-			store_set_errmsg(
-				"a deleted experiment is named '%s': restore it in MLflow, "
-				"or remove it for good with 'mlflow gc'",
-				name);
-		else
-			store_set_errmsg("an experiment named '%s' exists", name);
-		err = -EEXIST;
-	} else if (rc != SQLITE_DONE) {
-		err = db_fail(ss, rc, "cannot look up an experiment");
-	}
-	sqlite3_reset(st);
-	return err;
-}
-
-static int sqlite_create_experiment(struct store *s, const char *name, struct store_experiment *out)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_int64 id;
-	sqlite3_stmt *st;
-	char *location = NULL;
-	int rc, err;
-
-	if (out)
-		memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&ss->lock);
-	err = write_begin(ss);
-	if (!err)
-		err = name_free(ss, name);
-	if (!err) {
-		st = stmt(ss, Q_EXP_INSERT);
-		if (!st) {
-			err = -EIO;
-		} else {
-			bind_text(st, 1, name);
-			sqlite3_bind_int64(st, 2, now_ms());
-			rc = sqlite3_step(st);
-			if (rc != SQLITE_DONE)
-				err = db_fail(ss, rc, "cannot create the experiment");
-			sqlite3_reset(st);
-		}
-	}
-	if (!err) {
-		/* As MLflow does: the location is the root plus the new id. */
-		id = sqlite3_last_insert_rowid(ss->db);
-		if (asprintf(&location, "%s/%lld", ss->artifact_root, (long long)id) < 0) {
-			location = NULL;
-			err = -ENOMEM;
-		}
-	}
-	if (!err) {
-		st = stmt(ss, Q_EXP_SET_LOCATION);
-		if (!st) {
-			err = -EIO;
-		} else {
-			sqlite3_bind_int64(st, 1, id);
-			bind_text(st, 2, location);
-			rc = sqlite3_step(st);
-			if (rc != SQLITE_DONE)
-				err = db_fail(ss, rc, "cannot set the artifact location");
-			sqlite3_reset(st);
-		}
-	}
-	if (!err && out) {
-		char idtext[STORE_ID_MAX];
-
-		snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
-		err = get_experiment_by_id_locked(ss, idtext, out);
-	}
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	free(location);
-	if (err && out)
-		store_experiment_release(out);
-	return err;
-}
-
-/* Runs an UPDATE/DELETE bound by the caller; -ENOENT if it changed no row. */
-static int step_change(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st), err = 0;
-
-	if (rc != SQLITE_DONE)
-		err = db_fail(ss, rc, what);
-	else if (!sqlite3_changes(ss->db))
-		err = -ENOENT;
-	sqlite3_reset(st);
-	return err;
-}
-
-static int sqlite_rename_experiment(struct store *s, const char *id, const char *new_name)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_int64 n;
-	sqlite3_stmt *st;
-	int err;
-
-	if (!parse_id(id, &n))
-		return -ENOENT;
-	pthread_mutex_lock(&ss->lock);
-	err = write_begin(ss);
-	if (!err)
-		err = name_free(ss, new_name);
-	if (!err) {
-		st = stmt(ss, Q_EXP_RENAME);
-		if (!st) {
-			err = -EIO;
-		} else {
-			sqlite3_bind_int64(st, 1, n);
-			bind_text(st, 2, new_name);
-			sqlite3_bind_int64(st, 3, now_ms());
-			err = step_change(ss, st, "cannot rename the experiment");
-		}
-	}
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-static int sqlite_delete_experiment(struct store *s, const char *id)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_int64 n;
-	sqlite3_stmt *st;
-	int rc, err;
-
-	if (!parse_id(id, &n))
-		return -ENOENT;
-	pthread_mutex_lock(&ss->lock);
-	err = write_begin(ss);
-	if (!err) {
-		st = stmt(ss, Q_EXP_HAS_ACTIVE_RUNS);
-		if (!st) {
-			err = -EIO;
-		} else {
-			sqlite3_bind_int64(st, 1, n);
-			rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW) {
-				store_set_errmsg("the experiment still has runs");
-				err = -ENOTEMPTY;
-			} else if (rc != SQLITE_DONE) {
-				err = db_fail(ss, rc, "cannot look for runs");
-			}
-			sqlite3_reset(st);
-		}
-	}
-	if (!err) {
-		st = stmt(ss, Q_EXP_DELETE);
-		if (!st) {
-			err = -EIO;
-		} else {
-			sqlite3_bind_int64(st, 1, n);
-			sqlite3_bind_int64(st, 2, now_ms());
-			err = step_change(ss, st, "cannot delete the experiment");
-		}
-	}
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-/* ---- runs ------------------------------------------------------------ */
-
-static uint64_t sqlite_runs_version(struct store *s)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	uint64_t v = 0;
-	sqlite3_stmt *st;
-
-	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_DATA_VERSION);
-	if (st && sqlite3_step(st) == SQLITE_ROW)
-		v = (uint64_t)sqlite3_column_int64(st, 0) << 32;
-	if (st)
-		sqlite3_reset(st);
-	v += ss->own_writes;
-	pthread_mutex_unlock(&ss->lock);
-	return v;
+	read_run(st, &r);
+	return c->cb.run(c->ctx, &r);
 }
 
 static int sqlite_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_int64 n;
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx c = { .cb.run = cb, .ctx = ctx };
+	int err;
 
-	if (!parse_id(experiment_id, &n))
-		return -ENOENT;
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_RUN_LIST);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, n);
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_run r;
-
-		memset(&r, 0, sizeof(r));
-		read_run(st, &r, 0);
-		err = cb(ctx, &r);
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot list runs");
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_RUN_LIST, "t", experiment_id), "cannot list runs", run_row,
+		       &c);
 	pthread_mutex_unlock(&ss->lock);
 	return err;
 }
 
 static int get_run_locked(struct sqlite_store *ss, const char *run_id, struct store_run *out)
 {
-	sqlite3_stmt *st = stmt(ss, Q_RUN_GET);
-	int rc, err = 0;
+	sqlite3_stmt *st = query(ss, Q_RUN_GET, "t", run_id);
+	int err = step_row(ss, st, "cannot read a run");
 
 	memset(out, 0, sizeof(*out));
-	if (!st)
-		return -EIO;
-	bind_text(st, 1, run_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		read_run(st, out, 1);
-		out->user_id = col_dup(st, 8);
-		out->artifact_uri = col_dup(st, 9);
-		if (!out->name || !out->user_id || !out->artifact_uri) {
-			store_run_release(out);
-			err = -ENOMEM;
-		}
-	} else if (rc == SQLITE_DONE) {
-		err = -ENOENT;
-	} else {
-		err = db_fail(ss, rc, "cannot read a run");
-	}
+	if (err != 1)
+		return err ? err : -ENOENT;
+	read_run(st, out);
+	out->name = strdup(out->name);
+	out->user_id = strdup(col_text(st, 8));
+	out->artifact_uri = strdup(col_text(st, 9));
 	sqlite3_reset(st);
-	return err;
+	if (out->name && out->user_id && out->artifact_uri)
+		return 0;
+	store_run_release(out);
+	return -ENOMEM;
 }
 
 static int sqlite_get_run(struct store *s, const char *run_id, struct store_run *out)
@@ -928,55 +908,38 @@ static int sqlite_get_run(struct store *s, const char *run_id, struct store_run 
 /* -ENOENT unless the run and its experiment are active; lock held. */
 static int run_writable(struct sqlite_store *ss, const char *run_id)
 {
-	sqlite3_stmt *st = stmt(ss, Q_RUN_WRITABLE);
-	int rc, err = 0;
+	sqlite3_stmt *st = query(ss, Q_RUN_WRITABLE, "t", run_id);
+	int err = step_row(ss, st, "cannot read a run");
 
-	if (!st)
-		return -EIO;
-	bind_text(st, 1, run_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
+	if (err == 1) {
+		sqlite3_reset(st);
+		return 0;
+	}
+	if (!err) {
 		store_set_errmsg("run '%s' was deleted", run_id);
 		err = -ENOENT;
-	} else if (rc != SQLITE_ROW) {
-		err = db_fail(ss, rc, "cannot read a run");
 	}
-	sqlite3_reset(st);
 	return err;
 }
 
-/* Upserts one run tag; lock held, inside a write. */
 static int put_run_tag(struct sqlite_store *ss, const char *run_id, const char *key,
 		       const char *value)
 {
-	sqlite3_stmt *st = stmt(ss, Q_TAG_UPSERT);
-	int rc, err = 0;
+	int err = step_change(ss, query(ss, Q_TAG_UPSERT, "ttt", run_id, key, value),
+			      "cannot set a tag");
 
-	if (!st)
-		return -EIO;
-	bind_text(st, 1, run_id);
-	bind_text(st, 2, key);
-	bind_text(st, 3, value);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot set a tag");
-	sqlite3_reset(st);
-	return err;
+	return err < 0 ? err : 0;
 }
 
+/* runs.name and its mirror, the mlflow.runName tag, as MLflow keeps them. */
 static int set_run_name(struct sqlite_store *ss, const char *run_id, const char *name)
 {
-	sqlite3_stmt *st = stmt(ss, Q_RUN_RENAME);
-	int err;
+	int err = step_change(ss, query(ss, Q_RUN_RENAME, "tt", run_id, name),
+			      "cannot rename the run");
 
-	if (!st)
-		return -EIO;
-	bind_text(st, 1, run_id);
-	bind_text(st, 2, name);
-	err = step_change(ss, st, "cannot rename the run");
-	if (!err)
-		err = put_run_tag(ss, run_id, "mlflow.runName", name);
-	return err;
+	if (err == 0)
+		err = -ENOENT;
+	return err < 0 ? err : put_run_tag(ss, run_id, "mlflow.runName", name);
 }
 
 static int new_run_id(char out[STORE_RUN_ID_MAX])
@@ -1004,50 +967,32 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 	struct sqlite_store *ss = to_sqlite(s);
 	struct store_experiment e = { 0 };
 	char run_id[STORE_RUN_ID_MAX], *uri = NULL;
-	sqlite3_stmt *st;
-	int rc, err;
+	int err;
 
+	memset(out, 0, sizeof(*out));
 	err = new_run_id(run_id);
 	if (err)
 		return err;
-	pthread_mutex_lock(&ss->lock);
 	err = write_begin(ss);
 	if (!err)
-		err = get_experiment_by_id_locked(ss, experiment_id, &e);
-	if (!err && e.deleted) {
-		store_set_errmsg("experiment '%s' was deleted", e.name);
-		err = -ENOENT;
-	}
+		err = experiment_writable(ss, experiment_id, &e);
 	if (!err && asprintf(&uri, "%s/%s/artifacts", e.artifact_location, run_id) < 0) {
 		uri = NULL;
 		err = -ENOMEM;
 	}
-	if (!err) {
-		st = stmt(ss, Q_RUN_INSERT);
-		if (!st) {
-			err = -EIO;
-		} else {
-			bind_text(st, 1, run_id);
-			bind_text(st, 2, name);
-			bind_text(st, 3, user);
-			sqlite3_bind_int64(st, 4, now_ms());
-			bind_text(st, 5, uri);
-			sqlite3_bind_int64(st, 6, strtoll(e.id, NULL, 10));
-			rc = sqlite3_step(st);
-			if (rc != SQLITE_DONE)
-				err = db_fail(ss, rc, "cannot create the run");
-			sqlite3_reset(st);
-		}
-	}
-	/* The tags MLflow's client sets on every run it creates. */
 	if (!err)
+		err = step_change(ss,
+				  query(ss, Q_RUN_INSERT, "tttiti", run_id, name, user, now_ms(),
+					uri, (int64_t)strtoll(e.id, NULL, 10)),
+				  "cannot create the run");
+	/* The tags MLflow's client sets on every run it creates. */
+	if (err > 0)
 		err = put_run_tag(ss, run_id, "mlflow.runName", name);
 	if (!err)
 		err = put_run_tag(ss, run_id, "mlflow.user", user);
 	if (!err)
 		err = get_run_locked(ss, run_id, out);
 	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
 	free(uri);
 	store_experiment_release(&e);
 	if (err)
@@ -1060,181 +1005,122 @@ static int sqlite_rename_run(struct store *s, const char *run_id, const char *ne
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
 	err = write_begin(ss);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
 		err = set_run_name(ss, run_id, new_name);
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	return write_end(ss, err);
 }
 
 static int sqlite_delete_run(struct store *s, const char *run_id)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
 	err = write_begin(ss);
 	if (!err)
 		err = run_writable(ss, run_id);
-	if (!err) {
-		st = stmt(ss, Q_RUN_DELETE);
-		if (!st) {
-			err = -EIO;
-		} else {
-			bind_text(st, 1, run_id);
-			sqlite3_bind_int64(st, 2, now_ms());
-			err = step_change(ss, st, "cannot delete the run");
-		}
-	}
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	if (!err)
+		err = step_change(ss, query(ss, Q_RUN_DELETE, "ti", run_id, now_ms()),
+				  "cannot delete the run");
+	return write_end(ss, err < 0 ? err : 0);
 }
 
 static int sqlite_set_status(struct store *s, const char *run_id, const char *status)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	int terminal = strcmp(status, "RUNNING") && strcmp(status, "SCHEDULED");
-	sqlite3_stmt *st;
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
 	err = write_begin(ss);
 	if (!err)
 		err = run_writable(ss, run_id);
-	if (!err) {
-		st = stmt(ss, Q_RUN_STATUS);
-		if (!st) {
-			err = -EIO;
-		} else {
-			bind_text(st, 1, run_id);
-			bind_text(st, 2, status);
-			/* MLflow sets the end time when a run terminates and
-			 * leaves it alone otherwise. */
-			if (terminal)
-				sqlite3_bind_int64(st, 3, now_ms());
-			else
-				sqlite3_bind_null(st, 3);
-			err = step_change(ss, st, "cannot set the status");
-		}
-	}
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
+	if (!err && terminal)
+		err = step_change(ss, query(ss, Q_RUN_STATUS, "tti", run_id, status, now_ms()),
+				  "cannot set the status");
+	else if (!err)
+		err = step_change(ss, query(ss, Q_RUN_STATUS, "ttn", run_id, status),
+				  "cannot set the status");
+	return write_end(ss, err < 0 ? err : 0);
 }
 
 /* ---- keys ------------------------------------------------------------ */
 
-struct kv_query {
-	enum sql_id list, get;
-	int metric;
+static const struct {
+	enum sql_id list, get, put, drop;
+} kv_sql[] = {
+	[SEC_PARAMS] = { Q_PARAM_LIST, Q_PARAM_GET, Q_PARAM_INSERT, Q_COUNT },
+	[SEC_METRICS] = { Q_METRIC_LIST, Q_METRIC_GET, Q_COUNT, Q_COUNT },
+	[SEC_RUN_TAGS] = { Q_TAG_LIST, Q_TAG_GET, Q_TAG_UPSERT, Q_TAG_DELETE },
+	[SEC_EXP_TAGS] = { Q_EXP_TAG_LIST, Q_EXP_TAG_GET, Q_EXP_TAG_UPSERT, Q_EXP_TAG_DELETE },
+	[SEC_MODEL_TAGS] = { Q_MODEL_TAG_LIST, Q_MODEL_TAG_GET, Q_COUNT, Q_COUNT },
+	[SEC_VERSION_TAGS] = { Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, Q_COUNT, Q_COUNT },
 };
 
-static int kv_query_for(enum store_section sec, struct kv_query *q)
+/*
+ * Prepares a key statement of a section: ?1 the owner (run id, experiment
+ * id or model name; SQLite compares a text id with an integer column by
+ * value), ?2 the key or prefix, ?3 the version of version tags.
+ */
+static sqlite3_stmt *kv_query(struct sqlite_store *ss, enum sql_id id, enum store_section sec,
+			      const struct store_ref *ref, const char *key, const char *value)
 {
-	switch (sec) {
-	case SEC_PARAMS:
-		*q = (struct kv_query){ Q_PARAM_LIST, Q_PARAM_GET, 0 };
-		return 0;
-	case SEC_METRICS:
-		*q = (struct kv_query){ Q_METRIC_LIST, Q_METRIC_GET, 1 };
-		return 0;
-	case SEC_RUN_TAGS:
-		*q = (struct kv_query){ Q_TAG_LIST, Q_TAG_GET, 0 };
-		return 0;
-	case SEC_EXP_TAGS:
-		*q = (struct kv_query){ Q_EXP_TAG_LIST, Q_EXP_TAG_GET, 0 };
-		return 0;
-	case SEC_MODEL_TAGS:
-		*q = (struct kv_query){ Q_MODEL_TAG_LIST, Q_MODEL_TAG_GET, 0 };
-		return 0;
-	case SEC_VERSION_TAGS:
-		*q = (struct kv_query){ Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, 0 };
-		return 0;
-	}
-	return -EINVAL;
+	const char *owner = sec == SEC_EXP_TAGS				       ? ref->experiment_id
+			    : sec == SEC_MODEL_TAGS || sec == SEC_VERSION_TAGS ? ref->model
+									       : ref->run_id;
+
+	if (sec == SEC_VERSION_TAGS)
+		return query(ss, id, "tti", owner, key, ref->version);
+	return value ? query(ss, id, "ttt", owner, key, value) : query(ss, id, "tt", owner, key);
 }
 
-/* Binds the owner of a section to ?1 (and the version to ?3). */
-static int bind_owner(sqlite3_stmt *st, enum store_section sec, const struct store_ref *ref)
-{
-	sqlite3_int64 n;
-
-	switch (sec) {
-	case SEC_PARAMS:
-	case SEC_METRICS:
-	case SEC_RUN_TAGS:
-		bind_text(st, 1, ref->run_id);
-		return 0;
-	case SEC_EXP_TAGS:
-		if (!parse_id(ref->experiment_id, &n))
-			return -ENOENT;
-		sqlite3_bind_int64(st, 1, n);
-		return 0;
-	case SEC_VERSION_TAGS:
-		sqlite3_bind_int64(st, 3, ref->version);
-		/* fall through */
-	case SEC_MODEL_TAGS:
-		bind_text(st, 1, ref->model);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* Reads a key row: (key, value) or (key, value, is_nan, step, timestamp). */
+/* Reads (key, value) or (key, value, is_nan, step, timestamp); borrowed. */
 static void read_kv(sqlite3_stmt *st, int metric, struct store_kv *kv)
 {
-	kv->key = (char *)sqlite3_column_text(st, 0);
+	kv->key = (char *)col_text(st, 0);
+	kv->value = NULL;
+	kv->num = 0;
+	kv->step = 0;
+	kv->timestamp = -1;
 	if (metric) {
-		kv->value = NULL;
 		kv->num =
 			metric_from_store(sqlite3_column_double(st, 1), sqlite3_column_int(st, 2));
 		kv->step = sqlite3_column_int64(st, 3);
 		kv->timestamp = col_time(st, 4);
 	} else {
-		kv->value = (char *)sqlite3_column_text(st, 1);
-		if (!kv->value)
-			kv->value = (char *)"";
+		kv->value = (char *)col_text(st, 1);
 	}
+}
+
+struct kv_ctx {
+	store_kv_cb *cb;
+	void *ctx;
+	int metric;
+};
+
+static int kv_row(void *ctx, sqlite3_stmt *st)
+{
+	struct kv_ctx *c = ctx;
+	struct store_kv kv;
+
+	read_kv(st, c->metric, &kv);
+	return c->cb(c->ctx, &kv);
 }
 
 static int sqlite_list_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
 			  const char *prefix, store_kv_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct kv_query q;
-	sqlite3_stmt *st;
-	int rc, err;
+	struct kv_ctx c = { cb, ctx, sec == SEC_METRICS };
+	int err;
 
-	err = kv_query_for(sec, &q);
-	if (err)
-		return err;
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, q.list);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	err = bind_owner(st, sec, ref);
-	if (err)
-		goto out;
-	bind_text(st, 2, prefix && prefix[0] ? prefix : NULL);
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_kv kv;
-
-		read_kv(st, q.metric, &kv);
-		if (kv.key)
-			err = cb(ctx, &kv);
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot list keys");
-	sqlite3_reset(st);
-out:
+	err = each_row(
+		ss,
+		kv_query(ss, kv_sql[sec].list, sec, ref, prefix && prefix[0] ? prefix : NULL, NULL),
+		"cannot list keys", kv_row, &c);
 	pthread_mutex_unlock(&ss->lock);
 	return err;
 }
@@ -1242,39 +1128,20 @@ out:
 static int get_kv_locked(struct sqlite_store *ss, enum store_section sec,
 			 const struct store_ref *ref, const char *key, struct store_kv *out)
 {
-	struct kv_query q;
-	sqlite3_stmt *st;
-	int rc, err;
+	sqlite3_stmt *st = kv_query(ss, kv_sql[sec].get, sec, ref, key, NULL);
+	int err = step_row(ss, st, "cannot read a key");
 
 	memset(out, 0, sizeof(*out));
-	err = kv_query_for(sec, &q);
-	if (err)
-		return err;
-	st = stmt(ss, q.get);
-	if (!st)
-		return -EIO;
-	err = bind_owner(st, sec, ref);
-	if (err)
-		return err;
-	bind_text(st, 2, key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		struct store_kv kv;
-
-		read_kv(st, q.metric, &kv);
-		*out = kv;
-		out->key = strdup(kv.key ? kv.key : "");
-		out->value = kv.value ? strdup(kv.value) : NULL;
-		if (!out->key || (kv.value && !out->value)) {
-			store_kv_release(out);
-			err = -ENOMEM;
-		}
-	} else if (rc == SQLITE_DONE) {
-		err = -ENOENT;
-	} else {
-		err = db_fail(ss, rc, "cannot read a key");
-	}
+	if (err != 1)
+		return err ? err : -ENOENT;
+	read_kv(st, sec == SEC_METRICS, out);
+	out->key = strdup(out->key);
+	if (out->value)
+		out->value = strdup(out->value);
+	err = !out->key || (sec != SEC_METRICS && !out->value) ? -ENOMEM : 0;
 	sqlite3_reset(st);
+	if (err)
+		store_kv_release(out);
 	return err;
 }
 
@@ -1295,44 +1162,28 @@ static int sqlite_log_param(struct store *s, const char *run_id, const char *key
 	struct sqlite_store *ss = to_sqlite(s);
 	struct store_ref ref = { .run_id = run_id };
 	struct store_kv old;
-	sqlite3_stmt *st;
-	int rc, err;
+	int err;
 
-	pthread_mutex_lock(&ss->lock);
 	err = write_begin(ss);
 	if (!err)
 		err = run_writable(ss, run_id);
-	if (!err) {
-		err = get_kv_locked(ss, SEC_PARAMS, &ref, key, &old);
-		if (!err) {
-			/* MLflow params are immutable; the same value is fine. */
-			if (strcmp(old.value, value)) {
-				store_set_errmsg("param '%s' was logged with value '%.200s'; "
-						 "MLflow params cannot change",
-						 key, old.value);
-				err = -EPERM;
-			}
-			store_kv_release(&old);
-			goto out;
+	if (err)
+		return write_end(ss, err);
+	err = get_kv_locked(ss, SEC_PARAMS, &ref, key, &old);
+	if (err == -ENOENT) {
+		err = step_change(ss, kv_query(ss, Q_PARAM_INSERT, SEC_PARAMS, &ref, key, value),
+				  "cannot log the param");
+	} else if (!err) {
+		/* MLflow params are immutable; the same value again is fine. */
+		if (strcmp(old.value, value)) {
+			store_set_errmsg("param '%s' was logged with value '%.200s'; "
+					 "MLflow params cannot change",
+					 key, old.value);
+			err = -EPERM;
 		}
-		if (err != -ENOENT)
-			goto out;
-		st = stmt(ss, Q_PARAM_INSERT);
-		if (!st) {
-			err = -EIO;
-			goto out;
-		}
-		bind_text(st, 1, run_id);
-		bind_text(st, 2, key);
-		bind_text(st, 3, value);
-		rc = sqlite3_step(st);
-		err = rc == SQLITE_DONE ? 0 : db_fail(ss, rc, "cannot log the param");
-		sqlite3_reset(st);
+		store_kv_release(&old);
 	}
-out:
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	return write_end(ss, err < 0 ? err : 0);
 }
 
 /* Checks that the owner of a tag section may be written; lock held. */
@@ -1346,11 +1197,7 @@ static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 	case SEC_RUN_TAGS:
 		return run_writable(ss, ref->run_id);
 	case SEC_EXP_TAGS:
-		err = get_experiment_by_id_locked(ss, ref->experiment_id, &e);
-		if (!err && e.deleted) {
-			store_set_errmsg("experiment '%s' was deleted", e.name);
-			err = -ENOENT;
-		}
+		err = experiment_writable(ss, ref->experiment_id, &e);
 		if (!err)
 			store_experiment_release(&e);
 		return err;
@@ -1363,99 +1210,73 @@ static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 static int put_tag(struct sqlite_store *ss, enum store_section sec, const struct store_ref *ref,
 		   const char *key, const char *value)
 {
-	sqlite3_stmt *st;
-	int rc, err;
+	int err;
 
 	if (sec == SEC_RUN_TAGS && !strcmp(key, "mlflow.runName"))
 		return set_run_name(ss, ref->run_id, value);
-	st = stmt(ss, sec == SEC_RUN_TAGS ? Q_TAG_UPSERT : Q_EXP_TAG_UPSERT);
-	if (!st)
-		return -EIO;
-	err = bind_owner(st, sec, ref);
-	if (err)
-		return err;
-	bind_text(st, 2, key);
-	bind_text(st, 3, value);
-	rc = sqlite3_step(st);
-	err = rc == SQLITE_DONE ? 0 : db_fail(ss, rc, "cannot set the tag");
-	sqlite3_reset(st);
-	return err;
+	err = step_change(ss, kv_query(ss, kv_sql[sec].put, sec, ref, key, value),
+			  "cannot set the tag");
+	return err < 0 ? err : 0;
 }
 
 static int drop_tag(struct sqlite_store *ss, enum store_section sec, const struct store_ref *ref,
 		    const char *key)
 {
-	sqlite3_stmt *st = stmt(ss, sec == SEC_RUN_TAGS ? Q_TAG_DELETE : Q_EXP_TAG_DELETE);
-	int err;
+	int err = step_change(ss, kv_query(ss, kv_sql[sec].drop, sec, ref, key, NULL),
+			      "cannot delete the tag");
 
-	if (!st)
-		return -EIO;
-	err = bind_owner(st, sec, ref);
-	if (err)
-		return err;
-	bind_text(st, 2, key);
-	err = step_change(ss, st, "cannot delete the tag");
-	if (err == -ENOENT)
+	if (err == 0) {
 		store_set_errmsg("no tag '%s'", key);
-	return err;
+		return -ENOENT;
+	}
+	return err < 0 ? err : 0;
 }
 
-static int sqlite_set_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-			  const char *key, const char *value)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	int err;
-
-	pthread_mutex_lock(&ss->lock);
-	err = write_begin(ss);
-	if (!err)
-		err = tag_owner_writable(ss, sec, ref);
-	if (!err)
-		err = put_tag(ss, sec, ref, key, value);
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-static int sqlite_delete_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-			     const char *key)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	int err;
-
-	pthread_mutex_lock(&ss->lock);
-	err = write_begin(ss);
-	if (!err)
-		err = tag_owner_writable(ss, sec, ref);
-	if (!err)
-		err = drop_tag(ss, sec, ref, key);
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-static int sqlite_rename_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-			     const char *from, const char *to)
+/* set (value), delete (value NULL, to NULL) or rename (to) a tag. */
+static int change_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
+		      const char *key, const char *value, const char *to)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct store_kv old;
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
 	err = write_begin(ss);
 	if (!err)
 		err = tag_owner_writable(ss, sec, ref);
-	if (!err)
-		err = get_kv_locked(ss, sec, ref, from, &old);
-	if (!err) {
-		err = put_tag(ss, sec, ref, to, old.value);
-		if (!err)
-			err = drop_tag(ss, sec, ref, from);
-		store_kv_release(&old);
+	if (!err && value)
+		err = put_tag(ss, sec, ref, key, value);
+	else if (!err && !to)
+		err = drop_tag(ss, sec, ref, key);
+	else if (!err) {
+		err = get_kv_locked(ss, sec, ref, key, &old);
+		/* A tag renamed to itself stays as it is. */
+		if (!err && strcmp(key, to)) {
+			err = put_tag(ss, sec, ref, to, old.value);
+			if (!err)
+				err = drop_tag(ss, sec, ref, key);
+		}
+		if (old.key)
+			store_kv_release(&old);
 	}
-	err = write_end(ss, err);
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	return write_end(ss, err);
+}
+
+static int sqlite_set_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
+			  const char *key, const char *value)
+{
+	return change_tag(s, sec, ref, key, value, NULL);
+}
+
+static int sqlite_delete_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
+			     const char *key)
+{
+	return change_tag(s, sec, ref, key, NULL, NULL);
+}
+
+static int sqlite_rename_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
+			     const char *from, const char *to)
+{
+	return change_tag(s, sec, ref, from, NULL, to);
 }
 
 /* (step, timestamp, value) order, MLflow's order of "latest". */
@@ -1469,302 +1290,245 @@ static int point_after(int64_t step_a, int64_t ts_a, double v_a, int64_t step_b,
 	return v_a > v_b;
 }
 
-static int sqlite_log_metrics(struct store *s, const char *run_id, const char *key,
-			      struct metric_point *pts, size_t n)
+/* Gives points without a step the next one: max step so far + 1, 0 first. */
+static int assign_steps(struct sqlite_store *ss, const char *run_id, const char *key,
+			struct metric_point *pts, size_t n)
 {
-	struct sqlite_store *ss = to_sqlite(s);
-	int64_t next_step = 0, now = now_ms();
-	double best_v = 0;
-	int best_nan = 0;
-	size_t i, best = 0;
+	int64_t max = 0, now = now_ms();
+	int have_max = 0, err = 0;
 	sqlite3_stmt *st;
-	int rc, err, need_step = 0;
+	size_t i;
 
-	for (i = 0; i < n; i++)
-		need_step |= !pts[i].has_step;
-	pthread_mutex_lock(&ss->lock);
-	err = write_begin(ss);
-	if (!err)
-		err = run_writable(ss, run_id);
-	if (!err && need_step) {
-		st = stmt(ss, Q_METRIC_MAX_STEP);
-		if (!st) {
-			err = -EIO;
-		} else {
-			bind_text(st, 1, run_id);
-			bind_text(st, 2, key);
-			rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-				next_step = sqlite3_column_int64(st, 0) + 1;
-			else if (rc != SQLITE_ROW)
-				err = db_fail(ss, rc, "cannot read the last step");
+	for (i = 0; i < n && pts[i].has_step; i++)
+		;
+	if (i < n) {
+		st = query(ss, Q_METRIC_MAX_STEP, "tt", run_id, key);
+		err = step_row(ss, st, "cannot read the last step");
+		if (err == 1) {
+			have_max = sqlite3_column_type(st, 0) != SQLITE_NULL;
+			max = sqlite3_column_int64(st, 0);
 			sqlite3_reset(st);
+			err = 0;
 		}
 	}
-	st = err ? NULL : stmt(ss, Q_METRIC_INSERT);
-	if (!err && !st)
-		err = -EIO;
 	for (i = 0; !err && i < n; i++) {
-		double v;
-		int is_nan;
-
 		if (!pts[i].has_step) {
-			pts[i].step = next_step;
+			pts[i].step = !have_max ? 0 : max == INT64_MAX ? INT64_MAX : max + 1;
 			pts[i].has_step = 1;
 		}
-		if (pts[i].step >= next_step)
-			next_step = pts[i].step == INT64_MAX ? INT64_MAX : pts[i].step + 1;
+		if (!have_max || pts[i].step > max)
+			max = pts[i].step;
+		have_max = 1;
 		if (!pts[i].has_timestamp) {
 			pts[i].timestamp = now;
 			pts[i].has_timestamp = 1;
 		}
+	}
+	return err;
+}
+
+static int sqlite_log_metrics(struct store *s, const char *run_id, const char *key,
+			      struct metric_point *pts, size_t n)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	double v, best_v = 0;
+	int is_nan, best_nan = 0, err;
+	size_t i, best = 0;
+
+	err = write_begin(ss);
+	if (!err)
+		err = run_writable(ss, run_id);
+	if (!err)
+		err = assign_steps(ss, run_id, key, pts, n);
+	for (i = 0; !err && i < n; i++) {
 		metric_to_store(pts[i].value, &v, &is_nan);
-		bind_text(st, 1, run_id);
-		bind_text(st, 2, key);
-		sqlite3_bind_double(st, 3, v);
-		sqlite3_bind_int64(st, 4, pts[i].timestamp);
-		sqlite3_bind_int64(st, 5, pts[i].step);
-		sqlite3_bind_int(st, 6, is_nan);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE)
-			err = db_fail(ss, rc, "cannot log the metric");
-		sqlite3_reset(st);
-		if (!err && (i == 0 || point_after(pts[i].step, pts[i].timestamp, v, pts[best].step,
-						   pts[best].timestamp, best_v))) {
+		err = step_change(ss,
+				  query(ss, Q_METRIC_INSERT, "ttdiii", run_id, key, v,
+					pts[i].timestamp, pts[i].step, (int64_t)is_nan),
+				  "cannot log the metric");
+		err = err < 0 ? err : 0;
+		if (i == 0 || point_after(pts[i].step, pts[i].timestamp, v, pts[best].step,
+					  pts[best].timestamp, best_v)) {
 			best = i;
 			best_v = v;
 			best_nan = is_nan;
 		}
 	}
-	/* One upsert per call: only the batch's greatest point can be latest. */
-	if (!err) {
-		st = stmt(ss, Q_LATEST_UPSERT);
-		if (!st) {
-			err = -EIO;
-		} else {
-			bind_text(st, 1, run_id);
-			bind_text(st, 2, key);
-			sqlite3_bind_double(st, 3, best_v);
-			sqlite3_bind_int64(st, 4, pts[best].timestamp);
-			sqlite3_bind_int64(st, 5, pts[best].step);
-			sqlite3_bind_int(st, 6, best_nan);
-			rc = sqlite3_step(st);
-			if (rc != SQLITE_DONE)
-				err = db_fail(ss, rc, "cannot update the latest metric");
-			sqlite3_reset(st);
-		}
-	}
-	err = write_end(ss, err);
+	/* One upsert per call: only the call's greatest point can be the latest. */
 	if (!err)
+		err = step_change(ss,
+				  query(ss, Q_LATEST_UPSERT, "ttdiii", run_id, key, best_v,
+					pts[best].timestamp, pts[best].step, (int64_t)best_nan),
+				  "cannot update the latest metric");
+	if (err >= 0)
 		ss->pending_points += n;
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	return write_end(ss, err < 0 ? err : 0);
+}
+
+struct point_ctx {
+	store_point_cb *cb;
+	void *ctx;
+};
+
+static int point_row(void *ctx, sqlite3_stmt *st)
+{
+	struct point_ctx *c = ctx;
+
+	return c->cb(c->ctx,
+		     metric_from_store(sqlite3_column_double(st, 0), sqlite3_column_int(st, 1)),
+		     sqlite3_column_int64(st, 2), col_time(st, 3));
 }
 
 static int sqlite_metric_history(struct store *s, const char *run_id, const char *key,
 				 store_point_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct point_ctx c = { cb, ctx };
+	int err;
 
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_METRIC_HISTORY);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	bind_text(st, 1, run_id);
-	bind_text(st, 2, key);
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		err = cb(ctx,
-			 metric_from_store(sqlite3_column_double(st, 0), sqlite3_column_int(st, 1)),
-			 sqlite3_column_int64(st, 2), col_time(st, 3));
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot read the metric history");
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_METRIC_HISTORY, "tt", run_id, key),
+		       "cannot read the metric history", point_row, &c);
 	pthread_mutex_unlock(&ss->lock);
 	return err;
 }
 
 /* ---- registry (read-only) -------------------------------------------- */
 
-static void read_model(sqlite3_stmt *st, struct store_model *m)
+static int model_row(void *ctx, sqlite3_stmt *st)
 {
-	m->name = (char *)sqlite3_column_text(st, 0);
-	m->creation_time = col_time(st, 1);
-	m->last_updated_time = col_time(st, 2);
-	m->description = (char *)sqlite3_column_text(st, 3);
-	if (!m->description)
-		m->description = (char *)"";
+	struct cb_ctx *c = ctx;
+	struct store_model m;
+
+	m.name = (char *)col_text(st, 0);
+	m.creation_time = col_time(st, 1);
+	m.last_updated_time = col_time(st, 2);
+	m.description = (char *)col_text(st, 3);
+	return c->cb.model(c->ctx, &m);
 }
 
 static int sqlite_list_models(struct store *s, store_model_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx c = { .cb.model = cb, .ctx = ctx };
+	int err;
 
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_MODEL_LIST);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_model m;
-
-		read_model(st, &m);
-		if (m.name)
-			err = cb(ctx, &m);
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot list registered models");
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_MODEL_LIST, ""), "cannot list registered models", model_row,
+		       &c);
 	pthread_mutex_unlock(&ss->lock);
 	return err;
+}
+
+/* Copies the first row's model into the caller's struct, then stops. */
+static int copy_model(void *ctx, const struct store_model *m)
+{
+	struct store_model *out = ctx;
+
+	*out = *m;
+	out->name = strdup(m->name);
+	out->description = strdup(m->description);
+	return out->name && out->description ? 1 : -ENOMEM;
 }
 
 static int sqlite_get_model(struct store *s, const char *name, struct store_model *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx c = { .cb.model = copy_model, .ctx = out };
+	int err;
 
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_MODEL_GET);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	bind_text(st, 1, name);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		struct store_model m;
-
-		read_model(st, &m);
-		*out = m;
-		out->name = strdup(name);
-		out->description = strdup(m.description);
-		if (!out->name || !out->description) {
-			store_model_release(out);
-			err = -ENOMEM;
-		}
-	} else if (rc == SQLITE_DONE) {
-		err = -ENOENT;
-	} else {
-		err = db_fail(ss, rc, "cannot read a registered model");
-	}
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_MODEL_GET, "t", name), "cannot read a registered model",
+		       model_row, &c);
 	pthread_mutex_unlock(&ss->lock);
-	return err;
+	if (err < 0)
+		store_model_release(out);
+	return err < 0 ? err : err ? 0 : -ENOENT;
 }
 
-static int read_version(sqlite3_stmt *st, struct store_version *v)
+static int version_row(void *ctx, sqlite3_stmt *st)
 {
-	memset(v, 0, sizeof(*v));
-	v->model = col_dup(st, 0);
-	v->version = sqlite3_column_int64(st, 1);
-	v->creation_time = col_time(st, 2);
-	v->last_updated_time = col_time(st, 3);
-	v->description = col_dup(st, 4);
-	v->source = col_dup(st, 5);
-	v->run_id = col_dup(st, 6);
-	v->status = col_dup(st, 7);
-	v->stage = col_dup(st, 8);
-	v->storage_location = col_dup(st, 9);
-	if (!v->model || !v->description || !v->source || !v->run_id || !v->status || !v->stage ||
-	    !v->storage_location) {
-		store_version_release(v);
-		return -ENOMEM;
-	}
-	return 0;
+	struct cb_ctx *c = ctx;
+	struct store_version v;
+
+	v.model = (char *)col_text(st, 0);
+	v.version = sqlite3_column_int64(st, 1);
+	v.creation_time = col_time(st, 2);
+	v.last_updated_time = col_time(st, 3);
+	v.description = (char *)col_text(st, 4);
+	v.source = (char *)col_text(st, 5);
+	v.run_id = (char *)col_text(st, 6);
+	v.status = (char *)col_text(st, 7);
+	v.stage = (char *)col_text(st, 8);
+	v.storage_location = (char *)col_text(st, 9);
+	return c->cb.version(c->ctx, &v);
 }
 
 static int sqlite_list_versions(struct store *s, const char *model, store_version_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx c = { .cb.version = cb, .ctx = ctx };
+	int err;
 
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_VERSION_LIST);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	bind_text(st, 1, model);
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_version v;
-
-		err = read_version(st, &v);
-		if (!err) {
-			err = cb(ctx, &v);
-			store_version_release(&v);
-		}
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot list model versions");
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_VERSION_LIST, "t", model), "cannot list model versions",
+		       version_row, &c);
 	pthread_mutex_unlock(&ss->lock);
 	return err;
+}
+
+static int copy_version(void *ctx, const struct store_version *v)
+{
+	struct store_version *out = ctx;
+
+	*out = *v;
+	out->model = strdup(v->model);
+	out->description = strdup(v->description);
+	out->source = strdup(v->source);
+	out->run_id = strdup(v->run_id);
+	out->status = strdup(v->status);
+	out->stage = strdup(v->stage);
+	out->storage_location = strdup(v->storage_location);
+	return out->model && out->description && out->source && out->run_id && out->status &&
+			       out->stage && out->storage_location
+		       ? 1
+		       : -ENOMEM;
 }
 
 static int sqlite_get_version(struct store *s, const char *model, int64_t version,
 			      struct store_version *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx c = { .cb.version = copy_version, .ctx = out };
+	int err;
 
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_VERSION_GET);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	bind_text(st, 1, model);
-	sqlite3_bind_int64(st, 2, version);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		err = read_version(st, out);
-	else if (rc == SQLITE_DONE)
-		err = -ENOENT;
-	else
-		err = db_fail(ss, rc, "cannot read a model version");
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_VERSION_GET, "ti", model, version),
+		       "cannot read a model version", version_row, &c);
 	pthread_mutex_unlock(&ss->lock);
-	return err;
+	if (err < 0)
+		store_version_release(out);
+	return err < 0 ? err : err ? 0 : -ENOENT;
+}
+
+static int alias_row(void *ctx, sqlite3_stmt *st)
+{
+	struct cb_ctx *c = ctx;
+
+	return c->cb.alias(c->ctx, col_text(st, 0), sqlite3_column_int64(st, 1));
 }
 
 static int sqlite_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	int rc, err = 0;
+	struct cb_ctx c = { .cb.alias = cb, .ctx = ctx };
+	int err;
 
 	pthread_mutex_lock(&ss->lock);
-	st = stmt(ss, Q_ALIAS_LIST);
-	if (!st) {
-		err = -EIO;
-		goto out;
-	}
-	bind_text(st, 1, model);
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *alias = sqlite3_column_text(st, 0);
-
-		if (alias)
-			err = cb(ctx, (const char *)alias, sqlite3_column_int64(st, 1));
-	}
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, "cannot list aliases");
-	sqlite3_reset(st);
-out:
+	err = each_row(ss, query(ss, Q_ALIAS_LIST, "t", model), "cannot list aliases", alias_row,
+		       &c);
 	pthread_mutex_unlock(&ss->lock);
 	return err;
 }
@@ -1782,25 +1546,27 @@ static int hexval(int c)
 	return -1;
 }
 
-/* A file: URI's path, percent-decoded; NULL if it is not a local one. */
-static char *file_uri_path(const char *uri)
+/* A file: URI's local path, percent-decoded: 0, -ENOTSUP (not on this
+ * machine, or not absolute) or -ENOMEM. */
+static int file_uri_path(const char *uri, char **path)
 {
 	const char *p = uri + 5;
-	char *out, *o;
+	char *o;
 
+	*path = NULL;
 	if (!strncmp(p, "//", 2)) {
 		p += 2;
 		if (!strncmp(p, "localhost/", 10))
 			p += 9;
 		else if (*p != '/')
-			return NULL;
+			return -ENOTSUP;
 	}
 	if (*p != '/')
-		return NULL;
-	out = malloc(strlen(p) + 1);
-	if (!out)
-		return NULL;
-	for (o = out; *p; p++) {
+		return -ENOTSUP;
+	*path = o = malloc(strlen(p) + 1);
+	if (!o)
+		return -ENOMEM;
+	for (; *p; p++) {
 		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
 			*o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
 			p += 2;
@@ -1809,7 +1575,7 @@ static char *file_uri_path(const char *uri)
 		}
 	}
 	*o = '\0';
-	return out;
+	return 0;
 }
 
 static int sqlite_artifact_dir(struct store *s, const struct store_run *run, char **path)
@@ -1817,12 +1583,13 @@ static int sqlite_artifact_dir(struct store *s, const struct store_run *run, cha
 	struct sqlite_store *ss = to_sqlite(s);
 	const char *uri = run->artifact_uri ? run->artifact_uri : "";
 	const char *rest;
+	int err = 0;
 
 	*path = NULL;
 	if (uri[0] == '/') {
 		*path = strdup(uri);
 	} else if (!strncmp(uri, "file:", 5)) {
-		*path = file_uri_path(uri);
+		err = file_uri_path(uri, path);
 	} else if (!strncmp(uri, "mlflow-artifacts:", 17)) {
 		/* A server's proxied artifacts: under its --artifacts-destination,
 		 * which is our artifact root when both keep the default beside
@@ -1838,11 +1605,12 @@ static int sqlite_artifact_dir(struct store *s, const struct store_run *run, cha
 		if (asprintf(path, "%s/%s", ss->artifact_root, rest) < 0)
 			*path = NULL;
 	} else {
+		err = -ENOTSUP;
+	}
+	if (err == -ENOTSUP)
 		store_set_errmsg("the artifacts of run '%s' are at '%s', not on this machine",
 				 run->run_id, uri);
-		return -ENOTSUP;
-	}
-	return *path ? 0 : -ENOMEM;
+	return err ? err : *path ? 0 : -ENOMEM;
 }
 
 static int sqlite_describe(struct store *s, struct buf *out)
