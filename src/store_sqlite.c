@@ -3,11 +3,9 @@
  * written directly with MLflow's rules (latest_metrics kept in the same
  * transaction as metrics, soft deletes, runs.name mirrored in mlflow.runName).
  *
- * One connection serves every thread, so reads see this mount's writes at
- * once, committed or not (SPEC §4).  Writes go into one open transaction that
- * the committer thread commits at most COMMIT_MS after it began, and that
- * close() and fsync() commit at once; each operation inside it is a savepoint,
- * so a failed operation leaves nothing behind.
+ * One connection (sqldb.c) serves every thread, so reads see this mount's
+ * writes at once, committed or not (SPEC §4); writes share one transaction
+ * committed within 20 ms, and at every close() and fsync().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,11 +28,9 @@
 #include "metric.h"
 #include "options.h"
 #include "schema.h"
+#include "sqldb.h"
 #include "store-internal.h"
 
-/* The longest a write transaction stays open (SPEC §4: at least every 20 ms). */
-#define COMMIT_MS 20
-/* MLflow waits 20 s for the database lock; wait a little longer than it. */
 #define BUSY_TIMEOUT_MS 30000
 
 /*
@@ -200,22 +196,7 @@ static const char *const sql_text[Q_COUNT] = {
 
 struct sqlite_store {
 	struct store base;
-	pthread_mutex_t lock; /* serialises every use of db and of the fields below it */
-	sqlite3 *db;
-	sqlite3_stmt *stmt[Q_COUNT]; /* prepared on first use */
-	int in_txn;		     /* a write transaction is open */
-	struct timespec txn_began;   /* CLOCK_MONOTONIC, when it was opened */
-	uint64_t txn_seq;	     /* number of the open transaction, or of the next one */
-	uint64_t failed_seq;	     /* the newest transaction whose commit failed, or 0 */
-	uint64_t own_writes;	     /* write operations done, to version the folder index */
-	uint64_t pending_points;     /* metric points in the open transaction */
-	uint64_t points_logged;	     /* metric points committed since mount */
-	uint64_t commits;	     /* transactions committed since mount */
-	uint64_t commit_failures;    /* transactions lost since mount */
-	int stop;		     /* the committer must end */
-	pthread_cond_t wake;	     /* wakes the committer; used with lock */
-	pthread_t committer;
-	int committer_started;
+	struct sqldb sql; /* the connection; sql.lock guards it and its statements */
 	/* Set at open, read-only afterwards. */
 	struct schema_info info;
 	char *uri;
@@ -243,180 +224,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The one translation of SQLite result codes into errno values. */
-static int sqlite_rc_to_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_ROW:
-	case SQLITE_DONE:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return EBUSY;
-	case SQLITE_NOMEM:
-		return ENOMEM;
-	case SQLITE_READONLY:
-		return EROFS;
-	case SQLITE_FULL:
-		return ENOSPC;
-	case SQLITE_CONSTRAINT:
-		return EEXIST;
-	case SQLITE_TOOBIG:
-		return EFBIG;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return EACCES;
-	case SQLITE_NOTADB:
-		return EPROTO;
-	default:
-		return EIO;
-	}
-}
-
-/* Records the connection's error for store_errmsg() and returns -errno. */
-static int db_fail(struct sqlite_store *ss, int rc, const char *what)
-{
-	store_set_errmsg("%s: %s", what, sqlite3_errmsg(ss->db));
-	log_debug("sqlite: %s: %s (rc %d)", what, sqlite3_errmsg(ss->db), rc);
-	return -sqlite_rc_to_errno(rc);
-}
-
-/* Prepares (once) statement id, reset and unbound; NULL with errmsg set. */
-static sqlite3_stmt *stmt(struct sqlite_store *ss, enum sql_id id)
-{
-	struct buf sql = BUF_INIT;
-	const char *p;
-	int rc, err = 0;
-
-	if (ss->stmt[id]) {
-		sqlite3_reset(ss->stmt[id]);
-		sqlite3_clear_bindings(ss->stmt[id]);
-		return ss->stmt[id];
-	}
-	for (p = sql_text[id]; *p && !err; p++) {
-		if (!strncmp(p, "@EWS@", 5) || !strncmp(p, "@MWS@", 5)) {
-			int on = p[1] == 'E' ? ss->info.has_workspace
-					     : ss->info.models_have_workspace;
-
-			if (on)
-				err = buf_adds(&sql, "AND workspace = 'default'");
-			p += 4;
-		} else {
-			err = buf_addch(&sql, *p);
-		}
-	}
-	if (err) {
-		store_set_errmsg("out of memory");
-	} else {
-		rc = sqlite3_prepare_v3(ss->db, buf_str(&sql), -1, SQLITE_PREPARE_PERSISTENT,
-					&ss->stmt[id], NULL);
-		if (rc != SQLITE_OK) {
-			store_set_errmsg("cannot prepare a query: %s", sqlite3_errmsg(ss->db));
-			log_error("sqlite: cannot prepare '%s': %s", buf_str(&sql),
-				  sqlite3_errmsg(ss->db));
-			ss->stmt[id] = NULL;
-		}
-	}
-	buf_release(&sql);
-	return ss->stmt[id];
-}
-
-/*
- * Prepares statement id and binds ?1, ?2, ... from fmt, a letter each:
- * 't' text (NULL binds NULL), 'i' int64, 'd' double, 'n' NULL (no argument).
- * Texts are not copied: they must live until the statement is reset.
- */
-static sqlite3_stmt *query(struct sqlite_store *ss, enum sql_id id, const char *fmt, ...)
-{
-	sqlite3_stmt *st = stmt(ss, id);
-	const char *text;
-	va_list ap;
-	int i;
-
-	if (!st)
-		return NULL;
-	va_start(ap, fmt);
-	for (i = 1; *fmt; fmt++, i++) {
-		switch (*fmt) {
-		case 't':
-			text = va_arg(ap, const char *);
-			if (text)
-				sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
-			else
-				sqlite3_bind_null(st, i);
-			break;
-		case 'i':
-			sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
-			break;
-		case 'd':
-			sqlite3_bind_double(st, i, va_arg(ap, double));
-			break;
-		default:
-			sqlite3_bind_null(st, i);
-		}
-	}
-	va_end(ap);
-	return st;
-}
-
-/* Steps a query once: 1 for a row (st stays on it; reset it), 0 for none,
- * or -errno (st reset either way but on a row). */
-static int step_row(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
-{
-	int rc;
-
-	if (!st)
-		return -EIO;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : db_fail(ss, rc, what);
-}
-
-/* Runs a statement that returns no rows; the rows changed, or -errno. */
-static int step_change(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
-{
-	int rc;
-
-	if (!st)
-		return -EIO;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? sqlite3_changes(ss->db) : db_fail(ss, rc, what);
-}
-
-typedef int row_fn(void *ctx, sqlite3_stmt *st);
-
-/* Calls row for every row of st until it returns non-zero; resets st. */
-static int each_row(struct sqlite_store *ss, sqlite3_stmt *st, const char *what, row_fn *row,
-		    void *ctx)
-{
-	int rc = SQLITE_DONE, err = 0;
-
-	if (!st)
-		return -EIO;
-	while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		err = row(ctx, st);
-	if (!err && rc != SQLITE_DONE)
-		err = db_fail(ss, rc, what);
-	sqlite3_reset(st);
-	return err;
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return t ? (const char *)t : "";
-}
-
-static int64_t col_time(sqlite3_stmt *st, int i)
-{
-	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
-}
-
 /* Parses an experiment id as SQLite stores it (an integer); 0 if not one. */
 static int parse_id(const char *id, int64_t *out)
 {
@@ -433,161 +240,14 @@ static int parse_id(const char *id, int64_t *out)
 	return 1;
 }
 
-/* ---- transactions ---------------------------------------------------- */
-
-static int exec(struct sqlite_store *ss, const char *sql)
-{
-	int rc = sqlite3_exec(ss->db, sql, NULL, NULL, NULL);
-
-	return rc == SQLITE_OK ? 0 : db_fail(ss, rc, sql);
-}
-
-/* Commits the open transaction, if any.  Called with lock held. */
-static void commit_locked(struct sqlite_store *ss)
-{
-	int rc;
-
-	if (!ss->in_txn)
-		return;
-	rc = sqlite3_exec(ss->db, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
-		log_error("cannot commit to '%s': %s; %llu metric points and the writes with "
-			  "them are lost",
-			  ss->db_path, sqlite3_errmsg(ss->db),
-			  (unsigned long long)ss->pending_points);
-		sqlite3_exec(ss->db, "ROLLBACK", NULL, NULL, NULL);
-		ss->failed_seq = ss->txn_seq;
-		ss->commit_failures++;
-	} else {
-		ss->commits++;
-		ss->points_logged += ss->pending_points;
-	}
-	ss->pending_points = 0;
-	ss->in_txn = 0;
-	ss->txn_seq++;
-	/* What was rolled back may have held runs: re-read the folder index. */
-	ss->own_writes++;
-}
-
-/*
- * Starts a write operation: takes the lock, opens the shared transaction if
- * none is open, and a savepoint for this operation.  End with write_end().
- */
-static int write_begin(struct sqlite_store *ss)
-{
-	int err = 0;
-
-	pthread_mutex_lock(&ss->lock);
-	if (!ss->in_txn) {
-		err = exec(ss, "BEGIN IMMEDIATE");
-		if (err)
-			return err;
-		ss->in_txn = 1;
-		clock_gettime(CLOCK_MONOTONIC, &ss->txn_began);
-		pthread_cond_signal(&ss->wake);
-	}
-	return exec(ss, "SAVEPOINT op");
-}
-
-/* Ends a write operation: kept if err is 0, else undone; drops the lock. */
-static int write_end(struct sqlite_store *ss, int err)
-{
-	if (ss->in_txn) {
-		if (err) {
-			sqlite3_exec(ss->db, "ROLLBACK TO op", NULL, NULL, NULL);
-			sqlite3_exec(ss->db, "RELEASE op", NULL, NULL, NULL);
-		} else {
-			ss->own_writes++;
-			err = exec(ss, "RELEASE op");
-		}
-	}
-	pthread_mutex_unlock(&ss->lock);
-	return err;
-}
-
-static void *committer_main(void *arg)
-{
-	struct sqlite_store *ss = arg;
-
-	pthread_mutex_lock(&ss->lock);
-	while (!ss->stop) {
-		struct timespec now, due;
-
-		if (!ss->in_txn) {
-			pthread_cond_wait(&ss->wake, &ss->lock);
-			continue;
-		}
-		due = ss->txn_began;
-		due.tv_nsec += COMMIT_MS * 1000000L;
-		if (due.tv_nsec >= 1000000000L) {
-			due.tv_sec++;
-			due.tv_nsec -= 1000000000L;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > due.tv_sec ||
-		    (now.tv_sec == due.tv_sec && now.tv_nsec >= due.tv_nsec))
-			commit_locked(ss);
-		else
-			pthread_cond_timedwait(&ss->wake, &ss->lock, &due);
-	}
-	pthread_mutex_unlock(&ss->lock);
-	return NULL;
-}
-
-/* fsync()s the database and its WAL: what made it to them survives power loss. */
-static int sync_files(struct sqlite_store *ss)
-{
-	const char *suffix[] = { "", "-wal" };
-	char path[PATH_MAX];
-	size_t i;
-	int fd, err = 0;
-
-	for (i = 0; i < 2; i++) {
-		if (snprintf(path, sizeof(path), "%s%s", ss->db_path, suffix[i]) >=
-		    (int)sizeof(path))
-			return -ENAMETOOLONG;
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno != ENOENT)
-				err = -errno;
-			continue;
-		}
-		if (fdatasync(fd) < 0)
-			err = -errno;
-		close(fd);
-	}
-	return err;
-}
-
 static uint64_t sqlite_write_token(struct store *s)
 {
-	struct sqlite_store *ss = to_sqlite(s);
-	uint64_t seq;
-
-	pthread_mutex_lock(&ss->lock);
-	seq = ss->txn_seq;
-	pthread_mutex_unlock(&ss->lock);
-	return seq;
+	return sqldb_token(&to_sqlite(s)->sql);
 }
 
 static int sqlite_sync(struct store *s, uint64_t token, int durable)
 {
-	struct sqlite_store *ss = to_sqlite(s);
-	int err = 0;
-
-	pthread_mutex_lock(&ss->lock);
-	commit_locked(ss);
-	if (token && ss->failed_seq >= token) {
-		store_set_errmsg("a commit to '%s' failed; see the daemon log", ss->db_path);
-		err = -EIO;
-	}
-	if (!err && durable) {
-		err = sync_files(ss);
-		if (err)
-			store_set_errmsg("cannot fsync '%s': %s", ss->db_path, strerror(-err));
-	}
-	pthread_mutex_unlock(&ss->lock);
-	return err;
+	return sqldb_sync(&to_sqlite(s)->sql, token, durable);
 }
 
 /* ---- experiments ----------------------------------------------------- */
@@ -596,11 +256,11 @@ static int sqlite_sync(struct store *s, uint64_t token, int durable)
 static int read_experiment(sqlite3_stmt *st, struct store_experiment *e, int dup)
 {
 	snprintf(e->id, sizeof(e->id), "%lld", (long long)sqlite3_column_int64(st, 0));
-	e->name = (char *)col_text(st, 1);
-	e->artifact_location = (char *)col_text(st, 2);
-	e->deleted = !strcmp(col_text(st, 3), "deleted");
-	e->creation_time = col_time(st, 4);
-	e->last_update_time = col_time(st, 5);
+	e->name = (char *)sqldb_text(st, 1);
+	e->artifact_location = (char *)sqldb_text(st, 2);
+	e->deleted = !strcmp(sqldb_text(st, 3), "deleted");
+	e->creation_time = sqldb_time(st, 4);
+	e->last_update_time = sqldb_time(st, 5);
 	if (!dup)
 		return 0;
 	e->name = strdup(e->name);
@@ -638,17 +298,17 @@ static int sqlite_list_experiments(struct store *s, store_experiment_cb *cb, voi
 	struct cb_ctx c = { .cb.exp = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_EXP_LIST, ""), "cannot list experiments", experiment_row,
-		       &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_EXP_LIST, ""),
+			     "cannot list experiments", experiment_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
 /* Runs a query for one experiment row into out; lock held. */
 static int one_experiment(struct sqlite_store *ss, sqlite3_stmt *st, struct store_experiment *out)
 {
-	int err = step_row(ss, st, "cannot read an experiment");
+	int err = sqldb_step_row(&ss->sql, st, "cannot read an experiment");
 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
@@ -663,9 +323,9 @@ static int sqlite_get_experiment(struct store *s, const char *name, struct store
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = one_experiment(ss, query(ss, Q_EXP_BY_NAME, "t", name), out);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = one_experiment(ss, sqldb_query(&ss->sql, Q_EXP_BY_NAME, "t", name), out);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -676,7 +336,7 @@ static int experiment_by_id(struct sqlite_store *ss, const char *id, struct stor
 	memset(out, 0, sizeof(*out));
 	if (!parse_id(id, &n))
 		return -ENOENT;
-	return one_experiment(ss, query(ss, Q_EXP_BY_ID, "i", n), out);
+	return one_experiment(ss, sqldb_query(&ss->sql, Q_EXP_BY_ID, "i", n), out);
 }
 
 static int sqlite_get_experiment_by_id(struct store *s, const char *id,
@@ -685,9 +345,9 @@ static int sqlite_get_experiment_by_id(struct store *s, const char *id,
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
 	err = experiment_by_id(ss, id, out);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -708,12 +368,12 @@ static int experiment_writable(struct sqlite_store *ss, const char *id,
 /* -EEXIST when an experiment (active or deleted) has the name; lock held. */
 static int name_free(struct sqlite_store *ss, const char *name)
 {
-	sqlite3_stmt *st = query(ss, Q_EXP_NAME_TAKEN, "t", name);
-	int err = step_row(ss, st, "cannot look up an experiment");
+	sqlite3_stmt *st = sqldb_query(&ss->sql, Q_EXP_NAME_TAKEN, "t", name);
+	int err = sqldb_step_row(&ss->sql, st, "cannot look up an experiment");
 
 	if (err != 1)
 		return err;
-	if (!strcmp(col_text(st, 0), "deleted"))
+	if (!strcmp(sqldb_text(st, 0), "deleted"))
 		store_set_errmsg("a deleted experiment is named '%s': restore it in MLflow, "
 				 "or remove it for good with 'mlflow gc'",
 				 name);
@@ -734,15 +394,16 @@ static int sqlite_create_experiment(struct store *s, const char *name, struct st
 	if (!out)
 		out = &unused;
 	memset(out, 0, sizeof(*out));
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = name_free(ss, name);
 	if (!err)
-		err = step_change(ss, query(ss, Q_EXP_INSERT, "ti", name, now_ms()),
-				  "cannot create the experiment");
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_EXP_INSERT, "ti", name, now_ms()),
+					"cannot create the experiment");
 	if (err > 0) {
 		/* As MLflow does: the location is the root plus the new id. */
-		n = sqlite3_last_insert_rowid(ss->db);
+		n = sqlite3_last_insert_rowid(ss->sql.db);
 		err = 0;
 		if (asprintf(&location, "%s/%lld", ss->artifact_root, (long long)n) < 0) {
 			location = NULL;
@@ -750,13 +411,14 @@ static int sqlite_create_experiment(struct store *s, const char *name, struct st
 		}
 	}
 	if (!err)
-		err = step_change(ss, query(ss, Q_EXP_SET_LOCATION, "it", n, location),
-				  "cannot set the artifact location");
+		err = sqldb_step_change(
+			&ss->sql, sqldb_query(&ss->sql, Q_EXP_SET_LOCATION, "it", n, location),
+			"cannot set the artifact location");
 	if (err > 0) {
 		snprintf(id, sizeof(id), "%lld", (long long)n);
 		err = experiment_by_id(ss, id, out);
 	}
-	err = write_end(ss, err);
+	err = sqldb_write_end(&ss->sql, err);
 	if (err || out == &unused)
 		store_experiment_release(out);
 	free(location);
@@ -769,7 +431,7 @@ static int sqlite_rename_experiment(struct store *s, const char *id, const char 
 	struct store_experiment e;
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = experiment_writable(ss, id, &e);
 	if (!err) {
@@ -777,12 +439,13 @@ static int sqlite_rename_experiment(struct store *s, const char *id, const char 
 		if (strcmp(e.name, new_name))
 			err = name_free(ss, new_name);
 		if (!err)
-			err = step_change(ss,
-					  query(ss, Q_EXP_RENAME, "tti", id, new_name, now_ms()),
-					  "cannot rename the experiment");
+			err = sqldb_step_change(
+				&ss->sql,
+				sqldb_query(&ss->sql, Q_EXP_RENAME, "tti", id, new_name, now_ms()),
+				"cannot rename the experiment");
 		store_experiment_release(&e);
 	}
-	err = write_end(ss, err < 0 ? err : 0);
+	err = sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 	return err;
 }
 
@@ -793,13 +456,13 @@ static int sqlite_delete_experiment(struct store *s, const char *id)
 	sqlite3_stmt *st;
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = experiment_writable(ss, id, &e);
 	if (!err) {
 		store_experiment_release(&e);
-		st = query(ss, Q_EXP_HAS_ACTIVE_RUNS, "t", id);
-		err = step_row(ss, st, "cannot look for runs");
+		st = sqldb_query(&ss->sql, Q_EXP_HAS_ACTIVE_RUNS, "t", id);
+		err = sqldb_step_row(&ss->sql, st, "cannot look for runs");
 		if (err == 1) {
 			sqlite3_reset(st);
 			store_set_errmsg("the experiment still has runs");
@@ -807,28 +470,17 @@ static int sqlite_delete_experiment(struct store *s, const char *id)
 		}
 	}
 	if (!err)
-		err = step_change(ss, query(ss, Q_EXP_DELETE, "ti", id, now_ms()),
-				  "cannot delete the experiment");
-	return write_end(ss, err < 0 ? err : 0);
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_EXP_DELETE, "ti", id, now_ms()),
+					"cannot delete the experiment");
+	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
 /* ---- runs ------------------------------------------------------------ */
 
 static uint64_t sqlite_runs_version(struct store *s)
 {
-	struct sqlite_store *ss = to_sqlite(s);
-	sqlite3_stmt *st;
-	uint64_t v = 0;
-
-	pthread_mutex_lock(&ss->lock);
-	st = query(ss, Q_DATA_VERSION, "");
-	if (step_row(ss, st, "cannot read the data version") == 1) {
-		v = (uint64_t)sqlite3_column_int64(st, 0) << 32;
-		sqlite3_reset(st);
-	}
-	v += ss->own_writes;
-	pthread_mutex_unlock(&ss->lock);
-	return v;
+	return sqldb_version(&to_sqlite(s)->sql);
 }
 
 /* Reads RUN_COLS; strings borrowed from the row. */
@@ -837,18 +489,18 @@ static void read_run(sqlite3_stmt *st, struct store_run *r)
 	int64_t t;
 
 	memset(r, 0, sizeof(*r));
-	snprintf(r->run_id, sizeof(r->run_id), "%s", col_text(st, 0));
+	snprintf(r->run_id, sizeof(r->run_id), "%s", sqldb_text(st, 0));
 	snprintf(r->experiment_id, sizeof(r->experiment_id), "%lld",
 		 (long long)sqlite3_column_int64(st, 1));
-	snprintf(r->status, sizeof(r->status), "%s", col_text(st, 2));
-	r->name = (char *)col_text(st, 3);
-	r->deleted = !strcmp(col_text(st, 4), "deleted");
-	r->start_time = col_time(st, 5);
-	r->end_time = col_time(st, 6);
+	snprintf(r->status, sizeof(r->status), "%s", sqldb_text(st, 2));
+	r->name = (char *)sqldb_text(st, 3);
+	r->deleted = !strcmp(sqldb_text(st, 4), "deleted");
+	r->start_time = sqldb_time(st, 5);
+	r->end_time = sqldb_time(st, 6);
 	r->last_change = r->start_time;
 	if (r->end_time > r->last_change)
 		r->last_change = r->end_time;
-	t = col_time(st, 7);
+	t = sqldb_time(st, 7);
 	if (t > r->last_change)
 		r->last_change = t;
 }
@@ -868,25 +520,25 @@ static int sqlite_list_runs(struct store *s, const char *experiment_id, store_ru
 	struct cb_ctx c = { .cb.run = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_RUN_LIST, "t", experiment_id), "cannot list runs", run_row,
-		       &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_RUN_LIST, "t", experiment_id),
+			     "cannot list runs", run_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
 static int get_run_locked(struct sqlite_store *ss, const char *run_id, struct store_run *out)
 {
-	sqlite3_stmt *st = query(ss, Q_RUN_GET, "t", run_id);
-	int err = step_row(ss, st, "cannot read a run");
+	sqlite3_stmt *st = sqldb_query(&ss->sql, Q_RUN_GET, "t", run_id);
+	int err = sqldb_step_row(&ss->sql, st, "cannot read a run");
 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
 		return err ? err : -ENOENT;
 	read_run(st, out);
 	out->name = strdup(out->name);
-	out->user_id = strdup(col_text(st, 8));
-	out->artifact_uri = strdup(col_text(st, 9));
+	out->user_id = strdup(sqldb_text(st, 8));
+	out->artifact_uri = strdup(sqldb_text(st, 9));
 	sqlite3_reset(st);
 	if (out->name && out->user_id && out->artifact_uri)
 		return 0;
@@ -899,17 +551,17 @@ static int sqlite_get_run(struct store *s, const char *run_id, struct store_run 
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
 	err = get_run_locked(ss, run_id, out);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
 /* -ENOENT unless the run and its experiment are active; lock held. */
 static int run_writable(struct sqlite_store *ss, const char *run_id)
 {
-	sqlite3_stmt *st = query(ss, Q_RUN_WRITABLE, "t", run_id);
-	int err = step_row(ss, st, "cannot read a run");
+	sqlite3_stmt *st = sqldb_query(&ss->sql, Q_RUN_WRITABLE, "t", run_id);
+	int err = sqldb_step_row(&ss->sql, st, "cannot read a run");
 
 	if (err == 1) {
 		sqlite3_reset(st);
@@ -925,8 +577,9 @@ static int run_writable(struct sqlite_store *ss, const char *run_id)
 static int put_run_tag(struct sqlite_store *ss, const char *run_id, const char *key,
 		       const char *value)
 {
-	int err = step_change(ss, query(ss, Q_TAG_UPSERT, "ttt", run_id, key, value),
-			      "cannot set a tag");
+	int err = sqldb_step_change(&ss->sql,
+				    sqldb_query(&ss->sql, Q_TAG_UPSERT, "ttt", run_id, key, value),
+				    "cannot set a tag");
 
 	return err < 0 ? err : 0;
 }
@@ -934,8 +587,9 @@ static int put_run_tag(struct sqlite_store *ss, const char *run_id, const char *
 /* runs.name and its mirror, the mlflow.runName tag, as MLflow keeps them. */
 static int set_run_name(struct sqlite_store *ss, const char *run_id, const char *name)
 {
-	int err = step_change(ss, query(ss, Q_RUN_RENAME, "tt", run_id, name),
-			      "cannot rename the run");
+	int err =
+		sqldb_step_change(&ss->sql, sqldb_query(&ss->sql, Q_RUN_RENAME, "tt", run_id, name),
+				  "cannot rename the run");
 
 	if (err == 0)
 		err = -ENOENT;
@@ -973,7 +627,7 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 	err = new_run_id(run_id);
 	if (err)
 		return err;
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = experiment_writable(ss, experiment_id, &e);
 	if (!err && asprintf(&uri, "%s/%s/artifacts", e.artifact_location, run_id) < 0) {
@@ -981,10 +635,11 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 		err = -ENOMEM;
 	}
 	if (!err)
-		err = step_change(ss,
-				  query(ss, Q_RUN_INSERT, "tttiti", run_id, name, user, now_ms(),
-					uri, (int64_t)strtoll(e.id, NULL, 10)),
-				  "cannot create the run");
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_RUN_INSERT, "tttiti", run_id, name,
+						    user, now_ms(), uri,
+						    (int64_t)strtoll(e.id, NULL, 10)),
+					"cannot create the run");
 	/* The tags MLflow's client sets on every run it creates. */
 	if (err > 0)
 		err = put_run_tag(ss, run_id, "mlflow.runName", name);
@@ -992,7 +647,7 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 		err = put_run_tag(ss, run_id, "mlflow.user", user);
 	if (!err)
 		err = get_run_locked(ss, run_id, out);
-	err = write_end(ss, err);
+	err = sqldb_write_end(&ss->sql, err);
 	free(uri);
 	store_experiment_release(&e);
 	if (err)
@@ -1005,12 +660,12 @@ static int sqlite_rename_run(struct store *s, const char *run_id, const char *ne
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
 		err = set_run_name(ss, run_id, new_name);
-	return write_end(ss, err);
+	return sqldb_write_end(&ss->sql, err);
 }
 
 static int sqlite_delete_run(struct store *s, const char *run_id)
@@ -1018,13 +673,14 @@ static int sqlite_delete_run(struct store *s, const char *run_id)
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
-		err = step_change(ss, query(ss, Q_RUN_DELETE, "ti", run_id, now_ms()),
-				  "cannot delete the run");
-	return write_end(ss, err < 0 ? err : 0);
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_RUN_DELETE, "ti", run_id, now_ms()),
+					"cannot delete the run");
+	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
 static int sqlite_set_status(struct store *s, const char *run_id, const char *status)
@@ -1033,17 +689,20 @@ static int sqlite_set_status(struct store *s, const char *run_id, const char *st
 	int terminal = strcmp(status, "RUNNING") && strcmp(status, "SCHEDULED");
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = run_writable(ss, run_id);
 	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
 	if (!err && terminal)
-		err = step_change(ss, query(ss, Q_RUN_STATUS, "tti", run_id, status, now_ms()),
-				  "cannot set the status");
+		err = sqldb_step_change(
+			&ss->sql,
+			sqldb_query(&ss->sql, Q_RUN_STATUS, "tti", run_id, status, now_ms()),
+			"cannot set the status");
 	else if (!err)
-		err = step_change(ss, query(ss, Q_RUN_STATUS, "ttn", run_id, status),
-				  "cannot set the status");
-	return write_end(ss, err < 0 ? err : 0);
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_RUN_STATUS, "ttn", run_id, status),
+					"cannot set the status");
+	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
 /* ---- keys ------------------------------------------------------------ */
@@ -1064,7 +723,7 @@ static const struct {
  * id or model name; SQLite compares a text id with an integer column by
  * value), ?2 the key or prefix, ?3 the version of version tags.
  */
-static sqlite3_stmt *kv_query(struct sqlite_store *ss, enum sql_id id, enum store_section sec,
+static sqlite3_stmt *kv_query(struct sqldb *d, enum sql_id id, enum store_section sec,
 			      const struct store_ref *ref, const char *key, const char *value)
 {
 	const char *owner = sec == SEC_EXP_TAGS				       ? ref->experiment_id
@@ -1072,14 +731,15 @@ static sqlite3_stmt *kv_query(struct sqlite_store *ss, enum sql_id id, enum stor
 									       : ref->run_id;
 
 	if (sec == SEC_VERSION_TAGS)
-		return query(ss, id, "tti", owner, key, ref->version);
-	return value ? query(ss, id, "ttt", owner, key, value) : query(ss, id, "tt", owner, key);
+		return sqldb_query(d, id, "tti", owner, key, ref->version);
+	return value ? sqldb_query(d, id, "ttt", owner, key, value)
+		     : sqldb_query(d, id, "tt", owner, key);
 }
 
 /* Reads (key, value) or (key, value, is_nan, step, timestamp); borrowed. */
 static void read_kv(sqlite3_stmt *st, int metric, struct store_kv *kv)
 {
-	kv->key = (char *)col_text(st, 0);
+	kv->key = (char *)sqldb_text(st, 0);
 	kv->value = NULL;
 	kv->num = 0;
 	kv->step = 0;
@@ -1088,9 +748,9 @@ static void read_kv(sqlite3_stmt *st, int metric, struct store_kv *kv)
 		kv->num =
 			metric_from_store(sqlite3_column_double(st, 1), sqlite3_column_int(st, 2));
 		kv->step = sqlite3_column_int64(st, 3);
-		kv->timestamp = col_time(st, 4);
+		kv->timestamp = sqldb_time(st, 4);
 	} else {
-		kv->value = (char *)col_text(st, 1);
+		kv->value = (char *)sqldb_text(st, 1);
 	}
 }
 
@@ -1116,20 +776,20 @@ static int sqlite_list_kv(struct store *s, enum store_section sec, const struct 
 	struct kv_ctx c = { cb, ctx, sec == SEC_METRICS };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(
-		ss,
-		kv_query(ss, kv_sql[sec].list, sec, ref, prefix && prefix[0] ? prefix : NULL, NULL),
-		"cannot list keys", kv_row, &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql,
+			     kv_query(&ss->sql, kv_sql[sec].list, sec, ref,
+				      prefix && prefix[0] ? prefix : NULL, NULL),
+			     "cannot list keys", kv_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
 static int get_kv_locked(struct sqlite_store *ss, enum store_section sec,
 			 const struct store_ref *ref, const char *key, struct store_kv *out)
 {
-	sqlite3_stmt *st = kv_query(ss, kv_sql[sec].get, sec, ref, key, NULL);
-	int err = step_row(ss, st, "cannot read a key");
+	sqlite3_stmt *st = kv_query(&ss->sql, kv_sql[sec].get, sec, ref, key, NULL);
+	int err = sqldb_step_row(&ss->sql, st, "cannot read a key");
 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
@@ -1151,9 +811,9 @@ static int sqlite_get_kv(struct store *s, enum store_section sec, const struct s
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
 	err = get_kv_locked(ss, sec, ref, key, out);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -1164,15 +824,16 @@ static int sqlite_log_param(struct store *s, const char *run_id, const char *key
 	struct store_kv old;
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (err)
-		return write_end(ss, err);
+		return sqldb_write_end(&ss->sql, err);
 	err = get_kv_locked(ss, SEC_PARAMS, &ref, key, &old);
 	if (err == -ENOENT) {
-		err = step_change(ss, kv_query(ss, Q_PARAM_INSERT, SEC_PARAMS, &ref, key, value),
-				  "cannot log the param");
+		err = sqldb_step_change(
+			&ss->sql, kv_query(&ss->sql, Q_PARAM_INSERT, SEC_PARAMS, &ref, key, value),
+			"cannot log the param");
 	} else if (!err) {
 		/* MLflow params are immutable; the same value again is fine. */
 		if (strcmp(old.value, value)) {
@@ -1183,7 +844,7 @@ static int sqlite_log_param(struct store *s, const char *run_id, const char *key
 		}
 		store_kv_release(&old);
 	}
-	return write_end(ss, err < 0 ? err : 0);
+	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
 /* Checks that the owner of a tag section may be written; lock held. */
@@ -1214,16 +875,17 @@ static int put_tag(struct sqlite_store *ss, enum store_section sec, const struct
 
 	if (sec == SEC_RUN_TAGS && !strcmp(key, "mlflow.runName"))
 		return set_run_name(ss, ref->run_id, value);
-	err = step_change(ss, kv_query(ss, kv_sql[sec].put, sec, ref, key, value),
-			  "cannot set the tag");
+	err = sqldb_step_change(&ss->sql, kv_query(&ss->sql, kv_sql[sec].put, sec, ref, key, value),
+				"cannot set the tag");
 	return err < 0 ? err : 0;
 }
 
 static int drop_tag(struct sqlite_store *ss, enum store_section sec, const struct store_ref *ref,
 		    const char *key)
 {
-	int err = step_change(ss, kv_query(ss, kv_sql[sec].drop, sec, ref, key, NULL),
-			      "cannot delete the tag");
+	int err = sqldb_step_change(&ss->sql,
+				    kv_query(&ss->sql, kv_sql[sec].drop, sec, ref, key, NULL),
+				    "cannot delete the tag");
 
 	if (err == 0) {
 		store_set_errmsg("no tag '%s'", key);
@@ -1240,7 +902,7 @@ static int change_tag(struct store *s, enum store_section sec, const struct stor
 	struct store_kv old;
 	int err;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = tag_owner_writable(ss, sec, ref);
 	if (!err && value)
@@ -1258,7 +920,7 @@ static int change_tag(struct store *s, enum store_section sec, const struct stor
 		if (old.key)
 			store_kv_release(&old);
 	}
-	return write_end(ss, err);
+	return sqldb_write_end(&ss->sql, err);
 }
 
 static int sqlite_set_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
@@ -1302,8 +964,8 @@ static int assign_steps(struct sqlite_store *ss, const char *run_id, const char 
 	for (i = 0; i < n && pts[i].has_step; i++)
 		;
 	if (i < n) {
-		st = query(ss, Q_METRIC_MAX_STEP, "tt", run_id, key);
-		err = step_row(ss, st, "cannot read the last step");
+		st = sqldb_query(&ss->sql, Q_METRIC_MAX_STEP, "tt", run_id, key);
+		err = sqldb_step_row(&ss->sql, st, "cannot read the last step");
 		if (err == 1) {
 			have_max = sqlite3_column_type(st, 0) != SQLITE_NULL;
 			max = sqlite3_column_int64(st, 0);
@@ -1335,17 +997,18 @@ static int sqlite_log_metrics(struct store *s, const char *run_id, const char *k
 	int is_nan, best_nan = 0, err;
 	size_t i, best = 0;
 
-	err = write_begin(ss);
+	err = sqldb_write_begin(&ss->sql);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
 		err = assign_steps(ss, run_id, key, pts, n);
 	for (i = 0; !err && i < n; i++) {
 		metric_to_store(pts[i].value, &v, &is_nan);
-		err = step_change(ss,
-				  query(ss, Q_METRIC_INSERT, "ttdiii", run_id, key, v,
-					pts[i].timestamp, pts[i].step, (int64_t)is_nan),
-				  "cannot log the metric");
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_METRIC_INSERT, "ttdiii", run_id,
+						    key, v, pts[i].timestamp, pts[i].step,
+						    (int64_t)is_nan),
+					"cannot log the metric");
 		err = err < 0 ? err : 0;
 		if (i == 0 || point_after(pts[i].step, pts[i].timestamp, v, pts[best].step,
 					  pts[best].timestamp, best_v)) {
@@ -1356,13 +1019,14 @@ static int sqlite_log_metrics(struct store *s, const char *run_id, const char *k
 	}
 	/* One upsert per call: only the call's greatest point can be the latest. */
 	if (!err)
-		err = step_change(ss,
-				  query(ss, Q_LATEST_UPSERT, "ttdiii", run_id, key, best_v,
-					pts[best].timestamp, pts[best].step, (int64_t)best_nan),
-				  "cannot update the latest metric");
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_LATEST_UPSERT, "ttdiii", run_id,
+						    key, best_v, pts[best].timestamp,
+						    pts[best].step, (int64_t)best_nan),
+					"cannot update the latest metric");
 	if (err >= 0)
-		ss->pending_points += n;
-	return write_end(ss, err < 0 ? err : 0);
+		ss->sql.pending += n;
+	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
 struct point_ctx {
@@ -1376,7 +1040,7 @@ static int point_row(void *ctx, sqlite3_stmt *st)
 
 	return c->cb(c->ctx,
 		     metric_from_store(sqlite3_column_double(st, 0), sqlite3_column_int(st, 1)),
-		     sqlite3_column_int64(st, 2), col_time(st, 3));
+		     sqlite3_column_int64(st, 2), sqldb_time(st, 3));
 }
 
 static int sqlite_metric_history(struct store *s, const char *run_id, const char *key,
@@ -1386,10 +1050,10 @@ static int sqlite_metric_history(struct store *s, const char *run_id, const char
 	struct point_ctx c = { cb, ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_METRIC_HISTORY, "tt", run_id, key),
-		       "cannot read the metric history", point_row, &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_METRIC_HISTORY, "tt", run_id, key),
+			     "cannot read the metric history", point_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -1400,10 +1064,10 @@ static int model_row(void *ctx, sqlite3_stmt *st)
 	struct cb_ctx *c = ctx;
 	struct store_model m;
 
-	m.name = (char *)col_text(st, 0);
-	m.creation_time = col_time(st, 1);
-	m.last_updated_time = col_time(st, 2);
-	m.description = (char *)col_text(st, 3);
+	m.name = (char *)sqldb_text(st, 0);
+	m.creation_time = sqldb_time(st, 1);
+	m.last_updated_time = sqldb_time(st, 2);
+	m.description = (char *)sqldb_text(st, 3);
 	return c->cb.model(c->ctx, &m);
 }
 
@@ -1413,10 +1077,10 @@ static int sqlite_list_models(struct store *s, store_model_cb *cb, void *ctx)
 	struct cb_ctx c = { .cb.model = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_MODEL_LIST, ""), "cannot list registered models", model_row,
-		       &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_MODEL_LIST, ""),
+			     "cannot list registered models", model_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -1438,10 +1102,10 @@ static int sqlite_get_model(struct store *s, const char *name, struct store_mode
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_MODEL_GET, "t", name), "cannot read a registered model",
-		       model_row, &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_MODEL_GET, "t", name),
+			     "cannot read a registered model", model_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	if (err < 0)
 		store_model_release(out);
 	return err < 0 ? err : err ? 0 : -ENOENT;
@@ -1452,16 +1116,16 @@ static int version_row(void *ctx, sqlite3_stmt *st)
 	struct cb_ctx *c = ctx;
 	struct store_version v;
 
-	v.model = (char *)col_text(st, 0);
+	v.model = (char *)sqldb_text(st, 0);
 	v.version = sqlite3_column_int64(st, 1);
-	v.creation_time = col_time(st, 2);
-	v.last_updated_time = col_time(st, 3);
-	v.description = (char *)col_text(st, 4);
-	v.source = (char *)col_text(st, 5);
-	v.run_id = (char *)col_text(st, 6);
-	v.status = (char *)col_text(st, 7);
-	v.stage = (char *)col_text(st, 8);
-	v.storage_location = (char *)col_text(st, 9);
+	v.creation_time = sqldb_time(st, 2);
+	v.last_updated_time = sqldb_time(st, 3);
+	v.description = (char *)sqldb_text(st, 4);
+	v.source = (char *)sqldb_text(st, 5);
+	v.run_id = (char *)sqldb_text(st, 6);
+	v.status = (char *)sqldb_text(st, 7);
+	v.stage = (char *)sqldb_text(st, 8);
+	v.storage_location = (char *)sqldb_text(st, 9);
 	return c->cb.version(c->ctx, &v);
 }
 
@@ -1471,10 +1135,10 @@ static int sqlite_list_versions(struct store *s, const char *model, store_versio
 	struct cb_ctx c = { .cb.version = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_VERSION_LIST, "t", model), "cannot list model versions",
-		       version_row, &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_VERSION_LIST, "t", model),
+			     "cannot list model versions", version_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -1504,10 +1168,10 @@ static int sqlite_get_version(struct store *s, const char *model, int64_t versio
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_VERSION_GET, "ti", model, version),
-		       "cannot read a model version", version_row, &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_VERSION_GET, "ti", model, version),
+			     "cannot read a model version", version_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	if (err < 0)
 		store_version_release(out);
 	return err < 0 ? err : err ? 0 : -ENOENT;
@@ -1517,7 +1181,7 @@ static int alias_row(void *ctx, sqlite3_stmt *st)
 {
 	struct cb_ctx *c = ctx;
 
-	return c->cb.alias(c->ctx, col_text(st, 0), sqlite3_column_int64(st, 1));
+	return c->cb.alias(c->ctx, sqldb_text(st, 0), sqlite3_column_int64(st, 1));
 }
 
 static int sqlite_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx)
@@ -1526,10 +1190,10 @@ static int sqlite_list_aliases(struct store *s, const char *model, store_alias_c
 	struct cb_ctx c = { .cb.alias = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
-	err = each_row(ss, query(ss, Q_ALIAS_LIST, "t", model), "cannot list aliases", alias_row,
-		       &c);
-	pthread_mutex_unlock(&ss->lock);
+	pthread_mutex_lock(&ss->sql.lock);
+	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_ALIAS_LIST, "t", model),
+			     "cannot list aliases", alias_row, &c);
+	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
 }
 
@@ -1616,9 +1280,10 @@ static int sqlite_artifact_dir(struct store *s, const struct store_run *run, cha
 static int sqlite_describe(struct store *s, struct buf *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb *d = &ss->sql;
 	int err;
 
-	pthread_mutex_lock(&ss->lock);
+	pthread_mutex_lock(&d->lock);
 	err = buf_addf(out,
 		       "store: sqlite\n"
 		       "uri: %s\n"
@@ -1634,11 +1299,11 @@ static int sqlite_describe(struct store *s, struct buf *out)
 		       "sqlite_version: %s\n",
 		       ss->uri, ss->db_path, ss->artifact_root,
 		       ss->info.revision[0] ? ss->info.revision : "(none)",
-		       ss->wal ? "wal" : "other", ss->in_txn ? "yes" : "no",
-		       (unsigned long long)ss->pending_points,
-		       (unsigned long long)ss->points_logged, (unsigned long long)ss->commits,
-		       (unsigned long long)ss->commit_failures, sqlite3_libversion());
-	pthread_mutex_unlock(&ss->lock);
+		       ss->wal ? "wal" : "other", d->in_txn ? "yes" : "no",
+		       (unsigned long long)d->pending, (unsigned long long)d->committed,
+		       (unsigned long long)d->commits, (unsigned long long)d->commit_failures,
+		       sqlite3_libversion());
+	pthread_mutex_unlock(&d->lock);
 	return err;
 }
 
@@ -1647,25 +1312,8 @@ static int sqlite_describe(struct store *s, struct buf *out)
 static void sqlite_close(struct store *s)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	size_t i;
 
-	if (ss->committer_started) {
-		pthread_mutex_lock(&ss->lock);
-		ss->stop = 1;
-		pthread_cond_signal(&ss->wake);
-		pthread_mutex_unlock(&ss->lock);
-		pthread_join(ss->committer, NULL);
-	}
-	pthread_mutex_lock(&ss->lock);
-	if (ss->db)
-		commit_locked(ss);
-	pthread_mutex_unlock(&ss->lock);
-	for (i = 0; i < Q_COUNT; i++)
-		sqlite3_finalize(ss->stmt[i]);
-	if (ss->db && sqlite3_close(ss->db) != SQLITE_OK)
-		log_error("cannot close '%s': %s", ss->db_path, sqlite3_errmsg(ss->db));
-	pthread_cond_destroy(&ss->wake);
-	pthread_mutex_destroy(&ss->lock);
+	sqldb_release(&ss->sql);
 	free(ss->uri);
 	free(ss->db_path);
 	free(ss->artifact_root);
@@ -1700,35 +1348,36 @@ static int open_fail(char **errmsg, const char *path, const char *why)
 }
 
 /* Opens and checks (or creates) the database; 0, or -1 with *errmsg. */
-static int open_database(struct sqlite_store *ss, char **errmsg)
+static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 {
+	sqlite3_stmt *st;
 	char *why = NULL;
 	int rc, empty, err;
+	sqlite3 *db;
 
 	err = make_parent_dirs(ss->db_path);
 	if (err)
 		return open_fail(errmsg, ss->db_path, strerror(-err));
-	rc = sqlite3_open_v2(ss->db_path, &ss->db,
+	rc = sqlite3_open_v2(ss->db_path, dbp,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
+	db = *dbp;
 	if (rc != SQLITE_OK)
-		return open_fail(errmsg, ss->db_path,
-				 ss->db ? sqlite3_errmsg(ss->db) : sqlite3_errstr(rc));
-	sqlite3_extended_result_codes(ss->db, 1);
-	sqlite3_busy_timeout(ss->db, BUSY_TIMEOUT_MS);
+		return open_fail(errmsg, ss->db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	sqlite3_extended_result_codes(db, 1);
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
 	/* MLflow's own connection settings. */
-	rc = sqlite3_exec(ss->db, "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON", NULL,
+	rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON", NULL,
 			  NULL, NULL);
 	if (rc != SQLITE_OK)
-		return open_fail(errmsg, ss->db_path, sqlite3_errmsg(ss->db));
+		return open_fail(errmsg, ss->db_path, sqlite3_errmsg(db));
 
-	empty = schema_is_empty(ss->db);
+	empty = schema_is_empty(db);
 	if (empty < 0)
 		return open_fail(errmsg, ss->db_path,
-				 empty == -EPROTO ? "file is not a database"
-						  : sqlite3_errmsg(ss->db));
+				 empty == -EPROTO ? "file is not a database" : sqlite3_errmsg(db));
 	if (empty) {
-		err = schema_create(ss->db, ss->artifact_root, &why);
+		err = schema_create(db, ss->artifact_root, &why);
 		if (err) {
 			open_fail(errmsg, ss->db_path, why ? why : strerror(-err));
 			free(why);
@@ -1737,7 +1386,7 @@ static int open_database(struct sqlite_store *ss, char **errmsg)
 		log_info("created a new MLflow database '%s' (schema %s)", ss->db_path,
 			 SCHEMA_REVISION);
 	}
-	err = schema_check(ss->db, &ss->info, &why);
+	err = schema_check(db, &ss->info, &why);
 	if (err) {
 		open_fail(errmsg, ss->db_path, why ? why : strerror(-err));
 		free(why);
@@ -1748,65 +1397,86 @@ static int open_database(struct sqlite_store *ss, char **errmsg)
 	 * is kept in the file.  It needs a moment without other connections,
 	 * so failing to switch is not fatal.
 	 */
-	{
-		sqlite3_stmt *st;
-
-		rc = sqlite3_prepare_v2(ss->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-		if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-			const unsigned char *mode = sqlite3_column_text(st, 0);
-
-			ss->wal = mode && !strcmp((const char *)mode, "wal");
-		}
-		sqlite3_finalize(st);
-		if (!ss->wal)
-			log_warn("'%s' stays in its rollback-journal mode: MLflow readers will "
-				 "wait while mlflowfs commits",
-				 ss->db_path);
-	}
+	rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		ss->wal = !strcmp(sqldb_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	if (!ss->wal)
+		log_warn("'%s' stays in its rollback-journal mode: MLflow readers will wait while "
+			 "mlflowfs commits",
+			 ss->db_path);
 	/* A commit survives a crash of mlflowfs; fsync() adds power loss. */
-	sqlite3_exec(ss->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 	return 0;
+}
+
+/*
+ * The statement texts for this database: @EWS@ and @MWS@ become a filter on
+ * MLflow 3's workspace column where the experiments or the registry have it.
+ */
+static char **statement_texts(const struct schema_info *info)
+{
+	char **out = calloc(Q_COUNT, sizeof(*out));
+	struct buf sql = BUF_INIT;
+	const char *p;
+	size_t i;
+	int err = !out;
+
+	for (i = 0; !err && i < Q_COUNT; i++) {
+		buf_reset(&sql);
+		for (p = sql_text[i]; *p && !err; p++) {
+			if (!strncmp(p, "@EWS@", 5) || !strncmp(p, "@MWS@", 5)) {
+				if (p[1] == 'E' ? info->has_workspace : info->models_have_workspace)
+					err = buf_adds(&sql, "AND workspace = 'default'");
+				p += 4;
+			} else {
+				err = buf_addch(&sql, *p);
+			}
+		}
+		if (!err)
+			out[i] = strdup(buf_str(&sql));
+		err = err || !out[i];
+	}
+	buf_release(&sql);
+	if (err && out) {
+		for (i = 0; i < Q_COUNT; i++)
+			free(out[i]);
+		free(out);
+		out = NULL;
+	}
+	return out;
 }
 
 struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 {
 	struct sqlite_store *ss = calloc(1, sizeof(*ss));
-	pthread_condattr_t ca;
+	char **texts;
 
 	*errmsg = NULL;
-	if (!ss)
-		goto nomem;
-	if (store_base_init(&ss->base, &sqlite_ops))
-		goto nomem_ss;
-	pthread_mutex_init(&ss->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ss->wake, &ca);
-	pthread_condattr_destroy(&ca);
-	ss->txn_seq = 1;
+	if (!ss || store_base_init(&ss->base, &sqlite_ops)) {
+		free(ss);
+		*errmsg = strdup("out of memory");
+		return NULL;
+	}
 	ss->uri = strdup(cfg->tracking_uri);
 	ss->db_path = strdup(cfg->db_path);
 	ss->artifact_root = strdup(cfg->artifact_root);
-	if (!ss->uri || !ss->db_path || !ss->artifact_root)
-		goto fail_nomem;
-	if (open_database(ss, errmsg))
+	if (!ss->uri || !ss->db_path || !ss->artifact_root || sqldb_init(&ss->sql, cfg->db_path))
+		goto nomem;
+	if (open_database(ss, &ss->sql.db, errmsg))
 		goto fail;
-	if (pthread_create(&ss->committer, NULL, committer_main, ss)) {
+	texts = statement_texts(&ss->info);
+	if (!texts)
+		goto nomem;
+	if (sqldb_start(&ss->sql, texts, Q_COUNT)) {
 		*errmsg = strdup("cannot start the commit thread");
 		goto fail;
 	}
-	ss->committer_started = 1;
 	return &ss->base;
-
-fail_nomem:
+nomem:
 	*errmsg = strdup("out of memory");
 fail:
 	sqlite_close(&ss->base);
-	return NULL;
-nomem_ss:
-	free(ss);
-nomem:
-	*errmsg = strdup("out of memory");
 	return NULL;
 }
 
