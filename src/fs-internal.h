@@ -1,0 +1,160 @@
+/*
+ * fs-internal.h - what the files of the FUSE layer share: the daemon's state
+ * (struct fs), a resolved path (struct target), an open file (struct handle),
+ * an artifact path ready for *at() calls (struct art_ref), and the functions
+ * one file offers the others.  fs.c resolves paths and changes names,
+ * fs_read.c answers getattr, readlink and readdir, fs_file.c opens, reads and
+ * writes, fs_art.c passes artifacts through to their folder on disk.
+ */
+#ifndef MFS_FS_INTERNAL_H
+#define MFS_FS_INTERNAL_H
+
+#include <fuse.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "content.h"
+#include "path.h"
+#include "store.h"
+
+struct mfs_config;
+struct statvfs;
+
+/* Created names that have no value yet, and folders made for keys. */
+struct pending {
+	struct pending *next;
+	char *path;
+	int open_files; /* > 0: a created file, visible while open */
+	int is_dir;	/* a key folder made by mkdir */
+};
+
+struct fs {
+	struct store *store;
+	const struct mfs_config *cfg;
+	uid_t uid;
+	gid_t gid;
+	int64_t mounted_ms;
+	locale_t utf8; /* for iswalnum_l(): MLflow's \w is Unicode */
+	pthread_mutex_t pending_lock;
+	struct pending *pending; /* protected by pending_lock */
+};
+
+/* What a path names, found in the store. */
+struct target {
+	struct node n;
+	struct store_experiment exp;
+	struct store_run run;
+	struct store_model model;
+	struct store_version version;
+	int has_exp, has_run, has_model, has_version;
+};
+
+enum handle_kind {
+	H_ARTIFACT, /* fd is the file on disk */
+	H_READ,	    /* content holds what reads return */
+	H_PARAM,    /* wbuf collects the value */
+	H_TAG,
+	H_STATUS,
+	H_METRIC, /* wbuf holds an unfinished line */
+};
+
+struct handle {
+	enum handle_kind kind;
+	enum store_section sec; /* H_PARAM, H_TAG, H_METRIC */
+	int fd;
+	int append;
+	struct blob content;
+	struct buf wbuf;
+	int wrote;	  /* wbuf holds something to log at flush */
+	int have_token;	  /* token is set: this descriptor has written */
+	uint64_t token;	  /* store_write_token() before the first write */
+	size_t value_max; /* characters a value may have */
+	char run_id[STORE_RUN_ID_MAX];
+	char experiment_id[STORE_ID_MAX];
+	char *key;
+	char *path;	      /* for messages and the pending table */
+	int pending;	      /* path is registered as a pending created file */
+	pthread_mutex_t lock; /* FUSE may use one handle from several threads */
+};
+
+#define DIR_MODE  (S_IFDIR | 0755)
+#define RO_MODE	  (S_IFREG | 0444)
+#define RW_MODE	  (S_IFREG | 0644)
+#define LINK_MODE (S_IFLNK | 0777)
+
+/* ---- artifacts (local folder pass-through) --------------------------- */
+
+/* A name below a run's artifacts/, ready for *at() calls. */
+struct art_ref {
+	int root;	  /* the run's artifact folder (O_PATH) */
+	int dir;	  /* the folder holding leaf: root, or one walked to */
+	const char *leaf; /* the last component; "" for the artifacts folder itself */
+	char proc[32];	  /* "/proc/self/fd/N" of root, for calls that refuse O_PATH */
+};
+
+/* fs.c: state, names, resolving paths, name operations */
+struct fs *fs_get(void);
+int64_t fs_now_ms(void);
+long fs_utf8_chars(const char *s, size_t len);
+int fs_key_check(struct fs *fs, const char *path, const char *key);
+int fs_name_check(const char *path, const char *what, long max_chars);
+const char *fs_status_parse(const char *text, size_t len, int prefix);
+void fs_caller_name(char *out, size_t size);
+int fs_pending_add(struct fs *fs, const char *path, int is_dir);
+void fs_pending_drop(struct fs *fs, const char *path, int is_dir);
+int fs_pending_state(struct fs *fs, const char *path);
+void fs_target_release(struct target *t);
+int fs_resolve(struct fs *fs, const char *path, struct target *t);
+enum store_section fs_node_section(const struct target *t, struct store_ref *ref);
+int fs_key_lookup(struct fs *fs, const struct target *t, struct store_kv *kv);
+void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms);
+int fs_mkdir(const char *path, mode_t mode);
+int fs_unlink(const char *path);
+int fs_rmdir(const char *path);
+int fs_rename(const char *from, const char *to, unsigned int flags);
+void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg);
+
+/* fs_read.c: attributes, links, listings */
+int fs_render(struct fs *fs, const struct target *t, struct buf *out, struct blob *blob);
+int fs_run_link_target(const struct store_experiment *e, const struct store_run *r, const char *up,
+		       struct buf *out);
+int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
+int fs_readlink(const char *path, char *out, size_t size);
+int fs_opendir(const char *path, struct fuse_file_info *fi);
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
+int fs_releasedir(const char *path, struct fuse_file_info *fi);
+
+/* fs_file.c: open files */
+int fs_open(const char *path, struct fuse_file_info *fi);
+int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+int fs_read(const char *path, char *out, size_t size, off_t off, struct fuse_file_info *fi);
+int fs_write(const char *path, const char *data, size_t size, off_t off, struct fuse_file_info *fi);
+int fs_flush(const char *path, struct fuse_file_info *fi);
+int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi);
+int fs_release(const char *path, struct fuse_file_info *fi);
+int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+
+/* fs_art.c: artifacts */
+void fs_art_chown_new(int dirfd, const char *leaf);
+void fs_art_close(struct art_ref *a);
+int fs_art_open(struct fs *fs, struct target *t, int create, struct art_ref *a);
+void fs_art_path(const struct art_ref *a, int *dir, const char **name);
+int fs_art_resolve(struct fs *fs, const char *path, struct target *t, int err_other,
+		   const char *why);
+int fs_art_getattr(struct fs *fs, struct target *t, struct stat *st);
+int fs_art_simple(struct fs *fs, struct target *t, int (*op)(int, const char *, int), int flags);
+int fs_symlink(const char *target, const char *path);
+int fs_link(const char *from, const char *to);
+int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
+int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi);
+int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi);
+int fs_mknod(const char *path, mode_t mode, dev_t dev);
+int fs_access(const char *path, int mask);
+int fs_statfs(const char *path, struct statvfs *st);
+
+#endif
