@@ -31,6 +31,13 @@ struct pending {
 	int is_dir;	/* a key folder made by mkdir */
 };
 
+/* A path whose attributes the kernel may cache (fs_watch.c). */
+struct fs_seen {
+	char *path;
+	int64_t ms;
+};
+#define FS_SEEN_MAX 8192
+
 struct fs {
 	struct store *store;
 	const struct mfs_config *cfg;
@@ -40,6 +47,22 @@ struct fs {
 	locale_t utf8; /* for iswalnum_l(): MLflow's \w is Unicode */
 	pthread_mutex_t pending_lock;
 	struct pending *pending; /* protected by pending_lock */
+	/* Open files and folders, freed at unmount if the kernel never released
+	 * them. */
+	pthread_mutex_t open_lock;
+	struct handle *handles;	 /* protected by open_lock */
+	struct dir_handle *dirs; /* protected by open_lock */
+	/* fs_watch.c: paths answered lately, and the thread that makes the
+	 * kernel forget them when another client commits. */
+	struct fuse *fuse;
+	pthread_mutex_t seen_lock;
+	struct fs_seen seen[FS_SEEN_MAX]; /* protected by seen_lock */
+	unsigned seen_next;		  /* protected by seen_lock */
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_wake; /* used with watch_lock */
+	int watch_stop;		   /* protected by watch_lock */
+	pthread_t watcher;
+	int watching; /* set before the loop runs, cleared after it ended */
 };
 
 /* What a path names, found in the store. */
@@ -50,6 +73,7 @@ struct target {
 	struct store_model model;
 	struct store_version version;
 	int has_exp, has_run, has_model, has_version;
+	int parsed; /* n is valid, even when what it names was not found */
 };
 
 enum handle_kind {
@@ -69,15 +93,17 @@ struct handle {
 	struct blob content;
 	struct buf wbuf;
 	int wrote;	  /* wbuf holds something to log at flush */
+	int failed;	  /* a write was refused (-errno): nothing is logged at flush */
 	int have_token;	  /* token is set: this descriptor has written */
 	uint64_t token;	  /* store_write_token() before the first write */
 	size_t value_max; /* characters a value may have */
 	char run_id[STORE_RUN_ID_MAX];
 	char experiment_id[STORE_ID_MAX];
 	char *key;
-	char *path;	      /* for messages and the pending table */
-	int pending;	      /* path is registered as a pending created file */
-	pthread_mutex_t lock; /* FUSE may use one handle from several threads */
+	char *path;		    /* for messages and the pending table */
+	int pending;		    /* path is registered as a pending created file */
+	pthread_mutex_t lock;	    /* FUSE may use one handle from several threads */
+	struct handle *prev, *next; /* in fs->handles, protected by fs->open_lock */
 };
 
 #define DIR_MODE  (S_IFDIR | 0755)
@@ -103,11 +129,17 @@ int fs_key_check(struct fs *fs, const char *path, const char *key);
 int fs_name_check(const char *path, const char *what, long max_chars);
 const char *fs_status_parse(const char *text, size_t len, int prefix);
 void fs_caller_name(char *out, size_t size);
+/* -EROFS, logged, for a path under models/ (read-only here); else 0. */
+int fs_models_refuse(const char *path);
 int fs_pending_add(struct fs *fs, const char *path, int is_dir);
 void fs_pending_drop(struct fs *fs, const char *path, int is_dir);
 int fs_pending_state(struct fs *fs, const char *path);
 void fs_target_release(struct target *t);
+/* Parses path and finds the objects it names; -ENOENT if one is missing.
+ * fs_resolve_new() keeps the parsed node (t->parsed) when something is
+ * missing, for callers making a new name; release t either way. */
 int fs_resolve(struct fs *fs, const char *path, struct target *t);
+int fs_resolve_new(struct fs *fs, const char *path, struct target *t);
 enum store_section fs_node_section(const struct target *t, struct store_ref *ref);
 int fs_key_lookup(struct fs *fs, const struct target *t, struct store_kv *kv);
 void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms);
@@ -126,6 +158,7 @@ int fs_readlink(const char *path, char *out, size_t size);
 int fs_opendir(const char *path, struct fuse_file_info *fi);
 int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
+void fs_dir_free_all(struct fs *fs);
 int fs_releasedir(const char *path, struct fuse_file_info *fi);
 
 /* fs_file.c: open files */
@@ -137,6 +170,7 @@ int fs_flush(const char *path, struct fuse_file_info *fi);
 int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi);
 int fs_release(const char *path, struct fuse_file_info *fi);
 int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+void fs_file_free_all(struct fs *fs);
 int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi);
 
 /* fs_art.c: artifacts */
@@ -156,5 +190,12 @@ int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_i
 int fs_mknod(const char *path, mode_t mode, dev_t dev);
 int fs_access(const char *path, int mask);
 int fs_statfs(const char *path, struct statvfs *st);
+int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags);
+int fs_removexattr(const char *path, const char *name);
+
+/* fs_watch.c: other writers' changes in stat() */
+/* Records that the kernel got the attributes of dir/name (name may be NULL). */
+void fs_seen(struct fs *fs, const char *dir, const char *name);
+void fs_watch_start(struct fs *fs, struct fuse *f);
 
 #endif

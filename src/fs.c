@@ -45,11 +45,12 @@ int64_t fs_now_ms(void)
 /* ---- names and values ------------------------------------------------ */
 
 /*
- * Checks that s (len bytes) is UTF-8 without NUL and counts its characters,
- * as MLflow measures lengths.  Returns the count, or -1.
+ * Checks that s (len bytes) is UTF-8 that Python decodes, without NUL, and
+ * counts its characters, as MLflow measures lengths.  Returns the count, or -1.
  */
 long fs_utf8_chars(const char *s, size_t len)
 {
+	static const unsigned min_cp[] = { 0, 0x80, 0x800, 0x10000 };
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 	long n = 0;
 
@@ -61,11 +62,20 @@ long fs_utf8_chars(const char *s, size_t len)
 			    : (c & 0xf8) == 0xf0 ? 3
 						 : -1;
 
-		if (c == 0 || extra < 0 || (c & 0xfe) == 0xc0 || end - p <= extra)
+		if (c == 0 || extra < 0 || end - p <= extra)
 			return -1;
-		for (int i = 1; i <= extra; i++)
-			if ((p[i] & 0xc0) != 0x80)
+		if (extra) {
+			c &= 0x3f >> extra;
+			for (int i = 1; i <= extra; i++) {
+				if ((p[i] & 0xc0) != 0x80)
+					return -1;
+				c = (c << 6) | (p[i] & 0x3f);
+			}
+			/* What Python refuses to decode: overlong forms,
+			 * surrogates, and beyond U+10FFFF. */
+			if (c < min_cp[extra] || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
 				return -1;
+		}
 		p += extra + 1;
 		n++;
 	}
@@ -165,6 +175,13 @@ const char *fs_status_parse(const char *text, size_t len, int prefix)
 		    !strncasecmp(statuses[i], text, len))
 			return statuses[i];
 	return NULL;
+}
+
+int fs_models_refuse(const char *path)
+{
+	if (strncmp(path, "/models", 7) || (path[7] && path[7] != '/'))
+		return 0;
+	return log_refusal(path, EROFS, "the model registry is read-only in this version");
 }
 
 /* The user a new run is recorded for: the caller's login name. */
@@ -274,7 +291,7 @@ void fs_target_release(struct target *t)
 }
 
 /* Parses path and finds the objects it names; -ENOENT if one is missing. */
-int fs_resolve(struct fs *fs, const char *path, struct target *t)
+int fs_resolve_new(struct fs *fs, const char *path, struct target *t)
 {
 	int err;
 
@@ -282,6 +299,7 @@ int fs_resolve(struct fs *fs, const char *path, struct target *t)
 	err = path_parse(path, &t->n);
 	if (err)
 		return err;
+	t->parsed = 1;
 	if (t->n.experiment) {
 		err = store_get_experiment(fs->store, t->n.experiment, &t->exp);
 		if (err)
@@ -327,7 +345,25 @@ int fs_resolve(struct fs *fs, const char *path, struct target *t)
 	}
 	return 0;
 fail:
-	fs_target_release(t);
+	/* Keep the parsed node: callers making a new name ask what it is. */
+	if (t->has_exp)
+		store_experiment_release(&t->exp);
+	if (t->has_run)
+		store_run_release(&t->run);
+	if (t->has_model)
+		store_model_release(&t->model);
+	if (t->has_version)
+		store_version_release(&t->version);
+	t->has_exp = t->has_run = t->has_model = t->has_version = 0;
+	return err;
+}
+
+int fs_resolve(struct fs *fs, const char *path, struct target *t)
+{
+	int err = fs_resolve_new(fs, path, t);
+
+	if (err)
+		fs_target_release(t);
 	return err;
 }
 
@@ -412,11 +448,10 @@ void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64
 	fill_times(st, ms);
 }
 
-int fs_mkdir(const char *path, mode_t mode)
+static int do_mkdir(struct fs *fs, const char *path, mode_t mode)
 {
 	static const char where[] = "only experiments, runs, key folders and artifact folders "
 				    "can be made here";
-	struct fs *fs = fs_get();
 	struct store_experiment e;
 	struct store_run r;
 	struct store_kv kv;
@@ -457,10 +492,6 @@ int fs_mkdir(const char *path, mode_t mode)
 						  store_errmsg());
 			else
 				store_run_release(&r);
-			break;
-		case NODE_MODEL:
-			err = log_refusal(path, EROFS,
-					  "the model registry is read-only in this version");
 			break;
 		default:
 			err = -ENOENT; /* a folder above it is missing */
@@ -510,12 +541,6 @@ int fs_mkdir(const char *path, mode_t mode)
 	case NODE_HISTORY:
 		err = t.n.key ? log_refusal(path, EACCES, "history is read-only") : -EEXIST;
 		break;
-	case NODE_MODEL_TAGS:
-	case NODE_VERSION_TAGS:
-	case NODE_MODEL_VERSIONS:
-	case NODE_MODEL_ALIASES:
-		err = log_refusal(path, EROFS, "the model registry is read-only in this version");
-		break;
 	default:
 		err = -EEXIST;
 	}
@@ -523,9 +548,8 @@ int fs_mkdir(const char *path, mode_t mode)
 	return err;
 }
 
-int fs_unlink(const char *path)
+static int do_unlink(struct fs *fs, const char *path)
 {
-	struct fs *fs = fs_get();
 	struct store_ref ref;
 	struct store_kv kv;
 	struct target t;
@@ -569,9 +593,8 @@ int fs_unlink(const char *path)
 	return err;
 }
 
-int fs_rmdir(const char *path)
+static int do_rmdir(struct fs *fs, const char *path)
 {
-	struct fs *fs = fs_get();
 	struct store_kv kv;
 	struct target t;
 	int err;
@@ -622,15 +645,29 @@ int fs_rmdir(const char *path)
 	return err;
 }
 
-int fs_rename(const char *from, const char *to, unsigned int flags)
+static int is_artifact_path(const char *path)
 {
-	struct fs *fs = fs_get();
+	struct node n;
+	int yes = !path_parse(path, &n) && n.kind == NODE_ARTIFACTS;
+
+	path_release(&n);
+	return yes;
+}
+
+static int do_rename(struct fs *fs, const char *from, const char *to, unsigned int flags)
+{
 	struct art_ref ra, rb;
 	struct target a, b;
 	struct store_ref ref;
 	struct store_kv kv;
 	int err, berr;
 
+	/*
+	 * libfuse hides a file removed while open by renaming it to
+	 * .fuse_hidden*: for a virtual file that is its removal, nothing more.
+	 */
+	if (!strncmp(last_component(to), ".fuse_hidden", 12) && !is_artifact_path(from))
+		return do_unlink(fs, from);
 	err = fs_resolve(fs, from, &a);
 	if (err)
 		return err;
@@ -712,25 +749,83 @@ out:
 	return err;
 }
 
+/* Commits a name operation at once: it has no close() to wait for, and a
+ * client must see the run it just made. */
+static int commit_now(struct fs *fs, const char *path, uint64_t token)
+{
+	int err = store_sync(fs->store, token, 0);
+
+	return err ? log_refusal(path, -err, "%s", store_errmsg()) : 0;
+}
+
+int fs_mkdir(const char *path, mode_t mode)
+{
+	struct fs *fs = fs_get();
+	uint64_t token = store_write_token(fs->store);
+	int err = fs_models_refuse(path);
+
+	if (!err)
+		err = do_mkdir(fs, path, mode);
+	return err ? err : commit_now(fs, path, token);
+}
+
+int fs_unlink(const char *path)
+{
+	struct fs *fs = fs_get();
+	uint64_t token = store_write_token(fs->store);
+	int err = fs_models_refuse(path);
+
+	if (!err)
+		err = do_unlink(fs, path);
+	return err ? err : commit_now(fs, path, token);
+}
+
+int fs_rmdir(const char *path)
+{
+	struct fs *fs = fs_get();
+	uint64_t token = store_write_token(fs->store);
+	int err = fs_models_refuse(path);
+
+	if (!err)
+		err = do_rmdir(fs, path);
+	return err ? err : commit_now(fs, path, token);
+}
+
+int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct fs *fs = fs_get();
+	uint64_t token = store_write_token(fs->store);
+	int err = fs_models_refuse(from);
+
+	if (!err)
+		err = fs_models_refuse(to);
+	if (!err)
+		err = do_rename(fs, from, to, flags);
+	return err ? err : commit_now(fs, from, token);
+}
+
 void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	/*
 	 * Kernel caches of 1 s (never 0: fuse-peers §3); no negative cache, so
-	 * a name made by another client shows at once.  Artifacts deleted while
-	 * open stay readable through their descriptors (hard_remove,
-	 * nullpath_ok).  Read-only descriptors need no flush.
+	 * a name made by another client shows at once.  An artifact removed
+	 * while open is hidden by libfuse (renamed .fuse_hidden*, removed at
+	 * its last close), so fstat() and the like on it keep working; the
+	 * high-level API could not find a path for it otherwise.  Read-only
+	 * descriptors need no flush.
 	 */
+	cfg->hard_remove = 0;
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
 	cfg->use_ino = 0;
-	cfg->hard_remove = 1;
 	cfg->nullpath_ok = 1;
 	cfg->no_rofd_flush = 1;
 	/* Never writeback_cache: the kernel would hold lines for 30 s. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* Always readdirplus, so ls -l needs no lookups (machine-limits §3). */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	fs_watch_start(fuse_get_context()->private_data, fuse_get_context()->fuse);
 	return fuse_get_context()->private_data;
 }
 
@@ -751,6 +846,9 @@ struct fs *fs_new(struct store *store, const struct mfs_config *cfg)
 		return NULL;
 	}
 	pthread_mutex_init(&fs->pending_lock, NULL);
+	pthread_mutex_init(&fs->open_lock, NULL);
+	pthread_mutex_init(&fs->seen_lock, NULL);
+	pthread_mutex_init(&fs->watch_lock, NULL);
 	return fs;
 }
 
@@ -760,12 +858,18 @@ void fs_free(struct fs *fs)
 
 	if (!fs)
 		return;
+	fs_stop(fs);
+	fs_file_free_all(fs);
+	fs_dir_free_all(fs);
 	while ((p = fs->pending)) {
 		fs->pending = p->next;
 		free(p->path);
 		free(p);
 	}
 	pthread_mutex_destroy(&fs->pending_lock);
+	pthread_mutex_destroy(&fs->open_lock);
+	pthread_mutex_destroy(&fs->seen_lock);
+	pthread_mutex_destroy(&fs->watch_lock);
 	freelocale(fs->utf8);
 	free(fs);
 }
@@ -798,4 +902,6 @@ const struct fuse_operations fs_operations = {
 	.create = fs_create,
 	.utimens = fs_utimens,
 	.fallocate = fs_fallocate,
+	.setxattr = fs_setxattr,
+	.removexattr = fs_removexattr,
 };

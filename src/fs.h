@@ -13,6 +13,8 @@ struct fs;
 
 /* The handlers' shared state: borrows the store and config until fs_free. */
 struct fs *fs_new(struct store *store, const struct mfs_config *cfg);
+/* Stops the background work; call once the FUSE loop has ended. */
+void fs_stop(struct fs *fs);
 void fs_free(struct fs *fs);
 
 extern const struct fuse_operations fs_operations;

@@ -27,6 +27,10 @@
 #include "metric.h"
 #include "options.h"
 
+/* libfuse's names for files removed while open, and where they are kept. */
+#define HIDDEN_PREFIX ".fuse_hidden"
+#define HIDDEN_DIR    ".mlflowfs-hidden"
+
 /* Opens the run's artifact folder; with create, makes it first if missing. */
 static int art_root(struct fs *fs, struct target *t, int create, int *fd)
 {
@@ -44,11 +48,11 @@ static int art_root(struct fs *fs, struct target *t, int create, int *fd)
 		/* mkdir -p: MLflow makes a run's folder at its first artifact. */
 		for (p = dir + 1; (p = strchr(p, '/')); p++) {
 			*p = '\0';
-			if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+			if (mkdir(dir, 0777 & ~fs->cfg->umask) < 0 && errno != EEXIST)
 				break;
 			*p = '/';
 		}
-		if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		if (mkdir(dir, 0777 & ~fs->cfg->umask) < 0 && errno != EEXIST)
 			log_warn("cannot create artifact folder '%s': %s", dir, strerror(errno));
 		*fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
@@ -124,13 +128,29 @@ void fs_art_close(struct art_ref *a)
  * artifact folder first if it is missing. */
 int fs_art_open(struct fs *fs, struct target *t, int create, struct art_ref *a)
 {
+	const char *last = strrchr(t->n.subpath, '/');
 	int err;
 
 	a->root = a->dir = -1;
 	a->leaf = "";
 	err = art_root(fs, t, create, &a->root);
-	if (!err)
+	last = last ? last + 1 : t->n.subpath;
+	if (!err && !strncmp(last, HIDDEN_PREFIX, strlen(HIDDEN_PREFIX))) {
+		/*
+		 * libfuse hides a file removed while open as .fuse_hidden* in its
+		 * folder; those live beside the artifacts instead, where neither
+		 * a listing nor MLflow sees them, until their last close.
+		 */
+		if (mkdirat(a->root, "../" HIDDEN_DIR, 0700) < 0 && errno != EEXIST)
+			err = -errno;
+		a->dir = err ? -1
+			     : openat(a->root, "../" HIDDEN_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (!err && a->dir < 0)
+			err = -errno;
+		a->leaf = last;
+	} else if (!err) {
 		err = art_at(a->root, t->n.subpath, &a->dir, &a->leaf);
+	}
 	if (err) {
 		fs_art_close(a);
 		return err;
@@ -154,15 +174,19 @@ void fs_art_path(const struct art_ref *a, int *dir, const char **name)
 int fs_art_resolve(struct fs *fs, const char *path, struct target *t, int err_other,
 		   const char *why)
 {
-	int err = fs_resolve(fs, path, t);
+	int err = fs_models_refuse(path);
 
 	if (err)
 		return err;
-	if (t->n.kind != NODE_ARTIFACTS || !t->n.subpath[0]) {
-		fs_target_release(t);
-		return log_refusal(path, err_other, "%s", why);
-	}
-	return 0;
+	err = fs_resolve_new(fs, path, t);
+	if (err == -ENOENT && t->parsed && t->n.kind == NODE_ARTIFACTS)
+		err = -ENOENT; /* a folder above is missing */
+	else if (!err && t->n.kind == NODE_ARTIFACTS && t->n.subpath[0])
+		return 0;
+	else if (!err || err == -ENOENT)
+		err = log_refusal(path, err_other, "%s", why);
+	fs_target_release(t);
+	return err;
 }
 
 int fs_art_getattr(struct fs *fs, struct target *t, struct stat *st)
@@ -276,7 +300,7 @@ int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 		fs_target_release(&t);
 		return log_refusal(path, EPERM, "virtual files have fixed permissions");
 	}
-	err = fs_art_open(fs, &t, 0, &a);
+	err = fs_art_open(fs, &t, !t.n.subpath[0], &a);
 	if (!err) {
 		fs_art_path(&a, &dir, &name);
 		if (fchmodat(dir, name, mode, 0) < 0)
@@ -306,7 +330,7 @@ int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 		fs_target_release(&t);
 		return log_refusal(path, EPERM, "virtual files have a fixed owner");
 	}
-	err = fs_art_open(fs, &t, 0, &a);
+	err = fs_art_open(fs, &t, !t.n.subpath[0], &a);
 	if (!err) {
 		if (fchownat(a.dir, a.leaf, uid, gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) < 0)
 			err = -errno;
@@ -337,7 +361,7 @@ int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_i
 		fs_target_release(&t);
 		return 0;
 	}
-	err = fs_art_open(fs, &t, 0, &a);
+	err = fs_art_open(fs, &t, !t.n.subpath[0], &a);
 	if (!err) {
 		fs_art_path(&a, &dir, &name);
 		if (utimensat(dir, name, tv, a.leaf[0] ? AT_SYMLINK_NOFOLLOW : 0) < 0)
@@ -413,4 +437,19 @@ int fs_statfs(const char *path, struct statvfs *st)
 			       statvfs("/", st) < 0
 		       ? -errno
 		       : 0;
+}
+
+/* No extended attributes are kept, anywhere: refused and logged.  (getxattr
+ * and listxattr stay unimplemented, so the kernel stops asking at once.) */
+int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
+{
+	(void)value;
+	(void)size;
+	(void)flags;
+	return log_refusal(path, ENOTSUP, "extended attributes are not kept ('%s')", name);
+}
+
+int fs_removexattr(const char *path, const char *name)
+{
+	return log_refusal(path, ENOTSUP, "extended attributes are not kept ('%s')", name);
 }

@@ -32,6 +32,14 @@
 
 static void handle_free(struct fs *fs, struct handle *h)
 {
+	pthread_mutex_lock(&fs->open_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->open_lock);
 	if (h->fd >= 0)
 		close(h->fd);
 	if (h->pending)
@@ -44,7 +52,13 @@ static void handle_free(struct fs *fs, struct handle *h)
 	free(h);
 }
 
-static struct handle *handle_new(enum handle_kind kind, const char *path)
+void fs_file_free_all(struct fs *fs)
+{
+	while (fs->handles)
+		handle_free(fs, fs->handles);
+}
+
+static struct handle *handle_new(struct fs *fs, enum handle_kind kind, const char *path)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
@@ -54,13 +68,18 @@ static struct handle *handle_new(enum handle_kind kind, const char *path)
 	h->fd = -1;
 	blob_init(&h->content);
 	buf_init(&h->wbuf, 0);
-	pthread_mutex_init(&h->lock, NULL);
 	h->path = strdup(path);
 	if (!h->path) {
-		pthread_mutex_destroy(&h->lock);
 		free(h);
 		return NULL;
 	}
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&fs->open_lock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->open_lock);
 	return h;
 }
 
@@ -89,7 +108,7 @@ static int art_open(struct fs *fs, const char *path, struct target *t, struct fu
 	fs_art_close(&a);
 	if (err)
 		return err;
-	h = handle_new(H_ARTIFACT, path);
+	h = handle_new(fs, H_ARTIFACT, path);
 	if (!h) {
 		close(fd);
 		return -ENOMEM;
@@ -161,7 +180,7 @@ static int virt_open(struct fs *fs, const char *path, struct target *t, struct f
 		if (err)
 			goto out;
 	}
-	h = handle_new(kind, path);
+	h = handle_new(fs, kind, path);
 	if (!h) {
 		err = -ENOMEM;
 		goto out;
@@ -197,6 +216,16 @@ out:
 	return err;
 }
 
+/* Opens a key that is not in the store yet: its name must be one MLflow takes. */
+static int new_key(struct fs *fs, const char *path, struct target *t, struct fuse_file_info *fi)
+{
+	int err = fs_name_check(path, "key", STORE_KEY_MAX);
+
+	if (!err)
+		err = fs_key_check(fs, path, t->n.key);
+	return err ? err : virt_open(fs, path, t, fi, 1);
+}
+
 int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
@@ -210,6 +239,15 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		err = art_open(fs, path, &t, fi, 0, 0);
 	else
 		err = virt_open(fs, path, &t, fi, 0);
+	/*
+	 * The kernel keeps a name it saw for its entry timeout, also one that
+	 * never got a value (touch, a refused write): it then opens instead of
+	 * creating.  Opening such a key for writing makes it, as create would.
+	 */
+	if (err == -ENOENT && is_write(fi->flags) && t.n.key &&
+	    (t.n.kind == NODE_PARAMS || t.n.kind == NODE_METRICS || t.n.kind == NODE_TAGS ||
+	     t.n.kind == NODE_EXP_TAGS))
+		err = new_key(fs, path, &t, fi);
 	fs_target_release(&t);
 	return err;
 }
@@ -221,10 +259,19 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct target t;
 	int err;
 
-	err = fs_resolve(fs, path, &t);
+	err = fs_models_refuse(path);
 	if (err)
-		return log_refusal(path, -err, "cannot create here: %s",
-				   err == -ENOENT ? "the folder does not exist" : strerror(-err));
+		return err;
+	err = fs_resolve_new(fs, path, &t);
+	if (err) {
+		/* A missing experiment or run here is a file where only folders live. */
+		if (err == -ENOENT &&
+		    (!t.parsed || !(path_is_key_kind(t.n.kind) || t.n.kind == NODE_ARTIFACTS)))
+			err = log_refusal(path, EPERM,
+					  "only run folders, keys and artifacts can be made here");
+		fs_target_release(&t);
+		return err;
+	}
 	switch (t.n.kind) {
 	case NODE_ARTIFACTS:
 		err = art_open(fs, path, &t, fi, 1, mode);
@@ -242,26 +289,14 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 			/* Made meanwhile by someone else: open it. */
 			store_kv_release(&kv);
 			err = virt_open(fs, path, &t, fi, 0);
-			break;
-		}
-		if (err == 2) {
+		} else if (err == 2) {
 			err = log_refusal(path, EISDIR, "'%s' is a folder of keys", t.n.key);
-			break;
+		} else if (err == -ENOENT) {
+			err = new_key(fs, path, &t, fi);
 		}
-		if (err != -ENOENT)
-			break;
-		err = fs_name_check(path, "key", STORE_KEY_MAX);
-		if (!err)
-			err = fs_key_check(fs, path, t.n.key);
-		if (!err)
-			err = virt_open(fs, path, &t, fi, 1);
 		break;
 	case NODE_HISTORY:
-	case NODE_MODELS:
-	case NODE_MODEL:
-	case NODE_MODEL_TAGS:
-	case NODE_VERSION_TAGS:
-		err = log_refusal(path, EACCES, "this folder is read-only");
+		err = log_refusal(path, EACCES, "history is read-only");
 		break;
 	default:
 		err = log_refusal(path, EPERM,
@@ -432,7 +467,10 @@ int fs_write(const char *path, const char *data, size_t size, off_t off, struct 
 		err = buf_write_at(&next, h->append ? next.len : (size_t)off, data, size);
 	if (!err)
 		err = check_value(fs, h, &next);
-	if (!err) {
+	if (err) {
+		/* A refused write spoils the value: close must not log what came before. */
+		h->failed = err;
+	} else {
 		buf_release(&h->wbuf);
 		h->wbuf = next;
 		buf_init(&next, 0);
@@ -457,6 +495,10 @@ static int apply_value(struct fs *fs, struct handle *h)
 	char *value;
 	int err;
 
+	if (h->failed) {
+		h->wrote = 0;
+		return h->failed;
+	}
 	if (!h->wrote)
 		return 0;
 	if (h->kind == H_PARAM && !h->wbuf.len)
@@ -499,6 +541,43 @@ out:
 	return err;
 }
 
+/*
+ * Drops the kernel's cached attributes of the files a write changed besides
+ * its own (which the kernel refreshes itself): the run folder and run.json,
+ * a metric's history, an experiment's .experiment.json.  Sizes stay exact
+ * (SPEC §2) although attributes are cached for a second.
+ */
+static void invalidate_related(const struct handle *h)
+{
+	struct fuse *f = fuse_get_context()->fuse;
+	const char *p = h->path, *exp_end, *run_end;
+	struct buf path = BUF_INIT;
+
+	if (strncmp(p, "/experiments/", 13) || !(exp_end = strchr(p + 13, '/')))
+		return;
+	if (h->sec == SEC_EXP_TAGS && h->kind == H_TAG) {
+		if (!buf_add(&path, p, (size_t)(exp_end - p)) &&
+		    !buf_adds(&path, "/.experiment.json"))
+			fuse_invalidate_path(f, buf_str(&path));
+		buf_release(&path);
+		return;
+	}
+	run_end = strchr(exp_end + 1, '/');
+	if (!run_end || buf_add(&path, p, (size_t)(run_end - p)))
+		goto out;
+	fuse_invalidate_path(f, buf_str(&path));
+	if (buf_adds(&path, "/run.json"))
+		goto out;
+	fuse_invalidate_path(f, buf_str(&path));
+	if (h->kind == H_METRIC && !strncmp(run_end, "/metrics/", 9)) {
+		buf_truncate(&path, (size_t)(run_end - p));
+		if (!buf_adds(&path, "/history/") && !buf_adds(&path, run_end + 9))
+			fuse_invalidate_path(f, buf_str(&path));
+	}
+out:
+	buf_release(&path);
+}
+
 /* Makes what the handle wrote safe: apply it, then commit (SPEC §4). */
 static int handle_sync(struct fs *fs, struct handle *h, int durable, int final)
 {
@@ -510,10 +589,12 @@ static int handle_sync(struct fs *fs, struct handle *h, int durable, int final)
 		err = apply_value(fs, h);
 	if (!err && h->have_token) {
 		err = store_sync(fs->store, h->token, durable);
-		if (err)
+		if (err) {
 			err = log_refusal(h->path, -err, "%s", store_errmsg());
-		else
+		} else {
 			h->have_token = 0;
+			invalidate_related(h);
+		}
 	}
 	return err;
 }

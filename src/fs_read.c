@@ -351,6 +351,8 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 						     : fs_now_ms());
 	}
 	buf_release(&text);
+	if (!err && t.n.kind != NODE_ARTIFACTS)
+		fs_seen(fs, path, NULL);
 	fs_target_release(&t);
 	return err;
 }
@@ -402,7 +404,9 @@ struct dir_entry {
 
 /* A listing taken at the first readdir, then served by offset. */
 struct dir_handle {
-	char *path; /* readdir gets no path (nullpath_ok) */
+	struct dir_handle *prev, *next; /* in fs->dirs, protected by fs->open_lock */
+	char *path;			/* readdir gets no path (nullpath_ok) */
+	int virtual;			/* not artifacts: attributes come from the store */
 	struct dir_entry *v;
 	size_t n, cap;
 	int ready;
@@ -447,6 +451,37 @@ static int dir_add_encoded(struct dir_handle *d, const char *name, const struct 
 		err = dir_add(d, buf_str(&enc), st);
 	buf_release(&enc);
 	return err;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct dir_entry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	/* Files before folders of the same name. */
+	return c ? c : (int)S_ISDIR(x->st.st_mode) - (int)S_ISDIR(y->st.st_mode);
+}
+
+/*
+ * A key that is also the prefix of other keys shows once, as the key (SPEC
+ * §2): sorts the entries after "." and ".." and keeps the first of a name.
+ */
+static void dir_dedupe(struct dir_handle *d)
+{
+	size_t i, out = 2;
+
+	if (d->n <= 3)
+		return;
+	qsort(d->v + 2, d->n - 2, sizeof(d->v[0]), entry_cmp);
+	for (i = 2; i < d->n; i++) {
+		if (out > 2 && !strcmp(d->v[out - 1].name, d->v[i].name)) {
+			free(d->v[i].name);
+			free(d->v[i].history_key);
+			continue;
+		}
+		d->v[out++] = d->v[i];
+	}
+	d->n = out;
 }
 
 struct list_ctx {
@@ -537,14 +572,9 @@ static int list_key_cb(void *ctx, const struct store_kv *kv)
 		     : c->t->has_run				  ? c->t->run.start_time
 		     : c->t->has_exp				  ? c->t->exp.last_update_time
 								  : c->t->model.last_updated_time);
-	/* A key that is also a folder's name shows as the key (SPEC §2). */
-	if (c->last_dir && !strcmp(c->last_dir, rest) && c->d->n) {
-		c->d->v[c->d->n - 1].st = st;
-	} else {
-		err = dir_add_encoded(c->d, rest, &st);
-		if (err)
-			return err;
-	}
+	err = dir_add_encoded(c->d, rest, &st);
+	if (err)
+		return err;
 	if (kind == NODE_HISTORY) {
 		c->d->v[c->d->n - 1].history_key = strdup(kv->key);
 		if (!c->d->v[c->d->n - 1].history_key)
@@ -696,7 +726,10 @@ static int build_listing(struct fs *fs, const char *path, struct dir_handle *d)
 	if (err)
 		return err;
 	c.t = &t;
+	d->virtual = t.n.kind != NODE_ARTIFACTS;
 	fs_fill_stat(fs, &st, DIR_MODE, 0, fs->mounted_ms);
+	/* readdirplus passes "." and ".." with our inode number: 0 hides them. */
+	st.st_ino = 1;
 	err = dir_add(d, ".", &st);
 	if (!err)
 		err = dir_add(d, "..", &st);
@@ -782,6 +815,8 @@ static int build_listing(struct fs *fs, const char *path, struct dir_handle *d)
 			e->st.st_size = size;
 			e->st.st_blocks = (size + 511) / 512;
 		}
+		if (!err)
+			dir_dedupe(d);
 		break;
 	default:
 		err = -ENOTDIR;
@@ -793,10 +828,18 @@ out:
 	return err;
 }
 
-static void dir_free(struct dir_handle *d)
+static void dir_free(struct fs *fs, struct dir_handle *d)
 {
 	size_t i;
 
+	pthread_mutex_lock(&fs->open_lock);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		fs->dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&fs->open_lock);
 	for (i = 0; i < d->n; i++) {
 		free(d->v[i].name);
 		free(d->v[i].history_key);
@@ -807,9 +850,16 @@ static void dir_free(struct dir_handle *d)
 	free(d);
 }
 
+void fs_dir_free_all(struct fs *fs)
+{
+	while (fs->dirs)
+		dir_free(fs, fs->dirs);
+}
+
 int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
 	struct dir_handle *d = calloc(1, sizeof(*d));
+	struct fs *fs = fs_get();
 
 	if (!d)
 		return -ENOMEM;
@@ -819,6 +869,12 @@ int fs_opendir(const char *path, struct fuse_file_info *fi)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_lock(&fs->open_lock);
+	d->next = fs->dirs;
+	if (d->next)
+		d->next->prev = d;
+	fs->dirs = d;
+	pthread_mutex_unlock(&fs->open_lock);
 	fi->fh = (uintptr_t)d;
 	return 0;
 }
@@ -848,9 +904,12 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	 * attributes given without them, and ls -l would then look up every
 	 * entry again (machine-limits §3).
 	 */
-	for (i = (size_t)off; !err && i < d->n; i++)
+	for (i = (size_t)off; !err && i < d->n; i++) {
 		if (filler(buf, d->v[i].name, &d->v[i].st, (off_t)i + 1, fill))
 			break;
+		if (fill && d->virtual && i >= 2)
+			fs_seen(fs_get(), d->path, d->v[i].name);
+	}
 	pthread_mutex_unlock(&d->lock);
 	return err;
 }
@@ -858,7 +917,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 int fs_releasedir(const char *path, struct fuse_file_info *fi)
 {
 	(void)path;
-	dir_free((struct dir_handle *)(uintptr_t)fi->fh);
+	dir_free(fs_get(), (struct dir_handle *)(uintptr_t)fi->fh);
 	return 0;
 }
 

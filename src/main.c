@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +73,26 @@ static int daemonize(int *report_fd)
 	return 0;
 }
 
+/* Adds the subtype and fsname options: the store's URI, commas escaped. */
+static int add_mount_names(struct fuse_args *args, const char *uri)
+{
+	char *fsname, *opts = NULL;
+	int err;
+
+	if (asprintf(&fsname, "fsname=%s", uri) < 0)
+		return -1;
+	err = fuse_opt_add_opt_escaped(&opts, fsname);
+	if (!err)
+		err = fuse_opt_add_opt(&opts, "subtype=mlflowfs");
+	if (!err)
+		err = fuse_opt_add_arg(args, "-o");
+	if (!err)
+		err = fuse_opt_add_arg(args, opts);
+	free(fsname);
+	free(opts);
+	return err;
+}
+
 /* Once mounted: no terminal, no cwd holding a file system busy. */
 static void detach(void)
 {
@@ -125,6 +146,11 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	}
 	log_setup(0, cfg.debug);
+	/* mount(8) shows "sqlite:///... on MNT type fuse.mlflowfs". */
+	if (add_mount_names(&args, cfg.tracking_uri)) {
+		fprintf(stderr, "mlflowfs: out of memory\n");
+		goto out_opts;
+	}
 	if (!cfg.foreground && daemonize(&report_fd))
 		goto out_opts;
 
@@ -133,6 +159,11 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "mlflowfs: %s\n", msg ? msg : "cannot open the store");
 		goto out_report;
 	}
+	/*
+	 * The kernel has applied the caller's umask to every mode it passes
+	 * on; ours must not apply again to artifacts made for the caller.
+	 */
+	cfg.umask = umask(0);
 	fs = fs_new(store, &cfg);
 	if (!fs) {
 		fprintf(stderr, "mlflowfs: out of memory\n");
@@ -172,6 +203,8 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(loop_cfg);
 	}
 	log_info("unmounting '%s'", cfg.mountpoint);
+	/* No kernel notifications once the loop is gone (they could hang). */
+	fs_stop(fs);
 
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(fuse));

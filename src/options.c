@@ -30,9 +30,8 @@ enum {
 	}
 
 static const struct fuse_opt option_table[] = {
-	MFS_OPT("--tracking-uri=%s", tracking_uri), MFS_OPT("--tracking-uri %s", tracking_uri),
-	MFS_OPT("tracking_uri=%s", tracking_uri), MFS_OPT("--artifact-root=%s", artifact_root),
-	MFS_OPT("--artifact-root %s", artifact_root), MFS_OPT("artifact_root=%s", artifact_root),
+	MFS_OPT("--tracking-uri=%s", tracking_uri), MFS_OPT("tracking_uri=%s", tracking_uri),
+	MFS_OPT("--artifact-root=%s", artifact_root), MFS_OPT("artifact_root=%s", artifact_root),
 	MFS_OPT("cache_ttl=%lf", cache_ttl), FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
@@ -98,6 +97,39 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	}
 }
 
+/*
+ * fuse_opt runs every template that matches an argument, and "--opt %s"
+ * also matches "--opt=VALUE" (keeping the "="), so only the "=" templates
+ * are in the table: "--opt VALUE" is joined into one argument here.
+ */
+static int join_long_options(struct fuse_args *args)
+{
+	static const char *const names[] = { "--tracking-uri", "--artifact-root" };
+	struct fuse_args out = FUSE_ARGS_INIT(0, NULL);
+	char *joined;
+	int i, j, err = 0;
+
+	for (i = 0; i < args->argc && !err; i++) {
+		for (j = 0; j < 2 && strcmp(args->argv[i], names[j]); j++)
+			;
+		if (j == 2 || i + 1 == args->argc) {
+			err = fuse_opt_add_arg(&out, args->argv[i]);
+			continue;
+		}
+		if (asprintf(&joined, "%s=%s", names[j], args->argv[++i]) < 0)
+			return -1;
+		err = fuse_opt_add_arg(&out, joined);
+		free(joined);
+	}
+	if (err) {
+		fuse_opt_free_args(&out);
+		return -1;
+	}
+	fuse_opt_free_args(args);
+	*args = out;
+	return 0;
+}
+
 int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg)
 {
 	struct parse_state st;
@@ -106,7 +138,9 @@ int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg)
 	memset(&st, 0, sizeof(st));
 	st.cfg.cache_ttl = 2.0;
 	*errmsg = NULL;
-	rc = fuse_opt_parse(args, &st, option_table, option_proc);
+	rc = join_long_options(args);
+	if (!rc)
+		rc = fuse_opt_parse(args, &st, option_table, option_proc);
 	*cfg = st.cfg;
 	if (rc == -1) {
 		free(st.error);

@@ -8,6 +8,7 @@
 #define MFS_OPTIONS_H
 
 #include <stdio.h>
+#include <sys/types.h>
 
 struct fuse_args;
 
@@ -24,6 +25,7 @@ struct mfs_config {
 	int show_help;
 	int show_version;
 	int nonopt_count; /* positional arguments seen */
+	mode_t umask;	  /* the user's umask, for folders the daemon makes itself */
 };
 
 /*

@@ -304,7 +304,7 @@ int sqldb_sync(struct sqldb *d, uint64_t token, int durable)
 	return err;
 }
 
-uint64_t sqldb_version(struct sqldb *d)
+uint64_t sqldb_version(struct sqldb *d, uint64_t *others)
 {
 	uint64_t v = 0;
 	int rc;
@@ -321,6 +321,8 @@ uint64_t sqldb_version(struct sqldb *d)
 		v = (uint64_t)sqlite3_column_int64(d->version, 0) << 32;
 	if (d->version)
 		sqlite3_reset(d->version);
+	if (others)
+		*others = v >> 32;
 	v += d->writes;
 	pthread_mutex_unlock(&d->lock);
 	return v;

@@ -82,8 +82,9 @@ int64_t sqldb_time(sqlite3_stmt *st, int i);
 int sqldb_write_begin(struct sqldb *d);
 int sqldb_write_end(struct sqldb *d, int err);
 
-/* A number that moves with every write here or commit by anyone else. */
-uint64_t sqldb_version(struct sqldb *d);
+/* A number that moves with every write here or commit by anyone else;
+ * *others (if not NULL) gets one that moves only with others' commits. */
+uint64_t sqldb_version(struct sqldb *d, uint64_t *others);
 
 /* SPEC §4: the token before a descriptor's first write; sync commits now
  * (durable: and fsyncs the files) and fails with -EIO if a commit since

@@ -78,6 +78,9 @@ struct store_ops {
 	 * its folder index when it moves.
 	 */
 	store_runs_version_fn *runs_version;
+	/* A number that moves when another client commits; NULL if the
+	 * backend cannot tell. */
+	store_runs_version_fn *others_version;
 	/* Active runs of one experiment, oldest first (start time, then
 	 * run id); folder is left NULL, store.c assigns folders. */
 	store_list_runs_fn *list_runs;

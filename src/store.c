@@ -631,6 +631,11 @@ int store_artifact_dir(struct store *s, const struct store_run *run, char **path
 	return s->ops->artifact_dir(s, run, path);
 }
 
+uint64_t store_others_version(struct store *s)
+{
+	return s->ops->others_version ? s->ops->others_version(s) : 0;
+}
+
 uint64_t store_write_token(struct store *s)
 {
 	return s->ops->write_token(s);

@@ -202,6 +202,10 @@ int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, v
  */
 int store_artifact_dir(struct store *s, const struct store_run *run, char **path);
 
+/* A number that moves whenever another client (the MLflow client, another
+ * mount) commits a change; 0 when the backend cannot tell. */
+uint64_t store_others_version(struct store *s);
+
 /*
  * Durability (SPEC §4).  store_write_token() is taken before a descriptor's
  * first write; store_sync() makes everything written so far safe (durable:

@@ -480,7 +480,15 @@ static int sqlite_delete_experiment(struct store *s, const char *id)
 
 static uint64_t sqlite_runs_version(struct store *s)
 {
-	return sqldb_version(&to_sqlite(s)->sql);
+	return sqldb_version(&to_sqlite(s)->sql, NULL);
+}
+
+static uint64_t sqlite_others_version(struct store *s)
+{
+	uint64_t others;
+
+	sqldb_version(&to_sqlite(s)->sql, &others);
+	return others;
 }
 
 /* Reads RUN_COLS; strings borrowed from the row. */
@@ -1491,6 +1499,7 @@ static const struct store_ops sqlite_ops = {
 	.rename_experiment = sqlite_rename_experiment,
 	.delete_experiment = sqlite_delete_experiment,
 	.runs_version = sqlite_runs_version,
+	.others_version = sqlite_others_version,
 	.list_runs = sqlite_list_runs,
 	.get_run = sqlite_get_run,
 	.create_run = sqlite_create_run,

@@ -1,0 +1,381 @@
+"""Helpers for test_mlflow_compat.py and test_mount.py.
+
+Starting mlflowfs the ways a user does (daemon mode, an environment of its
+own, a working folder of its own, through mount.fuse3), running a snippet in
+another MLflow's virtualenv, a real `mlflow server`, and reading the database
+as another SQLite connection would.  Every mount made here is unmounted by
+the helper that made it, also when the test fails.
+"""
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import mlflowfs_binary
+
+HERE = Path(__file__).resolve().parent
+REQUIREMENTS_OLD = HERE.parent / "requirements-old.txt"
+OLD_MLFLOW_VERSION = "2.22.5"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+# --------------------------------------------------------------------------
+# mlflowfs processes
+
+
+def unmount(mnt, lazy_fallback=True):
+    """fusermount3 -u, retried while busy; -z as a last resort."""
+    mnt = str(mnt)
+    for _ in range(50):
+        if not os.path.ismount(mnt):
+            return
+        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    if lazy_fallback:
+        subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
+
+
+def run_mlflowfs(args, env=None, cwd=None, timeout=30):
+    """Runs the binary to completion (daemon mode, --help, --version...).
+
+    Returns the CompletedProcess (text).  The caller unmounts a mount this
+    made, in a finally.
+    """
+    full_env = dict(os.environ if env is None else env)
+    full_env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    return subprocess.run([mlflowfs_binary(), *map(str, args)], env=full_env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Foreground:
+    """mlflowfs -f ARGS, started by hand (own env, cwd); use as a context manager."""
+
+    def __init__(self, args, mnt, logfile, env=None, cwd=None):
+        self.args = [str(a) for a in args]
+        self.mnt = Path(mnt)
+        self.logfile = Path(logfile)
+        self.env = env
+        self.cwd = cwd
+        self.proc = None
+        self.killed = False
+
+    def log(self):
+        try:
+            return self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def start(self):
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        self._log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen([mlflowfs_binary(), "-f", *self.args],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=self.cwd)
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(self.mnt):
+            if self.proc.poll() is not None:
+                self._log.close()
+                raise RuntimeError(f"mlflowfs exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop(check=False)
+                raise RuntimeError(f"mlflowfs did not mount:\n{self.log()}")
+            time.sleep(0.02)
+        return self
+
+    def kill(self):
+        """SIGKILL to the daemon this object started (its PID only)."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.killed = True
+        subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)], capture_output=True)
+
+    def stop(self, check=True):
+        if self.proc is None:
+            return
+        if not self.killed:
+            unmount(self.mnt)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        self._log.close()
+        log = self.log()
+        if check:
+            for mark in SANITIZER_MARKS:
+                assert mark not in log, log
+            if not self.killed:
+                assert rc == 0, f"mlflowfs exited {rc}:\n{log}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop(check=exc[0] is None)
+        return False
+
+
+def clean_env(**overrides):
+    """os.environ without the store-selection variables, plus overrides."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "XDG_DATA_HOME")}
+    for k, v in overrides.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+def create_db_with_mlflowfs(db, workdir):
+    """A fresh database exactly as mlflowfs creates it on first mount."""
+    mnt = Path(workdir) / "create-mnt"
+    mnt.mkdir(parents=True, exist_ok=True)
+    with Foreground([f"sqlite:///{db}", mnt], mnt, Path(workdir) / "create.log"):
+        assert (mnt / "experiments" / "Default").is_dir()
+    return Path(db)
+
+
+def status_fields(mnt):
+    """.mlflowfs/status as a dict of its 'key: value' lines."""
+    out = {}
+    for line in (Path(mnt) / ".mlflowfs" / "status").read_text().splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+# --------------------------------------------------------------------------
+# The database as another connection sees it
+
+
+@contextlib.contextmanager
+def ro_connection(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def db_rows(db, sql, args=()):
+    with ro_connection(db) as con:
+        return con.execute(sql, args).fetchall()
+
+
+def file_digest(path):
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Other MLflow installations
+
+
+def mlflow_version_of(python):
+    """The MLflow version importable by that interpreter, or None."""
+    if not python or not os.path.exists(python):
+        return None
+    r = subprocess.run([python, "-c", "import mlflow; print(mlflow.__version__)"],
+                       capture_output=True, text=True, timeout=120)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def ensure_old_venv(venv):
+    """Python of a venv holding MLflow 2.22.5, created if needed.
+
+    Returns (python, None) or (None, why it is not available)."""
+    venv = Path(venv)
+    python = venv / "bin" / "python"
+    if mlflow_version_of(str(python)) == OLD_MLFLOW_VERSION:
+        return str(python), None
+    base = shutil.which("python3")
+    if not base:
+        return None, "no python3 to create it with"
+    try:
+        r = subprocess.run([base, "-m", "venv", str(venv)], capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            return None, f"python3 -m venv failed: {r.stderr.strip()[-300:]}"
+        r = subprocess.run([str(python), "-m", "pip", "install", "-q", "-r",
+                            str(REQUIREMENTS_OLD)], capture_output=True, text=True,
+                           timeout=1800)
+        if r.returncode != 0:
+            return None, f"pip install failed: {r.stderr.strip()[-300:]}"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"cannot create it: {e}"
+    if mlflow_version_of(str(python)) != OLD_MLFLOW_VERSION:
+        return None, f"it does not hold MLflow {OLD_MLFLOW_VERSION} after installing"
+    return str(python), None
+
+
+def run_in_mlflow(python, code, *args, cwd=None, timeout=300):
+    """Runs code with that interpreter's MLflow; returns its stdout's last
+    line parsed as JSON.  Fails with the child's stderr on error."""
+    env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    r = subprocess.run([python, "-c", code, *map(str, args)], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"MLflow child failed:\n{r.stderr[-3000:]}"
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------
+# A real MLflow tracking server
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` on a database; stopped (its own process group) on exit."""
+
+    def __init__(self, mlflow_exe, db, workdir, ready_timeout=60):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = Path(workdir)
+        self.logfile = self.workdir / "mlflow-server.log"
+        self.cmd = [mlflow_exe, "server", "--backend-store-uri", f"sqlite:///{db}",
+                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        self.ready_timeout = ready_timeout
+        self.proc = None
+
+    def log(self):
+        try:
+            return self.logfile.read_text(errors="replace")[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self):
+        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+                   # No background job runners: nothing to outlive the server.
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self._log = open(self.logfile, "ab")
+        self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"mlflow server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"mlflow server not ready in {self.ready_timeout}s:\n"
+                                     f"{self.log()}")
+            time.sleep(0.25)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        # The server was started in a session of its own: its process group
+        # holds it and the workers it spawned, and nothing else.
+        pgid = self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self._log.close()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def get(self, path, **query):
+        from urllib.parse import urlencode
+        url = f"{self.url}{path}" + (f"?{urlencode(query)}" if query else "")
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def post(self, path, body):
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"},
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+
+def python_of_this_mlflow():
+    """The interpreter running the tests (it holds the pinned MLflow)."""
+    return sys.executable
+
+
+# --------------------------------------------------------------------------
+# Schema comparison that tolerates MLflow's own nondeterminism
+
+
+def _top_level_clauses(create_sql):
+    """The comma-separated items inside a CREATE TABLE's outer parentheses."""
+    start, end = create_sql.index("("), create_sql.rindex(")")
+    body, items, depth, cur = create_sql[start + 1:end], [], 0, ""
+    for ch in body:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    items.append(cur)
+    return create_sql[:start], sorted(items)
+
+
+def schema_differences(db_a, db_b):
+    """schema_compat.compare_schema(), less the differences that are only
+    the order of a table's constraint clauses.
+
+    MLflow (alembic's batch table rebuild) writes the named CHECK
+    constraints of `runs` in an order that changes from one process to the
+    next: two databases made by the same MLflow differ that way, so that
+    order cannot be a property mlflowfs has to match.
+    """
+    import schema_compat
+
+    out = []
+    for diff in schema_compat.compare_schema(db_a, db_b):
+        head, _, rest = diff.partition("\n")
+        if head.endswith(": sql differ:"):
+            lines = [l.strip() for l in rest.splitlines()]
+            if len(lines) == 2 and _top_level_clauses(lines[0]) == _top_level_clauses(lines[1]):
+                continue
+        out.append(diff)
+    return out
