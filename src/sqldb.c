@@ -158,25 +158,45 @@ int64_t sqldb_time(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i);
 }
 
-static int exec(struct sqldb *d, const char *sql)
-{
-	int rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+/* The statements of every write, kept prepared: parsing them anew costs
+ * more than the insert of a metric point. */
+static const char *const control_sql[SQLDB_CONTROL_COUNT] = {
+	"BEGIN IMMEDIATE",
+	"SAVEPOINT op",
+	"RELEASE op",
+	"ROLLBACK TO op",
+};
 
-	return rc == SQLITE_OK ? 0 : sqldb_fail(d, rc, sql);
-}
-
-/* Commits the open transaction, if any.  Called with lock held. */
-static void commit_locked(struct sqldb *d)
+static int control(struct sqldb *d, enum sqldb_control c)
 {
 	int rc;
 
-	if (!d->in_txn)
-		return;
-	rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK) {
+	if (!d->control[c]) {
+		rc = sqlite3_prepare_v3(d->db, control_sql[c], -1, SQLITE_PREPARE_PERSISTENT,
+					&d->control[c], NULL);
+		if (rc != SQLITE_OK) {
+			d->control[c] = NULL;
+			return sqldb_fail(d, rc, control_sql[c]);
+		}
+	}
+	rc = sqlite3_step(d->control[c]);
+	sqlite3_reset(d->control[c]);
+	return rc == SQLITE_DONE ? 0 : sqldb_fail(d, rc, control_sql[c]);
+}
+
+/* Commits the open transaction, if any.  Called with lock held. */
+/* Ends the open transaction, committed (commit) or rolled back; lock held. */
+static void end_txn(struct sqldb *d, int commit)
+{
+	int rc = SQLITE_OK;
+
+	if (commit)
+		rc = sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL);
+	if (!commit || rc != SQLITE_OK) {
 		log_error("cannot commit to '%s': %s; %llu metric points and the writes with "
 			  "them are lost",
-			  d->path, sqlite3_errmsg(d->db), (unsigned long long)d->pending);
+			  d->path, commit ? sqlite3_errmsg(d->db) : store_errmsg(),
+			  (unsigned long long)d->pending);
 		sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
 		d->failed_seq = d->txn_seq;
 		d->commit_failures++;
@@ -191,33 +211,81 @@ static void commit_locked(struct sqldb *d)
 	d->writes++;
 }
 
-int sqldb_write_begin(struct sqldb *d)
+/*
+ * Runs the caller's deferred work (queued metric points) into the open
+ * transaction.  If it fails, the whole transaction is lost, as a failed
+ * commit would lose it: its writers learn it at close (SPEC §4).
+ */
+static int flush_locked(struct sqldb *d)
 {
 	int err;
 
+	if (!d->dirty)
+		return 0;
+	d->dirty = 0;
+	err = d->flush(d->flush_ctx);
+	if (err && d->in_txn)
+		end_txn(d, 0);
+	return err;
+}
+
+/* Commits the open transaction, if any.  Called with lock held. */
+static void commit_locked(struct sqldb *d)
+{
+	if (d->in_txn && !flush_locked(d))
+		end_txn(d, 1);
+}
+
+void sqldb_lock(struct sqldb *d)
+{
 	pthread_mutex_lock(&d->lock);
-	if (!d->in_txn) {
-		err = exec(d, "BEGIN IMMEDIATE");
+	/* A read sees what was queued: this mount's writes show at once. */
+	flush_locked(d);
+}
+
+void sqldb_set_flush(struct sqldb *d, sqldb_flush_fn *flush, void *ctx)
+{
+	d->flush = flush;
+	d->flush_ctx = ctx;
+}
+
+void sqldb_queued(struct sqldb *d)
+{
+	d->dirty = 1;
+}
+
+int sqldb_write_begin(struct sqldb *d, int queue)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (!queue)
+		err = flush_locked(d);
+	if (!err && !d->in_txn) {
+		err = control(d, SQLDB_BEGIN);
 		if (err)
 			return err;
 		d->in_txn = 1;
 		clock_gettime(CLOCK_MONOTONIC, &d->txn_began);
 		pthread_cond_signal(&d->wake);
 	}
-	return exec(d, "SAVEPOINT op");
+	d->savepoint = !err && !queue;
+	return err ? err : d->savepoint ? control(d, SQLDB_SAVEPOINT) : 0;
 }
 
 int sqldb_write_end(struct sqldb *d, int err)
 {
-	if (d->in_txn) {
+	if (d->in_txn && d->savepoint) {
 		if (err) {
-			sqlite3_exec(d->db, "ROLLBACK TO op", NULL, NULL, NULL);
-			sqlite3_exec(d->db, "RELEASE op", NULL, NULL, NULL);
+			control(d, SQLDB_ROLLBACK_TO);
+			control(d, SQLDB_RELEASE);
 		} else {
-			d->writes++;
-			err = exec(d, "RELEASE op");
+			err = control(d, SQLDB_RELEASE);
 		}
 	}
+	if (!err)
+		d->writes++;
+	d->savepoint = 0;
 	pthread_mutex_unlock(&d->lock);
 	return err;
 }
@@ -380,6 +448,8 @@ void sqldb_release(struct sqldb *d)
 	for (i = 0; d->sql && i < d->nsql; i++)
 		free(d->sql[i]);
 	sqlite3_finalize(d->version);
+	for (i = 0; i < SQLDB_CONTROL_COUNT; i++)
+		sqlite3_finalize(d->control[i]);
 	if (d->db && sqlite3_close(d->db) != SQLITE_OK)
 		log_error("cannot close '%s': %s", d->path, sqlite3_errmsg(d->db));
 	free(d->stmt);

@@ -18,26 +18,40 @@
 /* The longest a write transaction stays open (SPEC §4: at least every 20 ms). */
 #define SQLDB_COMMIT_MS 20
 
+enum sqldb_control {
+	SQLDB_BEGIN,
+	SQLDB_SAVEPOINT,
+	SQLDB_RELEASE,
+	SQLDB_ROLLBACK_TO,
+	SQLDB_CONTROL_COUNT
+};
+
 struct sqldb {
 	pthread_mutex_t lock; /* serialises every use of db and of the fields below */
 	sqlite3 *db;
 	char **sql;	     /* statement texts by id (owned) */
 	sqlite3_stmt **stmt; /* prepared on first use */
 	size_t nsql;
-	sqlite3_stmt *version;	   /* PRAGMA data_version */
-	int in_txn;		   /* a write transaction is open */
-	struct timespec txn_began; /* CLOCK_MONOTONIC, when it was opened */
-	uint64_t txn_seq;	   /* number of the open transaction, or of the next one */
-	uint64_t failed_seq;	   /* the newest transaction whose commit failed, or 0 */
-	uint64_t writes;	   /* write operations done (and commits, failed or not) */
-	uint64_t pending;	   /* what the caller counts in the open transaction (points) */
-	uint64_t committed;	   /* what the caller counted, committed since start */
-	uint64_t commits;	   /* transactions committed since start */
-	uint64_t commit_failures;  /* transactions lost since start */
-	int stop;		   /* the committer must end */
-	pthread_cond_t wake;	   /* wakes the committer; used with lock */
+	sqlite3_stmt *version;			    /* PRAGMA data_version */
+	sqlite3_stmt *control[SQLDB_CONTROL_COUNT]; /* prepared on first use */
+	int in_txn;				    /* a write transaction is open */
+	struct timespec txn_began;		    /* CLOCK_MONOTONIC, when it was opened */
+	uint64_t txn_seq;	  /* number of the open transaction, or of the next one */
+	uint64_t failed_seq;	  /* the newest transaction whose commit failed, or 0 */
+	uint64_t writes;	  /* write operations done (and commits, failed or not) */
+	uint64_t pending;	  /* what the caller counts in the open transaction (points) */
+	uint64_t committed;	  /* what the caller counted, committed since start */
+	uint64_t commits;	  /* transactions committed since start */
+	uint64_t commit_failures; /* transactions lost since start */
+	int stop;		  /* the committer must end */
+	pthread_cond_t wake;	  /* wakes the committer; used with lock */
 	pthread_t committer;
 	int committer_started;
+	int savepoint; /* the write operation under way opened one */
+	/* The caller's deferred work, run before any read, write or commit. */
+	int (*flush)(void *ctx);
+	void *flush_ctx;
+	int dirty;  /* there is deferred work */
 	char *path; /* the database file, for messages and fsync */
 };
 
@@ -77,10 +91,24 @@ int64_t sqldb_time(sqlite3_stmt *st, int i);
  * A write operation: sqldb_write_begin() takes the lock and opens the shared
  * transaction (if none is open) and a savepoint; sqldb_write_end() keeps the
  * operation if err is 0, else undoes it, drops the lock and returns err.
- * Always call both, whatever begin returned.
+ * Always call both, whatever begin returned.  With queue set, the operation
+ * only queues deferred work (then calls sqldb_queued()): no savepoint, and
+ * what is queued already stays queued.
  */
-int sqldb_write_begin(struct sqldb *d);
+int sqldb_write_begin(struct sqldb *d, int queue);
 int sqldb_write_end(struct sqldb *d, int err);
+
+/*
+ * Deferred work: writes the caller queued in memory and runs with flush()
+ * (lock held, inside the open transaction) before the next read, write or
+ * commit.  flush() must empty its queue whether it succeeds or not; if it
+ * fails, the open transaction is lost as a failed commit would be.
+ */
+typedef int sqldb_flush_fn(void *ctx);
+void sqldb_set_flush(struct sqldb *d, sqldb_flush_fn *flush, void *ctx);
+void sqldb_queued(struct sqldb *d);
+/* Takes the lock for reading, after running the deferred work. */
+void sqldb_lock(struct sqldb *d);
 
 /* A number that moves with every write here or commit by anyone else;
  * *others (if not NULL) gets one that moves only with others' commits. */

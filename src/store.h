@@ -178,7 +178,9 @@ int store_rename_tag(struct store *s, enum store_section sec, const struct store
 /*
  * Logs n points of one metric, all or none.  Points without a step get the
  * next one (one more than the metric's highest step, 0 first), points without
- * a timestamp get now; both are written back into pts.
+ * a timestamp get now; both are written back into pts.  A backend may queue
+ * the points (every read still sees them): if storing them then fails, all
+ * written since the last commit is lost and store_sync() says so (-EIO).
  */
 int store_log_metrics(struct store *s, const char *run_id, const char *key,
 		      struct metric_point *pts, size_t n);

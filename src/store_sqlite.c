@@ -197,6 +197,17 @@ static const char *const sql_text[Q_COUNT] = {
 struct sqlite_store {
 	struct store base;
 	struct sqldb sql; /* the connection; sql.lock guards it and its statements */
+	/*
+	 * The run last found writable and the transaction it was found in: no
+	 * other client can delete it while that write transaction is open, so
+	 * a metric write need not ask again.  Guarded by sql.lock.
+	 */
+	char writable_run[STORE_RUN_ID_MAX];
+	uint64_t writable_seq;
+	/* Queued metric points (see struct series), guarded by sql.lock. */
+	struct series *series;
+	size_t nseries, cseries;
+	size_t queued;
 	/* Set at open, read-only afterwards. */
 	struct schema_info info;
 	char *uri;
@@ -298,7 +309,7 @@ static int sqlite_list_experiments(struct store *s, store_experiment_cb *cb, voi
 	struct cb_ctx c = { .cb.exp = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_EXP_LIST, ""),
 			     "cannot list experiments", experiment_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -323,7 +334,7 @@ static int sqlite_get_experiment(struct store *s, const char *name, struct store
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = one_experiment(ss, sqldb_query(&ss->sql, Q_EXP_BY_NAME, "t", name), out);
 	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
@@ -345,7 +356,7 @@ static int sqlite_get_experiment_by_id(struct store *s, const char *id,
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = experiment_by_id(ss, id, out);
 	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
@@ -394,7 +405,7 @@ static int sqlite_create_experiment(struct store *s, const char *name, struct st
 	if (!out)
 		out = &unused;
 	memset(out, 0, sizeof(*out));
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = name_free(ss, name);
 	if (!err)
@@ -431,7 +442,7 @@ static int sqlite_rename_experiment(struct store *s, const char *id, const char 
 	struct store_experiment e;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = experiment_writable(ss, id, &e);
 	if (!err) {
@@ -456,7 +467,7 @@ static int sqlite_delete_experiment(struct store *s, const char *id)
 	sqlite3_stmt *st;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = experiment_writable(ss, id, &e);
 	if (!err) {
@@ -473,6 +484,7 @@ static int sqlite_delete_experiment(struct store *s, const char *id)
 		err = sqldb_step_change(&ss->sql,
 					sqldb_query(&ss->sql, Q_EXP_DELETE, "ti", id, now_ms()),
 					"cannot delete the experiment");
+	ss->writable_seq = 0;
 	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
@@ -528,7 +540,7 @@ static int sqlite_list_runs(struct store *s, const char *experiment_id, store_ru
 	struct cb_ctx c = { .cb.run = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_RUN_LIST, "t", experiment_id),
 			     "cannot list runs", run_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -559,7 +571,7 @@ static int sqlite_get_run(struct store *s, const char *run_id, struct store_run 
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = get_run_locked(ss, run_id, out);
 	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
@@ -568,11 +580,18 @@ static int sqlite_get_run(struct store *s, const char *run_id, struct store_run 
 /* -ENOENT unless the run and its experiment are active; lock held. */
 static int run_writable(struct sqlite_store *ss, const char *run_id)
 {
-	sqlite3_stmt *st = sqldb_query(&ss->sql, Q_RUN_WRITABLE, "t", run_id);
-	int err = sqldb_step_row(&ss->sql, st, "cannot read a run");
+	sqlite3_stmt *st;
+	int err;
 
+	if (ss->sql.in_txn && ss->writable_seq == ss->sql.txn_seq &&
+	    !strcmp(ss->writable_run, run_id))
+		return 0;
+	st = sqldb_query(&ss->sql, Q_RUN_WRITABLE, "t", run_id);
+	err = sqldb_step_row(&ss->sql, st, "cannot read a run");
 	if (err == 1) {
 		sqlite3_reset(st);
+		snprintf(ss->writable_run, sizeof(ss->writable_run), "%s", run_id);
+		ss->writable_seq = ss->sql.in_txn ? ss->sql.txn_seq : 0;
 		return 0;
 	}
 	if (!err) {
@@ -635,7 +654,7 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 	err = new_run_id(run_id);
 	if (err)
 		return err;
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = experiment_writable(ss, experiment_id, &e);
 	if (!err && asprintf(&uri, "%s/%s/artifacts", e.artifact_location, run_id) < 0) {
@@ -668,7 +687,7 @@ static int sqlite_rename_run(struct store *s, const char *run_id, const char *ne
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
@@ -681,13 +700,14 @@ static int sqlite_delete_run(struct store *s, const char *run_id)
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
 		err = sqldb_step_change(&ss->sql,
 					sqldb_query(&ss->sql, Q_RUN_DELETE, "ti", run_id, now_ms()),
 					"cannot delete the run");
+	ss->writable_seq = 0;
 	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
 }
 
@@ -697,7 +717,7 @@ static int sqlite_set_status(struct store *s, const char *run_id, const char *st
 	int terminal = strcmp(status, "RUNNING") && strcmp(status, "SCHEDULED");
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
@@ -784,7 +804,7 @@ static int sqlite_list_kv(struct store *s, enum store_section sec, const struct 
 	struct kv_ctx c = { cb, ctx, sec == SEC_METRICS };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql,
 			     kv_query(&ss->sql, kv_sql[sec].list, sec, ref,
 				      prefix && prefix[0] ? prefix : NULL, NULL),
@@ -819,7 +839,7 @@ static int sqlite_get_kv(struct store *s, enum store_section sec, const struct s
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = get_kv_locked(ss, sec, ref, key, out);
 	pthread_mutex_unlock(&ss->sql.lock);
 	return err;
@@ -832,7 +852,7 @@ static int sqlite_log_param(struct store *s, const char *run_id, const char *key
 	struct store_kv old;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (err)
@@ -910,7 +930,7 @@ static int change_tag(struct store *s, enum store_section sec, const struct stor
 	struct store_kv old;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 0);
 	if (!err)
 		err = tag_owner_writable(ss, sec, ref);
 	if (!err && value)
@@ -949,6 +969,36 @@ static int sqlite_rename_tag(struct store *s, enum store_section sec, const stru
 	return change_tag(s, sec, ref, from, NULL, to);
 }
 
+/*
+ * Metric points are queued in memory by the write() that logs them and
+ * inserted in bulk when anything next reads, writes or commits (sqldb's
+ * deferred work): a write() then costs no SQL, and a read still sees every
+ * point.  One series per run and key; guarded by sql.lock.
+ */
+struct series {
+	char run_id[STORE_RUN_ID_MAX];
+	char *key;
+	struct metric_point *pts;
+	size_t n, cap;
+	int64_t max_step; /* the highest step logged, stored or queued */
+	int have_max;
+};
+
+/* More queued points than this are inserted at once, to bound memory. */
+#define QUEUE_MAX 65536
+
+static void series_clear(struct sqlite_store *ss)
+{
+	size_t i;
+
+	for (i = 0; i < ss->nseries; i++) {
+		free(ss->series[i].key);
+		free(ss->series[i].pts);
+	}
+	ss->nseries = 0;
+	ss->queued = 0;
+}
+
 /* (step, timestamp, value) order, MLflow's order of "latest". */
 static int point_after(int64_t step_a, int64_t ts_a, double v_a, int64_t step_b, int64_t ts_b,
 		       double v_b)
@@ -960,81 +1010,157 @@ static int point_after(int64_t step_a, int64_t ts_a, double v_a, int64_t step_b,
 	return v_a > v_b;
 }
 
-/* Gives points without a step the next one: max step so far + 1, 0 first. */
-static int assign_steps(struct sqlite_store *ss, const char *run_id, const char *key,
-			struct metric_point *pts, size_t n)
+/* Inserts one series' points and upserts its latest point, MLflow's way. */
+static int series_flush(struct sqlite_store *ss, const struct series *q)
 {
-	int64_t max = 0, now = now_ms();
-	int have_max = 0, err = 0;
+	double v, best_v = 0;
+	int is_nan, best_nan = 0, err = 0;
+	size_t i, best = 0;
+
+	for (i = 0; !err && i < q->n; i++) {
+		const struct metric_point *p = &q->pts[i];
+
+		metric_to_store(p->value, &v, &is_nan);
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_METRIC_INSERT, "ttdiii", q->run_id,
+						    q->key, v, p->timestamp, p->step,
+						    (int64_t)is_nan),
+					"cannot log the metric");
+		err = err < 0 ? err : 0;
+		if (i == 0 || point_after(p->step, p->timestamp, v, q->pts[best].step,
+					  q->pts[best].timestamp, best_v)) {
+			best = i;
+			best_v = v;
+			best_nan = is_nan;
+		}
+	}
+	/* Only the greatest point of the series can be the latest. */
+	if (!err && q->n)
+		err = sqldb_step_change(&ss->sql,
+					sqldb_query(&ss->sql, Q_LATEST_UPSERT, "ttdiii", q->run_id,
+						    q->key, best_v, q->pts[best].timestamp,
+						    q->pts[best].step, (int64_t)best_nan),
+					"cannot update the latest metric");
+	return err < 0 ? err : 0;
+}
+
+static int flush_queue(void *ctx)
+{
+	struct sqlite_store *ss = ctx;
+	size_t i;
+	int err = 0;
+
+	for (i = 0; !err && i < ss->nseries; i++)
+		err = series_flush(ss, &ss->series[i]);
+	series_clear(ss);
+	return err;
+}
+
+/* The queue of (run, key), made if needed with the highest stored step. */
+static int series_get(struct sqlite_store *ss, const char *run_id, const char *key,
+		      struct series **out)
+{
+	struct series *q;
 	sqlite3_stmt *st;
 	size_t i;
+	int err;
 
-	for (i = 0; i < n && pts[i].has_step; i++)
-		;
-	if (i < n) {
-		st = sqldb_query(&ss->sql, Q_METRIC_MAX_STEP, "tt", run_id, key);
-		err = sqldb_step_row(&ss->sql, st, "cannot read the last step");
-		if (err == 1) {
-			have_max = sqlite3_column_type(st, 0) != SQLITE_NULL;
-			max = sqlite3_column_int64(st, 0);
-			sqlite3_reset(st);
-			err = 0;
+	for (i = 0; i < ss->nseries; i++) {
+		q = &ss->series[i];
+		if (!strcmp(q->run_id, run_id) && !strcmp(q->key, key)) {
+			*out = q;
+			return 0;
 		}
 	}
-	for (i = 0; !err && i < n; i++) {
-		if (!pts[i].has_step) {
-			pts[i].step = !have_max ? 0 : max == INT64_MAX ? INT64_MAX : max + 1;
-			pts[i].has_step = 1;
-		}
-		if (!have_max || pts[i].step > max)
-			max = pts[i].step;
-		have_max = 1;
-		if (!pts[i].has_timestamp) {
-			pts[i].timestamp = now;
-			pts[i].has_timestamp = 1;
-		}
+	if (ss->nseries == ss->cseries) {
+		size_t cap = ss->cseries ? ss->cseries * 2 : 8;
+
+		q = realloc(ss->series, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		ss->series = q;
+		ss->cseries = cap;
 	}
-	return err;
+	q = &ss->series[ss->nseries];
+	memset(q, 0, sizeof(*q));
+	snprintf(q->run_id, sizeof(q->run_id), "%s", run_id);
+	q->key = strdup(key);
+	if (!q->key)
+		return -ENOMEM;
+	st = sqldb_query(&ss->sql, Q_METRIC_MAX_STEP, "tt", run_id, key);
+	err = sqldb_step_row(&ss->sql, st, "cannot read the last step");
+	if (err == 1) {
+		q->have_max = sqlite3_column_type(st, 0) != SQLITE_NULL;
+		q->max_step = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		err = 0;
+	}
+	if (err) {
+		free(q->key);
+		return err;
+	}
+	ss->nseries++;
+	*out = q;
+	return 0;
 }
 
 static int sqlite_log_metrics(struct store *s, const char *run_id, const char *key,
 			      struct metric_point *pts, size_t n)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	double v, best_v = 0;
-	int is_nan, best_nan = 0, err;
-	size_t i, best = 0;
+	int64_t now = now_ms();
+	struct series *q = NULL;
+	size_t i;
+	int err;
 
-	err = sqldb_write_begin(&ss->sql);
+	err = sqldb_write_begin(&ss->sql, 1);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
-		err = assign_steps(ss, run_id, key, pts, n);
-	for (i = 0; !err && i < n; i++) {
-		metric_to_store(pts[i].value, &v, &is_nan);
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_METRIC_INSERT, "ttdiii", run_id,
-						    key, v, pts[i].timestamp, pts[i].step,
-						    (int64_t)is_nan),
-					"cannot log the metric");
-		err = err < 0 ? err : 0;
-		if (i == 0 || point_after(pts[i].step, pts[i].timestamp, v, pts[best].step,
-					  pts[best].timestamp, best_v)) {
-			best = i;
-			best_v = v;
-			best_nan = is_nan;
+		err = series_get(ss, run_id, key, &q);
+	if (!err && q->n + n > q->cap) {
+		size_t cap = q->cap ? q->cap : 64;
+		struct metric_point *p;
+
+		while (cap < q->n + n)
+			cap *= 2;
+		p = realloc(q->pts, cap * sizeof(*p));
+		if (!p)
+			err = -ENOMEM;
+		else {
+			q->pts = p;
+			q->cap = cap;
 		}
 	}
-	/* One upsert per call: only the call's greatest point can be the latest. */
-	if (!err)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_LATEST_UPSERT, "ttdiii", run_id,
-						    key, best_v, pts[best].timestamp,
-						    pts[best].step, (int64_t)best_nan),
-					"cannot update the latest metric");
-	if (err >= 0)
+	for (i = 0; !err && i < n; i++) {
+		/* No step: one more than the highest so far (SPEC §3), 0 first. */
+		if (!pts[i].has_step) {
+			pts[i].step = !q->have_max		 ? 0
+				      : q->max_step == INT64_MAX ? INT64_MAX
+								 : q->max_step + 1;
+			pts[i].has_step = 1;
+		}
+		if (!q->have_max || pts[i].step > q->max_step)
+			q->max_step = pts[i].step;
+		q->have_max = 1;
+		if (!pts[i].has_timestamp) {
+			pts[i].timestamp = now;
+			pts[i].has_timestamp = 1;
+		}
+		q->pts[q->n++] = pts[i];
+	}
+	if (!err) {
 		ss->sql.pending += n;
-	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
+		ss->queued += n;
+		sqldb_queued(&ss->sql);
+	}
+	err = sqldb_write_end(&ss->sql, err);
+	/* A long burst between commits goes in now rather than piling up. */
+	if (!err && ss->queued > QUEUE_MAX) {
+		sqldb_lock(&ss->sql);
+		pthread_mutex_unlock(&ss->sql.lock);
+	}
+	return err;
 }
 
 struct point_ctx {
@@ -1058,7 +1184,7 @@ static int sqlite_metric_history(struct store *s, const char *run_id, const char
 	struct point_ctx c = { cb, ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_METRIC_HISTORY, "tt", run_id, key),
 			     "cannot read the metric history", point_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -1085,7 +1211,7 @@ static int sqlite_list_models(struct store *s, store_model_cb *cb, void *ctx)
 	struct cb_ctx c = { .cb.model = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_MODEL_LIST, ""),
 			     "cannot list registered models", model_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -1110,7 +1236,7 @@ static int sqlite_get_model(struct store *s, const char *name, struct store_mode
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_MODEL_GET, "t", name),
 			     "cannot read a registered model", model_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -1143,7 +1269,7 @@ static int sqlite_list_versions(struct store *s, const char *model, store_versio
 	struct cb_ctx c = { .cb.version = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_VERSION_LIST, "t", model),
 			     "cannot list model versions", version_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -1176,7 +1302,7 @@ static int sqlite_get_version(struct store *s, const char *model, int64_t versio
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_VERSION_GET, "ti", model, version),
 			     "cannot read a model version", version_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -1198,7 +1324,7 @@ static int sqlite_list_aliases(struct store *s, const char *model, store_alias_c
 	struct cb_ctx c = { .cb.alias = cb, .ctx = ctx };
 	int err;
 
-	pthread_mutex_lock(&ss->sql.lock);
+	sqldb_lock(&ss->sql);
 	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_ALIAS_LIST, "t", model),
 			     "cannot list aliases", alias_row, &c);
 	pthread_mutex_unlock(&ss->sql.lock);
@@ -1322,6 +1448,8 @@ static void sqlite_close(struct store *s)
 	struct sqlite_store *ss = to_sqlite(s);
 
 	sqldb_release(&ss->sql);
+	series_clear(ss);
+	free(ss->series);
 	free(ss->uri);
 	free(ss->db_path);
 	free(ss->artifact_root);
@@ -1476,6 +1604,7 @@ struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 	texts = statement_texts(&ss->info);
 	if (!texts)
 		goto nomem;
+	sqldb_set_flush(&ss->sql, flush_queue, ss);
 	if (sqldb_start(&ss->sql, texts, Q_COUNT)) {
 		*errmsg = strdup("cannot start the commit thread");
 		goto fail;

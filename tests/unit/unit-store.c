@@ -1600,8 +1600,8 @@ static void test_all_or_nothing(void)
 	char exp[STORE_ID_MAX], run[STORE_RUN_ID_MAX], dead[STORE_RUN_ID_MAX];
 	struct metric_point p[4];
 	struct store_ref ref = { 0 };
+	uint64_t token;
 	int64_t n;
-	int err;
 	struct fx f;
 
 	if (fx_setup(&f, "atomic")) {
@@ -1628,9 +1628,11 @@ static void test_all_or_nothing(void)
 	is_int(n, 0, "nothing was inserted for it");
 
 	/*
-	 * A failure in the middle of a call: a trigger (made by the other
-	 * connection) refuses the value 666, so the first points of the call
-	 * were already inserted when the third one fails.
+	 * A failure while queued points go in.  store_log_metrics() queues its
+	 * points; they are inserted at the next read, write or commit, and a
+	 * failure then loses the open transaction, as a failed commit would,
+	 * and store_sync() reports it to whoever wrote since their token.  A
+	 * trigger (made by the other connection) refuses the value 666.
 	 */
 	p[0] = pt_at(0, 1, 10);
 	is_int(store_log_metrics(f.s, run, "aon", p, 1), 0, "a first point");
@@ -1640,22 +1642,23 @@ static void test_all_or_nothing(void)
 			"WHEN NEW.value = 666 BEGIN SELECT RAISE(ABORT, 'refused by the test'); "
 			"END"),
 	       0, "a trigger that refuses the value 666");
+	token = store_write_token(f.s);
 	p[0] = pt(1);
 	is_int(store_log_metrics(f.s, run, "keep", p, 1), 0,
-	       "a point of another metric in the same open transaction");
+	       "a point of another metric, queued in the same transaction");
 	p[0] = pt(2);
 	p[1] = pt(3);
 	p[2] = pt(666);
 	p[3] = pt(4);
-	err = store_log_metrics(f.s, run, "aon", p, 4);
-	ok(err < 0, "a call whose third point fails fails (%d: %s)", err, store_errmsg());
-	history_is(&f, run, "aon", 0, "0:1", "none of its points is there");
-	keys_are(&f, SEC_METRICS, &ref, NULL, "aon=1@0,keep=1@0",
-		 "the latest value is unchanged, the other metric kept");
-	is_int(settle(&f), 0, "the transaction still commits");
+	is_int(store_log_metrics(f.s, run, "aon", p, 4), 0, "four points queued");
+	history_is(&f, run, "aon", 0, "0:1",
+		   "a read inserts the queue, which fails: none of the four is there");
+	keys_are(&f, SEC_METRICS, &ref, NULL, "aon=1@0",
+		 "the latest value is unchanged; the other metric went with its transaction");
+	is_int(store_sync(f.s, token, 0), -EIO, "sync tells the writers: -EIO");
 	is_int(raw_int(f.raw, &n, "SELECT count(*) FROM metrics WHERE run_uuid = %Q", run), 0,
 	       "count rows on the other connection");
-	is_int(n, 2, "two rows: the first point and the other metric's");
+	is_int(n, 1, "one row: the first point, committed before");
 	is_int(raw_exec(f.raw, "DROP TRIGGER unit_store_refuse"), 0, "drop the trigger");
 	p[0] = pt(5);
 	is_int(store_log_metrics(f.s, run, "aon", p, 1), 0, "log again");
