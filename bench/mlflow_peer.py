@@ -1,0 +1,203 @@
+"""mlflow_peer.py - the MLflow side of the mlflowfs benchmarks, run in the MLflow venv.
+
+Each subcommand runs in a fresh process started by the drivers (benchlib.peer), does its
+set-up untimed, times only the MLflow calls being compared, checks the result through
+MLflow and prints one JSON object as its last line of output.
+
+    template DB [EXPERIMENT RUN]   a database created by MLflow (optionally with a run)
+    log_metric DB N                N x MlflowClient.log_metric on a fresh experiment/run
+    log_batch DB N BATCH           N points through MlflowClient.log_batch, BATCH per call
+    populate DB NRUNS SEED         an experiment of NRUNS runs x (5 params, 5 metrics)
+    search_runs DB EXPERIMENT_ID   time mlflow.search_runs and answer "which run has best acc"
+"""
+
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+import uuid
+
+
+def _uri(db):
+    return "sqlite:///" + os.path.abspath(db)
+
+
+def _client(db):
+    # The client on sqlite:/// puts artifacts under ./mlruns: keep them beside the database.
+    uri = _uri(db)
+    os.chdir(os.path.dirname(os.path.abspath(db)))
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _point_value(i):
+    # The same points writer.c and sqlfloor.c produce.
+    return float("%.6g" % (1.0 / (1.0 + i / 1000.0)))
+
+
+def _now_ms():
+    return int(time.time() * 1000)
+
+
+def cmd_template(db, experiment=None, run=None):
+    client = _client(db)
+    client.search_experiments()  # creates the schema and the Default experiment
+    out = {"db": db}
+    if experiment:
+        eid = client.create_experiment(experiment)
+        r = client.create_run(eid, run_name=run or "r")
+        out.update(experiment_id=eid, run_id=r.info.run_id)
+    return out
+
+
+def _fresh_run(client, name):
+    eid = client.create_experiment(name)
+    return client.create_run(eid, run_name="r").info.run_id
+
+
+def cmd_log_metric(db, n):
+    n = int(n)
+    client = _client(db)
+    run_id = _fresh_run(client, "log_metric")
+    values = [_point_value(i) for i in range(n)]
+    client.log_metric(run_id, "warmup", 0.0)  # first call of a process pays one-time costs
+    t0 = time.perf_counter()
+    for i in range(n):
+        client.log_metric(run_id, "loss", values[i], step=i)
+    secs = time.perf_counter() - t0
+    got = len(client.get_metric_history(run_id, "loss"))
+    if got != n:
+        raise SystemExit(f"log_metric: {got} points in the store, expected {n}")
+    return {"n": n, "seconds": secs, "points_per_s": n / secs}
+
+
+def cmd_log_batch(db, n, batch):
+    from mlflow.entities import Metric
+
+    n, batch = int(n), int(batch)
+    client = _client(db)
+    run_id = _fresh_run(client, "log_batch")
+    values = [_point_value(i) for i in range(n)]
+    client.log_metric(run_id, "warmup", 0.0)
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        ts = _now_ms()
+        metrics = [Metric("loss", values[i], ts, i) for i in range(start, min(n, start + batch))]
+        client.log_batch(run_id, metrics=metrics)
+    secs = time.perf_counter() - t0
+    got = len(client.get_metric_history(run_id, "loss"))
+    if got != n:
+        raise SystemExit(f"log_batch: {got} points in the store, expected {n}")
+    return {"n": n, "batch": batch, "seconds": secs, "points_per_s": n / secs}
+
+
+PARAMS = ("lr", "batch_size", "optimizer", "seed", "epochs")
+METRICS = ("acc", "loss", "f1", "precision", "recall")
+
+
+def cmd_populate(db, nruns, seed):
+    """Writes the runs straight into MLflow's tables, row for row as MLflow's store writes
+    them for MlflowClient.create_run + log_batch + set_terminated, then checks that MLflow
+    sees all of them."""
+    nruns, rng = int(nruns), random.Random(int(seed))
+    client = _client(db)
+    name = "read%d" % nruns
+    eid = client.create_experiment(name)
+    art = client.get_experiment(eid).artifact_location
+    t0 = time.perf_counter()
+    runs, tags, params, metrics = [], [], [], []
+    base = _now_ms() - nruns * 1000
+    for i in range(nruns):
+        rid = uuid.UUID(int=rng.getrandbits(128), version=4).hex
+        rname = "run-%05d" % i
+        start = base + i * 1000
+        end = start + 500
+        runs.append((rid, rname, "UNKNOWN", "", "", "unknown", "FINISHED", start, end, "",
+                     "active", f"{art}/{rid}/artifacts", int(eid), None))
+        tags.append(("mlflow.runName", rname, rid))
+        params += [
+            ("lr", repr(rng.choice((0.1, 0.01, 0.001, 0.0001))), rid),
+            ("batch_size", str(rng.choice((16, 32, 64, 128))), rid),
+            ("optimizer", rng.choice(("sgd", "adam", "adamw")), rid),
+            ("seed", str(i), rid),
+            ("epochs", str(rng.randint(1, 50)), rid),
+        ]
+        for key in METRICS:
+            metrics.append((key, rng.random(), end, rid, 0, 0))
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA foreign_keys = ON")
+    with con:
+        con.executemany("INSERT INTO runs (run_uuid, name, source_type, source_name,"
+                        " entry_point_name, user_id, status, start_time, end_time,"
+                        " source_version, lifecycle_stage, artifact_uri, experiment_id,"
+                        " deleted_time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", runs)
+        con.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?,?,?)", tags)
+        con.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?,?,?)", params)
+        con.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan)"
+                        " VALUES (?,?,?,?,?,?)", metrics)
+        con.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan,"
+                        " run_uuid) VALUES (?,?,?,?,?,?)",
+                        [(k, v, ts, step, nan, rid) for k, v, ts, rid, step, nan in metrics])
+    con.close()
+    insert_s = time.perf_counter() - t0
+
+    # MLflow must see every run, with its data, as if it had written them itself.
+    found = client.search_runs([eid], max_results=50000)
+    if len(found) != nruns:
+        raise SystemExit(f"populate: MLflow sees {len(found)} runs, expected {nruns}")
+    acc = {r.info.run_name: r.data.metrics["acc"] for r in found}
+    for r in found[:: max(1, nruns // 50)]:
+        if sorted(r.data.params) != sorted(PARAMS) or sorted(r.data.metrics) != sorted(METRICS):
+            raise SystemExit(f"populate: run {r.info.run_id} lacks params or metrics")
+        if r.info.status != "FINISHED" or r.data.tags.get("mlflow.runName") != r.info.run_name:
+            raise SystemExit(f"populate: run {r.info.run_id} reads back wrong")
+    best = max(acc, key=acc.get)
+    if sum(1 for v in acc.values() if v == acc[best]) != 1:
+        raise SystemExit("populate: the best acc is not unique; pick another seed")
+    return {"experiment_id": eid, "experiment_name": name, "nruns": nruns,
+            "insert_seconds": insert_s, "best": {"run": best, "acc": acc[best]},
+            "pair": ["run-%05d" % 1, "run-%05d" % 2]}
+
+
+def cmd_search_runs(db, experiment_id):
+    uri = _uri(db)
+    os.chdir(os.path.dirname(os.path.abspath(db)))
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    t0 = time.perf_counter()
+    df = mlflow.search_runs(experiment_ids=[experiment_id])
+    first = time.perf_counter() - t0
+    best = df.loc[df["metrics.acc"].idxmax()]
+    t0 = time.perf_counter()
+    df2 = mlflow.search_runs(experiment_ids=[experiment_id])
+    second = time.perf_counter() - t0
+    # For reference: the same question asked of the store, sorted there.
+    t0 = time.perf_counter()
+    top = mlflow.search_runs(experiment_ids=[experiment_id], order_by=["metrics.acc DESC"],
+                             max_results=1)
+    ordered = time.perf_counter() - t0
+    if len(df2) != len(df) or top["run_id"].iloc[0] != best["run_id"]:
+        raise SystemExit("search_runs: the calls disagree")
+    return {"rows": len(df), "first_seconds": first, "second_seconds": second,
+            "order_by_seconds": ordered,
+            "best": {"run": best["tags.mlflow.runName"], "acc": float(best["metrics.acc"])}}
+
+
+COMMANDS = {
+    "template": cmd_template,
+    "log_metric": cmd_log_metric,
+    "log_batch": cmd_log_batch,
+    "populate": cmd_populate,
+    "search_runs": cmd_search_runs,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    # Every command takes the database first; the commands change directory.
+    print(json.dumps(COMMANDS[sys.argv[1]](os.path.abspath(sys.argv[2]), *sys.argv[3:])))
