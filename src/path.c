@@ -108,7 +108,7 @@ static int path_hexval(char c)
 }
 
 /* The byte an escape at s (len bytes left) stands for, or 0 if it is none. */
-static char path_unescape(const char *s, size_t len)
+static char path_unescape(const char *s, size_t len, int all)
 {
 	int hi, lo;
 
@@ -118,6 +118,8 @@ static char path_unescape(const char *s, size_t len)
 	lo = path_hexval(s[2]);
 	if (hi < 0 || lo < 0)
 		return 0;
+	if (all)
+		return (char)(hi * 16 + lo);
 	switch (hi * 16 + lo) {
 	case '/':
 		return '/';
@@ -163,13 +165,13 @@ out:
 	return err;
 }
 
-int path_decode(struct buf *out, const char *enc, size_t len)
+static int path_decode_escapes(struct buf *out, const char *enc, size_t len, int all)
 {
 	size_t start = out->len, i = 0, run = 0;
 	int err = 0;
 
 	while (i < len) {
-		char c = path_unescape(enc + i, len - i);
+		char c = path_unescape(enc + i, len - i, all);
 
 		if (!c) {
 			i++;
@@ -189,6 +191,16 @@ out:
 	if (err)
 		buf_truncate(out, start);
 	return err;
+}
+
+int path_decode(struct buf *out, const char *enc, size_t len)
+{
+	return path_decode_escapes(out, enc, len, 0);
+}
+
+int path_uri_decode(struct buf *out, const char *s, size_t len)
+{
+	return path_decode_escapes(out, s, len, 1);
 }
 
 static int path_dup_decoded(char **dst, const char *comp, size_t len)

@@ -92,6 +92,9 @@ int path_encode(struct buf *out, const char *name);
 /* Appends the decoded form of the len bytes at enc. */
 int path_decode(struct buf *out, const char *enc, size_t len);
 
+/* Appends s with every %XX escape decoded, as in a URI's path (%00 stays). */
+int path_uri_decode(struct buf *out, const char *s, size_t len);
+
 /* True for the key-folder kinds, whose node.key names a key or key prefix. */
 int path_is_key_kind(enum node_kind kind);
 

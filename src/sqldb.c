@@ -74,16 +74,14 @@ static sqlite3_stmt *stmt(struct sqldb *d, size_t id)
 	return d->stmt[id];
 }
 
-sqlite3_stmt *sqldb_query(struct sqldb *d, size_t id, const char *fmt, ...)
+static sqlite3_stmt *vquery(struct sqldb *d, size_t id, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *st = stmt(d, id);
 	const char *text;
-	va_list ap;
 	int i;
 
 	if (!st)
 		return NULL;
-	va_start(ap, fmt);
 	for (i = 1; *fmt; fmt++, i++) {
 		switch (*fmt) {
 		case 't':
@@ -103,6 +101,16 @@ sqlite3_stmt *sqldb_query(struct sqldb *d, size_t id, const char *fmt, ...)
 			sqlite3_bind_null(st, i);
 		}
 	}
+	return st;
+}
+
+sqlite3_stmt *sqldb_query(struct sqldb *d, size_t id, const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+
+	va_start(ap, fmt);
+	st = vquery(d, id, fmt, ap);
 	va_end(ap);
 	return st;
 }
@@ -143,6 +151,22 @@ int sqldb_each_row(struct sqldb *d, sqlite3_stmt *st, const char *what, sqldb_ro
 	if (!err && rc != SQLITE_DONE)
 		err = sqldb_fail(d, rc, what);
 	sqlite3_reset(st);
+	return err;
+}
+
+int sqldb_list(struct sqldb *d, size_t id, const char *what, sqldb_row_fn *row, void *ctx,
+	       const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int err;
+
+	sqldb_lock(d);
+	va_start(ap, fmt);
+	st = vquery(d, id, fmt, ap);
+	va_end(ap);
+	err = sqldb_each_row(d, st, what, row, ctx);
+	pthread_mutex_unlock(&d->lock);
 	return err;
 }
 

@@ -82,6 +82,10 @@ int sqldb_step_change(struct sqldb *d, sqlite3_stmt *st, const char *what);
 typedef int sqldb_row_fn(void *ctx, sqlite3_stmt *st);
 int sqldb_each_row(struct sqldb *d, sqlite3_stmt *st, const char *what, sqldb_row_fn *row,
 		   void *ctx);
+/* A read of one query's rows: sqldb_lock(), sqldb_query(id, fmt, ...),
+ * sqldb_each_row(), unlock. */
+int sqldb_list(struct sqldb *d, size_t id, const char *what, sqldb_row_fn *row, void *ctx,
+	       const char *fmt, ...);
 
 /* A column as text ("" for NULL), or as a time (-1 for NULL). */
 const char *sqldb_text(sqlite3_stmt *st, int i);

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metric.h"
 #include "options.h"
+#include "path.h"
 #include "schema.h"
 #include "sqldb.h"
 #include "store-internal.h"
@@ -309,10 +310,7 @@ static int sqlite_list_experiments(struct store *s, store_experiment_cb *cb, voi
 	struct cb_ctx c = { .cb.exp = cb, .ctx = ctx };
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_EXP_LIST, ""),
-			     "cannot list experiments", experiment_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_EXP_LIST, "cannot list experiments", experiment_row, &c, "");
 	return err;
 }
 
@@ -540,10 +538,7 @@ static int sqlite_list_runs(struct store *s, const char *experiment_id, store_ru
 	struct cb_ctx c = { .cb.run = cb, .ctx = ctx };
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_RUN_LIST, "t", experiment_id),
-			     "cannot list runs", run_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_RUN_LIST, "cannot list runs", run_row, &c, "t", experiment_id);
 	return err;
 }
 
@@ -1184,10 +1179,8 @@ static int sqlite_metric_history(struct store *s, const char *run_id, const char
 	struct point_ctx c = { cb, ctx };
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_METRIC_HISTORY, "tt", run_id, key),
-			     "cannot read the metric history", point_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_METRIC_HISTORY, "cannot read the metric history", point_row,
+			 &c, "tt", run_id, key);
 	return err;
 }
 
@@ -1211,10 +1204,8 @@ static int sqlite_list_models(struct store *s, store_model_cb *cb, void *ctx)
 	struct cb_ctx c = { .cb.model = cb, .ctx = ctx };
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_MODEL_LIST, ""),
-			     "cannot list registered models", model_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_MODEL_LIST, "cannot list registered models", model_row, &c,
+			 "");
 	return err;
 }
 
@@ -1236,10 +1227,8 @@ static int sqlite_get_model(struct store *s, const char *name, struct store_mode
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_MODEL_GET, "t", name),
-			     "cannot read a registered model", model_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_MODEL_GET, "cannot read a registered model", model_row, &c,
+			 "t", name);
 	if (err < 0)
 		store_model_release(out);
 	return err < 0 ? err : err ? 0 : -ENOENT;
@@ -1269,10 +1258,8 @@ static int sqlite_list_versions(struct store *s, const char *model, store_versio
 	struct cb_ctx c = { .cb.version = cb, .ctx = ctx };
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_VERSION_LIST, "t", model),
-			     "cannot list model versions", version_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_VERSION_LIST, "cannot list model versions", version_row, &c,
+			 "t", model);
 	return err;
 }
 
@@ -1302,10 +1289,8 @@ static int sqlite_get_version(struct store *s, const char *model, int64_t versio
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_VERSION_GET, "ti", model, version),
-			     "cannot read a model version", version_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_VERSION_GET, "cannot read a model version", version_row, &c,
+			 "ti", model, version);
 	if (err < 0)
 		store_version_release(out);
 	return err < 0 ? err : err ? 0 : -ENOENT;
@@ -1324,32 +1309,18 @@ static int sqlite_list_aliases(struct store *s, const char *model, store_alias_c
 	struct cb_ctx c = { .cb.alias = cb, .ctx = ctx };
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql, sqldb_query(&ss->sql, Q_ALIAS_LIST, "t", model),
-			     "cannot list aliases", alias_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
+	err = sqldb_list(&ss->sql, Q_ALIAS_LIST, "cannot list aliases", alias_row, &c, "t", model);
 	return err;
 }
 
 /* ---- artifacts, status ----------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A file: URI's local path, percent-decoded: 0, -ENOTSUP (not on this
  * machine, or not absolute) or -ENOMEM. */
 static int file_uri_path(const char *uri, char **path)
 {
+	struct buf b = BUF_INIT;
 	const char *p = uri + 5;
-	char *o;
 
 	*path = NULL;
 	if (!strncmp(p, "//", 2)) {
@@ -1361,19 +1332,12 @@ static int file_uri_path(const char *uri, char **path)
 	}
 	if (*p != '/')
 		return -ENOTSUP;
-	*path = o = malloc(strlen(p) + 1);
-	if (!o)
+	if (path_uri_decode(&b, p, strlen(p))) {
+		buf_release(&b);
 		return -ENOMEM;
-	for (; *p; p++) {
-		if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-			*o++ = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-			p += 2;
-		} else {
-			*o++ = *p;
-		}
 	}
-	*o = '\0';
-	return 0;
+	*path = buf_detach(&b);
+	return *path ? 0 : -ENOMEM;
 }
 
 static int sqlite_artifact_dir(struct store *s, const struct store_run *run, char **path)

@@ -477,8 +477,30 @@ static void test_version_fields(void)
 	   "no name past the last field");
 }
 
+/* URI paths (file: artifact locations) decode every escape, unlike names. */
+static void test_uri_decode(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "/a%20b/c", "/a b/c" },     { "/caf%C3%A9", "/caf\xc3\xa9" },
+		{ "/50%25", "/50%" },	      { "/x%2Fy", "/x/y" },
+		{ "/bad%zz%2", "/bad%zz%2" }, { "/nul%00", "/nul%00" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf b = BUF_INIT;
+
+		is_int(path_uri_decode(&b, cases[i].in, strlen(cases[i].in)), 0, "uri decode");
+		is_str(buf_str(&b), cases[i].out, cases[i].in);
+		buf_release(&b);
+	}
+}
+
 int main(void)
 {
+	test_uri_decode();
 	test_parse_table();
 	test_codec_table();
 	test_long_names();
