@@ -12,16 +12,7 @@ mnt=${1:-$HOME/mlruns}
 
 packages="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
 libsqlite3-dev libcurl4-openssl-dev libjansson-dev"
-missing=
-for p in $packages; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	sudo=
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -q
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
-fi
+"$top/contrib/install-packages.sh" $packages
 
 cd "$top"
 [ -x configure ] || autoreconf -fi

@@ -20,17 +20,7 @@ fi
 packages="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
 libsqlite3-dev libcurl4-openssl-dev libjansson-dev groff-base sqlite3 rsync \
 python3 python3-venv python3-dev"
-missing=
-for p in $packages; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	sudo=
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	echo "run-all: installing$missing"
-	$sudo apt-get update -q
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
-fi
+"$top/contrib/install-packages.sh" $packages
 
 # The virtual environments are made once and kept; a changed requirements
 # file makes them again.

@@ -8,6 +8,7 @@ checked: a crash, a sanitizer report or a leak fails the test that caused it.
 import errno
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -33,34 +34,51 @@ def mlflowfs_binary():
     pytest.exit("mlflowfs binary not found: set MLFLOWFS=/path/to/src/mlflowfs", 2)
 
 
-class Mount:
-    """A running mlflowfs: mnt (Path), db (Path), artifacts (Path), log()."""
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "LeakSanitizer",
+                   "runtime error:")  # the last is UndefinedBehaviorSanitizer's
 
-    def __init__(self, tmp, name="m", uri=None, args=(), env=None):
-        self.tmp = Path(tmp)
-        self.mnt = self.tmp / f"{name}-mnt"
-        self.mnt.mkdir(parents=True, exist_ok=True)
-        self.db = self.tmp / "mlflow.db"
-        self.artifacts = self.tmp / "mlartifacts"
-        self.uri = uri or f"sqlite:///{self.db}"
-        self.logfile = self.tmp / f"{name}-daemon.log"
-        self.args = list(args)
+
+def unmount(mnt, lazy_fallback=True):
+    """fusermount3 -u, retried while busy; -z as a last resort."""
+    mnt = str(mnt)
+    for _ in range(50):
+        if not os.path.ismount(mnt):
+            return
+        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    if lazy_fallback:
+        subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
+
+
+class Daemon:
+    """`mlflowfs -f ARGS...` mounted on mnt, its output in logfile; a context
+    manager.  stop() unmounts, waits, and checks the daemon ended cleanly."""
+
+    def __init__(self, args, mnt, logfile, env=None, cwd=None):
+        self.args = [str(a) for a in args]
+        self.mnt = Path(mnt)
+        self.logfile = Path(logfile)
         self.env = env
+        self.cwd = cwd
         self.proc = None
+        self.killed = False
 
     def start(self):
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         self._log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(
-            [mlflowfs_binary(), "-f", *self.args, self.uri, str(self.mnt)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen([mlflowfs_binary(), "-f", *self.args],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=self.cwd)
         deadline = time.monotonic() + 20
         while not os.path.ismount(self.mnt):
             if self.proc.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"mlflowfs exited {self.proc.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
-                self.stop()
+                self.stop(check=False)
                 raise RuntimeError(f"mlflowfs did not mount:\n{self.log()}")
             time.sleep(0.02)
         return self
@@ -71,20 +89,19 @@ class Mount:
         except FileNotFoundError:
             return ""
 
+    def kill(self):
+        """SIGKILL to the daemon this object started (its PID only)."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.killed = True
+        subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)], capture_output=True)
+
     def stop(self, check=True):
         """Unmounts and waits for the daemon; checks it ended cleanly."""
         if self.proc is None:
             return
-        for _ in range(50):
-            if not os.path.ismount(self.mnt):
-                break
-            r = subprocess.run(["fusermount3", "-u", str(self.mnt)],
-                               capture_output=True, text=True)
-            if r.returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)], capture_output=True)
+        if not self.killed:
+            unmount(self.mnt)
         try:
             rc = self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -94,10 +111,32 @@ class Mount:
         self._log.close()
         if check:
             log = self.log()
-            assert "ERROR: AddressSanitizer" not in log, log
-            assert "LeakSanitizer" not in log, log
-            assert "runtime error:" not in log, log  # UndefinedBehaviorSanitizer
-            assert rc == 0, f"mlflowfs exited {rc}:\n{log}"
+            for mark in SANITIZER_MARKS:
+                assert mark not in log, log
+            if not self.killed:
+                assert rc == 0, f"mlflowfs exited {rc}:\n{log}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop(check=exc[0] is None)
+        return False
+
+
+class Mount(Daemon):
+    """A mount of a database of its own in a temporary folder: mnt (Path),
+    db (Path), artifacts (Path), log()."""
+
+    def __init__(self, tmp, name="m", uri=None, args=(), env=None):
+        tmp = Path(tmp)
+        mnt = tmp / f"{name}-mnt"
+        mnt.mkdir(parents=True, exist_ok=True)
+        self.tmp = tmp
+        self.db = tmp / "mlflow.db"
+        self.artifacts = tmp / "mlartifacts"
+        self.uri = uri or f"sqlite:///{self.db}"
+        super().__init__([*args, self.uri, mnt], mnt, tmp / f"{name}-daemon.log", env=env)
 
     # Paths in the tree.
     def exp(self, name):

@@ -20,30 +20,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from conftest import mlflowfs_binary
+from conftest import Daemon, mlflowfs_binary, unmount  # noqa: F401 (unmount: for the tests)
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS_OLD = HERE.parent / "requirements-old.txt"
 OLD_MLFLOW_VERSION = "2.22.5"
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "LeakSanitizer", "runtime error:")
 
 
 # --------------------------------------------------------------------------
 # mlflowfs processes
-
-
-def unmount(mnt, lazy_fallback=True):
-    """fusermount3 -u, retried while busy; -z as a last resort."""
-    mnt = str(mnt)
-    for _ in range(50):
-        if not os.path.ismount(mnt):
-            return
-        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True)
-        if r.returncode == 0:
-            return
-        time.sleep(0.1)
-    if lazy_fallback:
-        subprocess.run(["fusermount3", "-u", "-z", mnt], capture_output=True)
 
 
 def run_mlflowfs(args, env=None, cwd=None, timeout=30):
@@ -56,76 +41,6 @@ def run_mlflowfs(args, env=None, cwd=None, timeout=30):
     full_env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
     return subprocess.run([mlflowfs_binary(), *map(str, args)], env=full_env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
-
-
-class Foreground:
-    """mlflowfs -f ARGS, started by hand (own env, cwd); use as a context manager."""
-
-    def __init__(self, args, mnt, logfile, env=None, cwd=None):
-        self.args = [str(a) for a in args]
-        self.mnt = Path(mnt)
-        self.logfile = Path(logfile)
-        self.env = env
-        self.cwd = cwd
-        self.proc = None
-        self.killed = False
-
-    def log(self):
-        try:
-            return self.logfile.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def start(self):
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        self._log = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([mlflowfs_binary(), "-f", *self.args],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env, cwd=self.cwd)
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(self.mnt):
-            if self.proc.poll() is not None:
-                self._log.close()
-                raise RuntimeError(f"mlflowfs exited {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.stop(check=False)
-                raise RuntimeError(f"mlflowfs did not mount:\n{self.log()}")
-            time.sleep(0.02)
-        return self
-
-    def kill(self):
-        """SIGKILL to the daemon this object started (its PID only)."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.killed = True
-        subprocess.run(["fusermount3", "-u", "-z", str(self.mnt)], capture_output=True)
-
-    def stop(self, check=True):
-        if self.proc is None:
-            return
-        if not self.killed:
-            unmount(self.mnt)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc = None
-        self._log.close()
-        log = self.log()
-        if check:
-            for mark in SANITIZER_MARKS:
-                assert mark not in log, log
-            if not self.killed:
-                assert rc == 0, f"mlflowfs exited {rc}:\n{log}"
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop(check=exc[0] is None)
-        return False
 
 
 def clean_env(**overrides):
@@ -144,7 +59,7 @@ def create_db_with_mlflowfs(db, workdir):
     """A fresh database exactly as mlflowfs creates it on first mount."""
     mnt = Path(workdir) / "create-mnt"
     mnt.mkdir(parents=True, exist_ok=True)
-    with Foreground([f"sqlite:///{db}", mnt], mnt, Path(workdir) / "create.log"):
+    with Daemon([f"sqlite:///{db}", mnt], mnt, Path(workdir) / "create.log"):
         assert (mnt / "experiments" / "Default").is_dir()
     return Path(db)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import have, mlflowfs_binary, run_id_of, sh, write_file
-from helpers_compat import (Foreground, clean_env, create_db_with_mlflowfs, db_rows,
+from helpers_compat import (Daemon, clean_env, create_db_with_mlflowfs, db_rows,
                             file_digest, run_mlflowfs, status_fields, unmount)
 
 T0 = 1700000000000
@@ -203,7 +203,7 @@ def test_uri_argument_wins_over_environment(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{env_db}")
-    with Foreground([f"sqlite:///{arg_db}", mnt], mnt, tmp_path / "log", env=env):
+    with Daemon([f"sqlite:///{arg_db}", mnt], mnt, tmp_path / "log", env=env):
         os.mkdir(mnt / "experiments" / "picked")
         assert status_fields(mnt)["uri"] == f"sqlite:///{arg_db}"
     assert experiment_names(arg_db) == ["Default", "picked"]
@@ -224,7 +224,7 @@ def test_tracking_uri_option_selects_the_store(form, tmp_path):
             "--tracking-uri=URI": [f"--tracking-uri={uri}"],
             "-o tracking_uri=URI": ["-o", f"tracking_uri={uri}"]}[form]
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{env_db}")
-    with Foreground([*args, mnt], mnt, tmp_path / "log", env=env):
+    with Daemon([*args, mnt], mnt, tmp_path / "log", env=env):
         os.mkdir(mnt / "experiments" / "by-option")
         assert status_fields(mnt)["uri"] == uri
     assert experiment_names(db) == ["Default", "by-option"]
@@ -237,7 +237,7 @@ def test_mlflow_tracking_uri_variable_is_used_without_argument(tmp_path):
     mnt.mkdir()
     env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{db}",
                     XDG_DATA_HOME=tmp_path / "xdg")
-    with Foreground([mnt], mnt, tmp_path / "log", env=env):
+    with Daemon([mnt], mnt, tmp_path / "log", env=env):
         os.mkdir(mnt / "experiments" / "via-env")
     assert experiment_names(db) == ["Default", "via-env"]
     assert not (tmp_path / "xdg").exists()
@@ -255,7 +255,7 @@ def test_default_store_is_created_on_first_mount(where, tmp_path):
         base = tmp_path / "home" / ".local" / "share" / "mlflowfs"
     db = base / "mlflow.db"
     assert not base.exists()
-    with Foreground([mnt], mnt, tmp_path / "log", env=env):
+    with Daemon([mnt], mnt, tmp_path / "log", env=env):
         assert db.is_file()
         assert status_fields(mnt)["uri"] == f"sqlite:///{db}"
         run = mnt / "experiments" / "first" / "r"
@@ -280,7 +280,7 @@ def test_relative_sqlite_uri_resolves_against_current_folder(tmp_path):
     (work / "mnt").mkdir(parents=True)
     mnt = work / "mnt"
     env = clean_env()
-    with Foreground(["sqlite:///relative.db", "mnt"], mnt, tmp_path / "log", env=env,
+    with Daemon(["sqlite:///relative.db", "mnt"], mnt, tmp_path / "log", env=env,
                     cwd=work):
         run = mnt / "experiments" / "rel" / "r"
         os.makedirs(run)
@@ -429,7 +429,7 @@ def test_sigkill_keeps_what_close_and_fsync_acknowledged(tmp_path):
     db = tmp_path / "mlflow.db"
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    d = Foreground([f"sqlite:///{db}", mnt], mnt, tmp_path / "daemon.log")
+    d = Daemon([f"sqlite:///{db}", mnt], mnt, tmp_path / "daemon.log")
     d.start()
     fd = None
     try:
@@ -464,7 +464,7 @@ def test_sigkill_keeps_what_close_and_fsync_acknowledged(tmp_path):
     assert hist("synced") == [(0, 3.0, T0), (1, 4.0, T0 + 1), (2, 5.0, T0 + 2)]
 
     # And mlflowfs mounts the file again and shows the same.
-    with Foreground([f"sqlite:///{db}", mnt], mnt, tmp_path / "daemon2.log"):
+    with Daemon([f"sqlite:///{db}", mnt], mnt, tmp_path / "daemon2.log"):
         assert (run / "params" / "lr").read_text() == "0.1\n"
         assert (run / "history" / "synced").read_text() == (
             f"0 3 {T0}\n1 4 {T0 + 1}\n2 5 {T0 + 2}\n")
