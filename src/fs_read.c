@@ -26,10 +26,8 @@
 #include "metric.h"
 #include "options.h"
 
-static int render_kv_value(struct fs *fs, const struct target *t, struct store_kv *kv,
-			   struct buf *out)
+static int render_kv_value(const struct target *t, const struct store_kv *kv, struct buf *out)
 {
-	(void)fs;
 	if (t->n.kind == NODE_METRICS)
 		return content_metric(out, kv->num);
 	if (buf_adds(out, kv->value))
@@ -113,7 +111,7 @@ int fs_render(struct fs *fs, const struct target *t, struct buf *out, struct blo
 			return -EISDIR;
 		if (err < 0)
 			return err;
-		err = render_kv_value(fs, t, &kv, out);
+		err = render_kv_value(t, &kv, out);
 		store_kv_release(&kv);
 		return err;
 	default:
@@ -183,20 +181,6 @@ out:
 	return err;
 }
 
-static int link_target(struct fs *fs, const struct target *t, struct buf *out)
-{
-	switch (t->n.kind) {
-	case NODE_RUNS_LINK:
-		return fs_run_link_target(&t->exp, &t->run, "../", out);
-	case NODE_MODEL_ALIAS:
-		return -ENOENT; /* resolved by the caller, which knows the version */
-	case NODE_VERSION_ARTIFACTS:
-		return version_link_target(fs, t, out);
-	default:
-		return -EINVAL;
-	}
-}
-
 struct alias_find {
 	const char *alias;
 	int64_t version;
@@ -224,20 +208,70 @@ static int alias_target(struct fs *fs, const struct target *t, struct buf *out)
 	return buf_addf(out, "../versions/%" PRId64, a.version);
 }
 
+static int link_target(struct fs *fs, const struct target *t, struct buf *out)
+{
+	switch (t->n.kind) {
+	case NODE_RUNS_LINK:
+		return fs_run_link_target(&t->exp, &t->run, "../", out);
+	case NODE_MODEL_ALIAS:
+		return alias_target(fs, t, out);
+	case NODE_VERSION_ARTIFACTS:
+		return version_link_target(fs, t, out);
+	default:
+		return -EINVAL;
+	}
+}
+
 /* ---- getattr --------------------------------------------------------- */
+
+/* The time of a folder of keys: its run's start (0 outside runs). */
+static int64_t key_dir_ms(const struct target *t)
+{
+	return t->has_run ? t->run.start_time : 0;
+}
+
+/* The size of st, with its blocks. */
+static void set_size(struct stat *st, off_t size)
+{
+	st->st_size = size;
+	st->st_blocks = (size + 511) / 512;
+}
+
+/*
+ * The attributes of the key file kv of t's folder: mode, size (but a
+ * history's, which the caller sets: it needs the store again) and time.
+ */
+static int key_stat(struct fs *fs, const struct target *t, const struct store_kv *kv,
+		    struct stat *st)
+{
+	enum node_kind kind = t->n.kind;
+	struct buf text = BUF_INIT;
+	int err = kind == NODE_HISTORY ? 0 : render_kv_value(t, kv, &text);
+
+	if (!err)
+		fs_fill_stat(fs, st,
+			     kind == NODE_HISTORY || kind == NODE_MODEL_TAGS ||
+					     kind == NODE_VERSION_TAGS
+				     ? RO_MODE
+				     : RW_MODE,
+			     (off_t)text.len,
+			     kind == NODE_METRICS || kind == NODE_HISTORY ? kv->timestamp
+			     : t->has_run				  ? t->run.start_time
+			     : t->has_exp				  ? t->exp.last_update_time
+					  : t->model.last_updated_time);
+	buf_release(&text);
+	return err;
+}
 
 static int key_getattr(struct fs *fs, const char *path, struct target *t, struct stat *st)
 {
 	struct store_kv kv;
-	struct buf text = BUF_INIT;
 	off_t size;
-	int err, ro;
+	int err;
 
-	ro = t->n.kind == NODE_HISTORY || t->n.kind == NODE_MODEL_TAGS ||
-	     t->n.kind == NODE_VERSION_TAGS;
 	err = fs_key_lookup(fs, t, &kv);
 	if (err == 2) {
-		fs_fill_stat(fs, st, DIR_MODE, 0, t->run.start_time);
+		fs_fill_stat(fs, st, DIR_MODE, 0, key_dir_ms(t));
 		return 0;
 	}
 	if (err == -ENOENT) {
@@ -253,19 +287,11 @@ static int key_getattr(struct fs *fs, const char *path, struct target *t, struct
 	}
 	if (err < 0)
 		return err;
-	if (t->n.kind == NODE_HISTORY) {
+	err = key_stat(fs, t, &kv, st);
+	if (!err && t->n.kind == NODE_HISTORY) {
 		err = content_history(fs->store, t->run.run_id, t->n.key, NULL, &size);
-	} else {
-		err = render_kv_value(fs, t, &kv, &text);
-		size = (off_t)text.len;
+		set_size(st, size);
 	}
-	if (!err)
-		fs_fill_stat(fs, st, ro ? RO_MODE : RW_MODE, size,
-			     t->n.kind == NODE_METRICS || t->n.kind == NODE_HISTORY ? kv.timestamp
-			     : t->has_run ? t->run.start_time
-			     : t->has_exp ? t->exp.last_update_time
-					  : t->model.last_updated_time);
-	buf_release(&text);
 	store_kv_release(&kv);
 	return err;
 }
@@ -333,8 +359,7 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 	case NODE_RUNS_LINK:
 	case NODE_MODEL_ALIAS:
 	case NODE_VERSION_ARTIFACTS:
-		err = t.n.kind == NODE_MODEL_ALIAS ? alias_target(fs, &t, &text)
-						   : link_target(fs, &t, &text);
+		err = link_target(fs, &t, &text);
 		if (!err)
 			fs_fill_stat(fs, st, LINK_MODE, (off_t)text.len,
 				     t.has_run ? t.run.last_change : t.model.last_updated_time);
@@ -382,10 +407,7 @@ int fs_readlink(const char *path, char *out, size_t size)
 			fs_art_close(&a);
 		}
 	} else {
-		if (t.n.kind == NODE_MODEL_ALIAS)
-			err = alias_target(fs, &t, &text);
-		else
-			err = link_target(fs, &t, &text);
+		err = link_target(fs, &t, &text);
 		if (!err)
 			snprintf(out, size, "%s", buf_str(&text));
 	}
@@ -531,10 +553,8 @@ static int list_key_cb(void *ctx, const struct store_kv *kv)
 	struct list_ctx *c = ctx;
 	const char *rest = kv->key + strlen(c->prefix);
 	const char *slash = strchr(rest, '/');
-	struct buf text = BUF_INIT;
 	struct stat st;
-	off_t size = 0;
-	int err = 0, kind = c->t->n.kind;
+	int err;
 
 	if (slash) {
 		char *dir = strndup(rest, (size_t)(slash - rest));
@@ -548,39 +568,19 @@ static int list_key_cb(void *ctx, const struct store_kv *kv)
 		}
 		free(c->last_dir);
 		c->last_dir = dir;
-		fs_fill_stat(c->fs, &st, DIR_MODE, 0, c->t->has_run ? c->t->run.start_time : 0);
+		fs_fill_stat(c->fs, &st, DIR_MODE, 0, key_dir_ms(c->t));
 		return dir_add_encoded(c->d, dir, &st);
 	}
-	/* A history's size needs the store again: after the listing. */
-	if (kind == NODE_HISTORY)
-		err = 0;
-	else if (kind == NODE_METRICS)
-		err = content_metric(&text, kv->num);
-	else
-		err = buf_addf(&text, "%s\n", kv->value);
-	if (kind != NODE_HISTORY)
-		size = (off_t)text.len;
-	buf_release(&text);
-	if (err)
-		return err;
-	fs_fill_stat(c->fs, &st,
-		     kind == NODE_HISTORY || kind == NODE_MODEL_TAGS || kind == NODE_VERSION_TAGS
-			     ? RO_MODE
-			     : RW_MODE,
-		     size,
-		     kind == NODE_METRICS || kind == NODE_HISTORY ? kv->timestamp
-		     : c->t->has_run				  ? c->t->run.start_time
-		     : c->t->has_exp				  ? c->t->exp.last_update_time
-								  : c->t->model.last_updated_time);
-	err = dir_add_encoded(c->d, rest, &st);
-	if (err)
-		return err;
-	if (kind == NODE_HISTORY) {
+	/* A history's size needs the store again: it is set after the listing. */
+	err = key_stat(c->fs, c->t, kv, &st);
+	if (!err)
+		err = dir_add_encoded(c->d, rest, &st);
+	if (!err && c->t->n.kind == NODE_HISTORY) {
 		c->d->v[c->d->n - 1].history_key = strdup(kv->key);
 		if (!c->d->v[c->d->n - 1].history_key)
 			return -ENOMEM;
 	}
-	return 0;
+	return err;
 }
 
 static int list_model_cb(void *ctx, const struct store_model *m)
@@ -812,8 +812,7 @@ static int build_listing(struct fs *fs, const char *path, struct dir_handle *d)
 			if (!e->history_key)
 				continue;
 			err = content_history(fs->store, t.run.run_id, e->history_key, NULL, &size);
-			e->st.st_size = size;
-			e->st.st_blocks = (size + 511) / 512;
+			set_size(&e->st, size);
 		}
 		if (!err)
 			dir_dedupe(d);
