@@ -128,7 +128,6 @@ long fs_utf8_chars(const char *s, size_t len);
 int fs_key_check(struct fs *fs, const char *path, const char *key);
 int fs_name_check(const char *path, const char *what, long max_chars);
 const char *fs_status_parse(const char *text, size_t len, int prefix);
-void fs_caller_name(char *out, size_t size);
 /* -EROFS, logged, for a path under models/ (read-only here); else 0. */
 int fs_models_refuse(const char *path);
 int fs_pending_add(struct fs *fs, const char *path, int is_dir);
@@ -151,8 +150,6 @@ void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg);
 
 /* fs_read.c: attributes, links, listings */
 int fs_render(struct fs *fs, const struct target *t, struct buf *out, struct blob *blob);
-int fs_run_link_target(const struct store_experiment *e, const struct store_run *r, const char *up,
-		       struct buf *out);
 int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
 int fs_readlink(const char *path, char *out, size_t size);
 int fs_opendir(const char *path, struct fuse_file_info *fi);
@@ -177,9 +174,6 @@ int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_f
 void fs_art_chown_new(int dirfd, const char *leaf);
 void fs_art_close(struct art_ref *a);
 int fs_art_open(struct fs *fs, struct target *t, int create, struct art_ref *a);
-void fs_art_path(const struct art_ref *a, int *dir, const char **name);
-int fs_art_resolve(struct fs *fs, const char *path, struct target *t, int err_other,
-		   const char *why);
 int fs_art_getattr(struct fs *fs, struct target *t, struct stat *st);
 int fs_art_simple(struct fs *fs, struct target *t, int (*op)(int, const char *, int), int flags);
 int fs_symlink(const char *target, const char *path);

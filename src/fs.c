@@ -185,7 +185,7 @@ int fs_models_refuse(const char *path)
 }
 
 /* The user a new run is recorded for: the caller's login name. */
-void fs_caller_name(char *out, size_t size)
+static void fs_caller_name(char *out, size_t size)
 {
 	struct passwd pw, *res = NULL;
 	char tmp[1024];

@@ -161,7 +161,7 @@ int fs_art_open(struct fs *fs, struct target *t, int create, struct art_ref *a)
 
 /* The folder and name for a call that needs a path: the artifacts folder
  * itself is reached through its /proc link. */
-void fs_art_path(const struct art_ref *a, int *dir, const char **name)
+static void fs_art_path(const struct art_ref *a, int *dir, const char **name)
 {
 	*dir = a->leaf[0] ? a->dir : AT_FDCWD;
 	*name = a->leaf[0] ? a->leaf : a->proc;
@@ -171,8 +171,8 @@ void fs_art_path(const struct art_ref *a, int *dir, const char **name)
  * Resolves a path that must name something below a run's artifacts/ (not
  * the folder itself); otherwise refuses with err_other, logging why.
  */
-int fs_art_resolve(struct fs *fs, const char *path, struct target *t, int err_other,
-		   const char *why)
+static int fs_art_resolve(struct fs *fs, const char *path, struct target *t, int err_other,
+			  const char *why)
 {
 	int err = fs_models_refuse(path);
 

@@ -122,8 +122,8 @@ int fs_render(struct fs *fs, const struct target *t, struct buf *out, struct blo
 /* ---- link targets ---------------------------------------------------- */
 
 /* "../experiments/<E>/<R>" for runs/<id>, names encoded. */
-int fs_run_link_target(const struct store_experiment *e, const struct store_run *r, const char *up,
-		       struct buf *out)
+static int fs_run_link_target(const struct store_experiment *e, const struct store_run *r,
+			      const char *up, struct buf *out)
 {
 	int err = buf_adds(out, up);
 
