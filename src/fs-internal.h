@@ -10,7 +10,6 @@
 #define MFS_FS_INTERNAL_H
 
 #include <fuse.h>
-#include <locale.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -44,7 +43,6 @@ struct fs {
 	uid_t uid;
 	gid_t gid;
 	int64_t mounted_ms;
-	locale_t utf8; /* for iswalnum_l(): MLflow's \w is Unicode */
 	pthread_mutex_t pending_lock;
 	struct pending *pending; /* protected by pending_lock */
 	/* Open files and folders, freed at unmount if the kernel never released
@@ -125,7 +123,7 @@ struct art_ref {
 struct fs *fs_get(void);
 int64_t fs_now_ms(void);
 long fs_utf8_chars(const char *s, size_t len);
-int fs_key_check(struct fs *fs, const char *path, const char *key);
+int fs_key_check(const char *path, const char *key);
 int fs_name_check(const char *path, const char *what, long max_chars);
 const char *fs_status_parse(const char *text, size_t len, int prefix);
 /* -EROFS, logged, for a path under models/ (read-only here); else 0. */

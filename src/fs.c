@@ -20,11 +20,11 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
-#include <wctype.h>
 
 #include "config.h"
 #include "fs-internal.h"
 #include "fs.h"
+#include "keychars.h"
 #include "log.h"
 #include "metric.h"
 #include "options.h"
@@ -95,8 +95,36 @@ static unsigned utf8_next(const unsigned char **p)
 	return c;
 }
 
-/* MLflow's key rule (validation.py): [/\w.\- :]*, at most 250 characters. */
-int fs_key_check(struct fs *fs, const char *path, const char *key)
+/*
+ * Whether MLflow's path check refuses key: Python's posixpath.normpath(key)
+ * must equal the key, and not be "." nor begin with ".." or "/".  That is
+ * the same as refusing a leading '/', an empty segment ("a//b", "a/"), any
+ * "." or ".." segment, and a key that begins with "..".
+ */
+static int key_path_refused(const char *key)
+{
+	const char *seg = key;
+
+	if (key[0] == '/' || !strncmp(key, "..", 2))
+		return 1;
+	for (;;) {
+		size_t n = strcspn(seg, "/");
+
+		if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && !strncmp(seg, "..", 2)))
+			return 1;
+		if (!seg[n])
+			return 0;
+		seg += n + 1;
+	}
+}
+
+/*
+ * MLflow's key rule, exactly as its validator applies it: the characters
+ * match ^[/\w.\- :]*$ (and re's '$' also matches before one final
+ * newline, so "a\n" passes), the key passes the path check above, and it
+ * has at most 250 characters.
+ */
+int fs_key_check(const char *path, const char *key)
 {
 	const unsigned char *p = (const unsigned char *)key;
 	long chars = fs_utf8_chars(key, strlen(key));
@@ -110,14 +138,19 @@ int fs_key_check(struct fs *fs, const char *path, const char *key)
 	while (*p) {
 		unsigned c = utf8_next(&p);
 
-		if (c < 0x80 ? (isalnum((int)c) || strchr("_/.- :", (int)c))
-			     : iswalnum_l((wint_t)c, fs->utf8))
+		if (keychar_word(c) || (c < 0x80 && strchr("/.- :", (int)c)) || (c == '\n' && !*p))
 			continue;
 		return log_refusal(path, EINVAL,
 				   "key '%s' has a character MLflow refuses: keys may only contain "
 				   "letters, digits, '_', '-', '.', ' ', ':' and '/'",
 				   key);
 	}
+	if (key_path_refused(key))
+		return log_refusal(
+			path, EINVAL,
+			"key '%s' is refused by MLflow: no leading '/', no empty, '.' or "
+			"'..' segment, and no leading '..'",
+			key);
 	return 0;
 }
 
@@ -534,7 +567,7 @@ static int do_mkdir(struct fs *fs, const char *path, mode_t mode)
 		/* A folder of keys exists only in this mount until a key is written. */
 		err = fs_name_check(path, "key", STORE_KEY_MAX);
 		if (!err)
-			err = fs_key_check(fs, path, t.n.key);
+			err = fs_key_check(path, t.n.key);
 		if (!err)
 			err = fs_pending_add(fs, path, 1);
 		break;
@@ -733,7 +766,7 @@ static int do_rename(struct fs *fs, const char *from, const char *to, unsigned i
 		else if (err < 0 && err != -ENOENT)
 			;
 		else if (!(err = fs_name_check(to, "key", STORE_KEY_MAX)) &&
-			 !(err = fs_key_check(fs, to, b.n.key)) &&
+			 !(err = fs_key_check(to, b.n.key)) &&
 			 (err = store_rename_tag(fs->store, fs_node_section(&a, &ref), &ref,
 						 a.n.key, b.n.key)))
 			err = log_refusal(from, -err, "cannot rename the tag: %s", store_errmsg());
@@ -840,11 +873,6 @@ struct fs *fs_new(struct store *store, const struct mfs_config *cfg)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->mounted_ms = fs_now_ms();
-	fs->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	if (!fs->utf8) {
-		free(fs);
-		return NULL;
-	}
 	pthread_mutex_init(&fs->pending_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->seen_lock, NULL);
@@ -870,7 +898,6 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->open_lock);
 	pthread_mutex_destroy(&fs->seen_lock);
 	pthread_mutex_destroy(&fs->watch_lock);
-	freelocale(fs->utf8);
 	free(fs);
 }
 

@@ -222,7 +222,7 @@ static int new_key(struct fs *fs, const char *path, struct target *t, struct fus
 	int err = fs_name_check(path, "key", STORE_KEY_MAX);
 
 	if (!err)
-		err = fs_key_check(fs, path, t->n.key);
+		err = fs_key_check(path, t->n.key);
 	return err ? err : virt_open(fs, path, t, fi, 1);
 }
 
