@@ -322,10 +322,20 @@ int fs_read(const char *path, char *out, size_t size, off_t off, struct fuse_fil
 	return (int)n;
 }
 
-/* The value a write buffer holds: without one trailing newline. */
+/* The value a write buffer holds: without one trailing line end, "\n" or a
+ * Windows program's "\r\n". */
 static size_t value_len(const struct buf *b)
 {
-	return b->len && b->data[b->len - 1] == '\n' ? b->len - 1 : b->len;
+	if (!b->len || b->data[b->len - 1] != '\n')
+		return b->len;
+	return b->len > 1 && b->data[b->len - 2] == '\r' ? b->len - 2 : b->len - 1;
+}
+
+/* Whether s (len bytes) can still become "\n" or "\r\n". */
+static int line_end_prefix(const char *s, size_t len)
+{
+	return len == 0 || (len == 1 && (s[0] == '\n' || s[0] == '\r')) ||
+	       (len == 2 && s[0] == '\r' && s[1] == '\n');
 }
 
 /* Checks a prospective value (param, tag, status) at write() time. */
@@ -351,6 +361,9 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 			return log_refusal(h->path, EINVAL, "the value is not UTF-8 text");
 	}
 	if (h->kind == H_STATUS) {
+		/* "FINISHED\r" may be a write away from its "\n". */
+		if (len && b->data[len - 1] == '\r')
+			len--;
 		if (fs_status_parse(b->data ? b->data : "", len, 1))
 			return 0;
 		return log_refusal(h->path, EINVAL,
@@ -368,10 +381,10 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 		return 0;
 	if (err)
 		return log_refusal(h->path, -err, "cannot read the param: %s", store_errmsg());
-	/* What this descriptor wrote must be a prefix of "value\n". */
+	/* What this descriptor wrote must be a prefix of the value and its line end. */
 	vlen = strlen(kv.value);
-	if (b->len > vlen + 1 || memcmp(b->data, kv.value, b->len < vlen ? b->len : vlen) ||
-	    (b->len == vlen + 1 && b->data[vlen] != '\n'))
+	if (memcmp(b->data, kv.value, b->len < vlen ? b->len : vlen) ||
+	    (b->len > vlen && !line_end_prefix(b->data + vlen, b->len - vlen)))
 		err = log_refusal(
 			h->path, EPERM,
 			"param '%s' was logged with value '%.200s'; MLflow params cannot change",
@@ -413,11 +426,14 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 			pts = p;
 		}
 		r = metric_parse_line(h->wbuf.data + start, i - start, &pts[n], &why);
-		if (r < 0)
-			err = log_refusal(h->path, -r, "line '%.*s': %s",
-					  (int)(i - start > 80 ? 80 : i - start),
-					  h->wbuf.data + start, why ? why : "not a metric line");
-		else if (r == 0)
+		if (r < 0) {
+			char shown[96];
+
+			/* Escaped here, with its length: a NUL would end "%s". */
+			log_escape(shown, sizeof(shown), h->wbuf.data + start, i - start);
+			err = log_refusal(h->path, -r, "line '%s': %s", shown,
+					  why ? why : "not a metric line");
+		} else if (r == 0)
 			n++;
 		start = i + 1;
 	}
