@@ -1,5 +1,7 @@
 /*
  * log.c - message output and the ring of recent refusals (.mlflowfs/errors).
+ * Every line written, to stderr, syslog or the ring, has its control
+ * characters escaped, so a name or a metric line cannot forge a line.
  * The ring is the only shared state here; ring_lock protects it.  Output
  * settings are written once at start-up and after daemonising, before any
  * worker thread exists, so they need no lock.
@@ -44,12 +46,75 @@ int log_debug_enabled(void)
 	return debug_on;
 }
 
+/* The length of the UTF-8 sequence at s (at most len bytes) that is a
+ * printable character, or 0 for a control character or a broken sequence. */
+static size_t printable_char(const unsigned char *s, size_t len)
+{
+	size_t n, i;
+
+	if (s[0] >= 0x20 && s[0] < 0x7f)
+		return 1;
+	n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+	if (!n || n > len)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	/* C1 controls (U+0080..U+009F) move terminals as C0 ones do. */
+	if (s[0] == 0xc2 && s[1] < 0xa0)
+		return 0;
+	return n;
+}
+
+size_t log_escape(char *out, size_t size, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, i = 0, n;
+
+	if (!size)
+		return 0;
+	while (i < len) {
+		char esc[5];
+		const char *add = esc;
+		size_t add_len;
+
+		n = printable_char(p + i, len - i);
+		if (n) {
+			add = s + i;
+			add_len = n;
+		} else {
+			n = 1;
+			if (p[i] == '\n')
+				add = "\\n";
+			else if (p[i] == '\r')
+				add = "\\r";
+			else if (p[i] == '\t')
+				add = "\\t";
+			else
+				snprintf(esc, sizeof(esc), "\\x%02x", p[i]);
+			add_len = strlen(add);
+		}
+		if (o + add_len >= size)
+			break; /* cut at a whole character or escape */
+		memcpy(out + o, add, add_len);
+		o += add_len;
+		i += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[1024];
+	char raw[1024], line[4096];
+	int n = vsnprintf(raw, sizeof(raw), fmt, ap);
 
-	vsnprintf(line, sizeof(line), fmt, ap);
+	/* Names and lines come from users: none may start a line of its own. */
+	log_escape(line, sizeof(line), raw,
+		   n < 0		     ? 0
+		   : (size_t)n < sizeof(raw) ? (size_t)n
+					     : sizeof(raw) - 1);
 	if (use_syslog_out) {
 		syslog(prio[level], "%s", line);
 		return;
@@ -91,8 +156,9 @@ int log_refusal(const char *path, int err, const char *fmt, ...)
 	r = &ring[ring_next % RING_SIZE];
 	clock_gettime(CLOCK_REALTIME, &r->when);
 	r->err = err;
-	snprintf(r->path, sizeof(r->path), "%s", path ? path : "-");
-	snprintf(r->reason, sizeof(r->reason), "%s", reason);
+	path = path ? path : "-";
+	log_escape(r->path, sizeof(r->path), path, strlen(path));
+	log_escape(r->reason, sizeof(r->reason), reason, strlen(reason));
 	ring_next++;
 	pthread_mutex_unlock(&ring_lock);
 	return -err;

@@ -8,6 +8,8 @@
 #ifndef MFS_LOG_H
 #define MFS_LOG_H
 
+#include <stddef.h>
+
 struct buf;
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -41,6 +43,14 @@ int log_refusal(const char *path, int err, const char *fmt, ...)
 /* Appends the recorded refusals, oldest first, one line each:
  * "TIME PATH ERRNO_NAME REASON". */
 int log_render_errors(struct buf *out);
+
+/*
+ * Copies len bytes of s to out (size bytes, NUL-terminated) with control
+ * characters (C0, DEL, C1), NUL and broken UTF-8 written as escapes: \n \r
+ * \t or \xHH.  Cuts at a whole character when out is full.  Returns the
+ * length written.  For text that may hold a NUL, which "%s" would end at.
+ */
+size_t log_escape(char *out, size_t size, const char *s, size_t len);
 
 /* The symbolic name of an errno value ("EPERM"), or "E?" if unknown. */
 const char *log_errno_name(int err);

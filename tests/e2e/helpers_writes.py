@@ -88,9 +88,21 @@ def log_since(mount, start):
     return mount.log()[start:]
 
 
+def log_escaped(text):
+    """text as the daemon writes it in its log: control characters escaped
+    (so that no name can start a line of its own)."""
+    names = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+    def one(c):
+        if ord(c) >= 0x20 and not 0x7f <= ord(c) < 0xa0:
+            return c
+        return names.get(c) or "".join(f"\\x{b:02x}" for b in c.encode())
+    return "".join(map(one, text))
+
+
 def assert_logged(mount, start, path, reason):
     """A log line written since start names path and matches reason (a regex)."""
-    name = mount_path(mount, path) if isinstance(path, Path) else path
+    name = log_escaped(mount_path(mount, path) if isinstance(path, Path) else path)
     new = log_since(mount, start)
     lines = [line for line in new.splitlines() if name in line]
     assert lines, f"no daemon log line names {name!r}; new log:\n{new}"
