@@ -439,9 +439,14 @@ static int dir_add(struct dir_handle *d, const char *name, const struct stat *st
 {
 	struct dir_entry *e;
 
-	/* Longer names cannot be passed to programs; skip them. */
-	if (strlen(name) > NAME_MAX) {
-		log_debug("skipping a name of %zu bytes (more than %d)", strlen(name), NAME_MAX);
+	/*
+	 * A name the kernel cannot pass on (empty, or longer than a file name
+	 * may be) would fail the whole listing with EIO: skip it, say so, and
+	 * list the rest.  Such names come from databases written by hand.
+	 */
+	if (!name[0] || strlen(name) > NAME_MAX) {
+		log_warn("%s: not listing an entry whose name is %s", d->path ? d->path : "-",
+			 name[0] ? "longer than 255 bytes" : "empty");
 		return 0;
 	}
 	if (d->n == d->cap) {
@@ -556,6 +561,13 @@ static int list_key_cb(void *ctx, const struct store_kv *kv)
 	struct stat st;
 	int err;
 
+	/* A key with an empty segment has no place in the tree of folders. */
+	if (!kv->key[0] || kv->key[0] == '/' || strstr(kv->key, "//") ||
+	    kv->key[strlen(kv->key) - 1] == '/') {
+		log_warn("%s: not listing key '%s': it has an empty segment",
+			 c->d->path ? c->d->path : "-", kv->key);
+		return 0;
+	}
 	if (slash) {
 		char *dir = strndup(rest, (size_t)(slash - rest));
 
