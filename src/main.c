@@ -147,7 +147,7 @@ int main(int argc, char *argv[])
 	}
 	log_setup(0, cfg.debug);
 	/* mount(8) shows "sqlite:///... on MNT type fuse.mlflowfs". */
-	if (add_mount_names(&args, cfg.tracking_uri)) {
+	if (add_mount_names(&args, cfg.display_uri)) {
 		fprintf(stderr, "mlflowfs: out of memory\n");
 		goto out_opts;
 	}
@@ -158,6 +158,12 @@ int main(int argc, char *argv[])
 	if (!store) {
 		fprintf(stderr, "mlflowfs: %s\n", msg ? msg : "cannot open the store");
 		goto out_report;
+	}
+	/* A store that cannot be written makes the mount read-only: the kernel
+	 * then answers EROFS to every change. */
+	if (store_read_only(store) && !cfg.read_only && fuse_opt_add_arg(&args, "-oro")) {
+		fprintf(stderr, "mlflowfs: out of memory\n");
+		goto out_store;
 	}
 	/*
 	 * The kernel has applied the caller's umask to every mode it passes
@@ -181,7 +187,8 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	}
 	if (cfg.foreground)
-		log_info("mounted '%s' on '%s'", cfg.tracking_uri, cfg.mountpoint);
+		log_info("mounted '%s' on '%s'%s", cfg.display_uri, cfg.mountpoint,
+			 store_read_only(store) ? " read-only" : "");
 	if (!cfg.foreground) {
 		report(report_fd, 1);
 		report_fd = -1;

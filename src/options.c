@@ -22,6 +22,7 @@ enum {
 	KEY_DEBUG,
 	KEY_SINGLE,
 	KEY_DISCARD,
+	KEY_READ_ONLY,
 };
 
 #define MFS_OPT(t, f)                                \
@@ -36,7 +37,7 @@ static const struct fuse_opt option_table[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
 	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("-s", KEY_SINGLE), FUSE_OPT_KEY("ro", KEY_READ_ONLY),
 	/* fstab words that mean something to mount(8), nothing to us. */
 	FUSE_OPT_KEY("noauto", KEY_DISCARD), FUSE_OPT_KEY("auto", KEY_DISCARD),
 	FUSE_OPT_KEY("user", KEY_DISCARD), FUSE_OPT_KEY("users", KEY_DISCARD),
@@ -91,6 +92,9 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 		return 0;
 	case KEY_DISCARD:
 		return 0;
+	case KEY_READ_ONLY:
+		cfg->read_only = 1;
+		return 1; /* and the kernel mounts read-only */
 	default:
 		/* Everything else is a FUSE option: keep it for fuse_new(). */
 		return 1;
@@ -185,6 +189,63 @@ static int fail(char **errmsg, const char *fmt, const char *arg)
 	return -1;
 }
 
+/* Query parameters whose value may be a secret, by a part of their name. */
+static int secret_param(const char *name, size_t len)
+{
+	static const char *const words[] = { "user",   "pass", "pwd",	    "token",
+					     "secret", "auth", "credential" };
+	size_t i, j, w;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		w = strlen(words[i]);
+		for (j = 0; j + w <= len; j++)
+			if (!strncasecmp(name + j, words[i], w))
+				return 1;
+	}
+	return 0;
+}
+
+char *options_redact_uri(const char *uri)
+{
+	const char *scheme = strstr(uri, "://");
+	const char *auth = scheme ? scheme + 3 : uri;
+	size_t auth_len = strcspn(auth, "/?#"), i;
+	const char *at = NULL, *q;
+	char *out = malloc(strlen(uri) + 1), *o;
+	int first = 1;
+
+	if (!out)
+		return NULL;
+	/* The last '@' of the authority ends the userinfo (a password may hold '@'). */
+	for (i = 0; i < auth_len; i++)
+		if (auth[i] == '@')
+			at = auth + i;
+	o = out;
+	memcpy(o, uri, (size_t)(auth - uri));
+	o += auth - uri;
+	q = at ? at + 1 : auth;
+	while (*q && *q != '?')
+		*o++ = *q++;
+	if (*q == '?') {
+		q++;
+		while (*q && *q != '#') {
+			size_t n = strcspn(q, "&#"), name = strcspn(q, "=&#");
+
+			if (!secret_param(q, name)) {
+				*o++ = first ? '?' : '&';
+				memcpy(o, q, n);
+				o += n;
+				first = 0;
+			}
+			q += n;
+			if (*q == '&')
+				q++;
+		}
+	}
+	strcpy(o, q);
+	return out;
+}
+
 /* The embedded default: $XDG_DATA_HOME/mlflowfs/mlflow.db. */
 static char *default_uri(void)
 {
@@ -213,9 +274,13 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 		return fail(
 			errmsg, "%s",
 			"missing mountpoint (usage: mlflowfs [OPTIONS] [TRACKING_URI] MOUNTPOINT)");
-	if (cfg->uri_arg && cfg->tracking_uri && strcmp(cfg->uri_arg, cfg->tracking_uri))
-		return fail(errmsg, "two different tracking URIs given: '%s' and --tracking-uri",
-			    cfg->uri_arg);
+	if (cfg->uri_arg && cfg->tracking_uri && strcmp(cfg->uri_arg, cfg->tracking_uri)) {
+		p = options_redact_uri(cfg->uri_arg);
+		fail(errmsg, "two different tracking URIs given: '%s' and --tracking-uri",
+		     p ? p : "?");
+		free(p);
+		return -1;
+	}
 	if (cfg->uri_arg && !cfg->tracking_uri) {
 		cfg->tracking_uri = cfg->uri_arg;
 		cfg->uri_arg = NULL;
@@ -229,6 +294,9 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 				    "cannot find a place for the default store: set HOME or "
 				    "XDG_DATA_HOME");
 	}
+	cfg->display_uri = options_redact_uri(cfg->tracking_uri);
+	if (!cfg->display_uri)
+		return fail(errmsg, "%s", "out of memory");
 
 	if (!strncmp(cfg->tracking_uri, "sqlite:///", 10)) {
 		path = cfg->tracking_uri + 10;
@@ -236,17 +304,21 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 			return fail(errmsg,
 				    "unsupported sqlite URI '%s': use sqlite:///relative.db or "
 				    "sqlite:////absolute/path.db, without query parameters",
-				    cfg->tracking_uri);
+				    cfg->display_uri);
 		cfg->db_path = absolute(path);
 		if (!cfg->db_path)
 			return fail(errmsg, "cannot resolve the database path of '%s'",
-				    cfg->tracking_uri);
+				    cfg->display_uri);
 		/* Record the URI in its absolute form: the daemon changes to "/". */
 		if (path[0] != '/') {
 			if (asprintf(&p, "sqlite:///%s", cfg->db_path) < 0)
 				return fail(errmsg, "%s", "out of memory");
 			free(cfg->tracking_uri);
 			cfg->tracking_uri = p;
+			free(cfg->display_uri);
+			cfg->display_uri = options_redact_uri(p);
+			if (!cfg->display_uri)
+				return fail(errmsg, "%s", "out of memory");
 		}
 		if (cfg->artifact_root) {
 			p = absolute(cfg->artifact_root);
@@ -266,12 +338,12 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 		return fail(errmsg,
 			    "cannot use '%s': this build of mlflowfs mounts local stores only "
 			    "(sqlite:///PATH); the remote store is not available yet",
-			    cfg->tracking_uri);
+			    cfg->display_uri);
 	} else {
 		return fail(errmsg,
 			    "unsupported tracking URI '%s': use sqlite:///relative.db, "
 			    "sqlite:////absolute/path.db, http://host:port or https://host/prefix",
-			    cfg->tracking_uri);
+			    cfg->display_uri);
 	}
 
 	p = absolute(cfg->mountpoint);
@@ -319,6 +391,7 @@ void options_usage(FILE *out, const char *progname)
 void options_release(struct mfs_config *cfg)
 {
 	free(cfg->tracking_uri);
+	free(cfg->display_uri);
 	free(cfg->artifact_root);
 	free(cfg->mountpoint);
 	free(cfg->db_path);

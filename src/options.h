@@ -14,6 +14,7 @@ struct fuse_args;
 
 struct mfs_config {
 	char *tracking_uri;  /* after options_resolve(): never NULL */
+	char *display_uri;   /* tracking_uri without credentials: the one to show */
 	char *artifact_root; /* local store: absolute folder, or NULL before resolve */
 	char *mountpoint;    /* absolute after options_resolve() */
 	char *db_path;	     /* sqlite: absolute database path, set by options_resolve() */
@@ -22,6 +23,7 @@ struct mfs_config {
 	int foreground;
 	int debug;
 	int single_thread;
+	int read_only; /* -o ro */
 	int show_help;
 	int show_version;
 	int nonopt_count; /* positional arguments seen */
@@ -37,6 +39,11 @@ int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg)
 /* Picks the tracking URI, checks its form and makes paths absolute.  Returns
  * 0, or -1 with *errmsg set as above.  Reads the environment. */
 int options_resolve(struct mfs_config *cfg, char **errmsg);
+
+/* uri without what may be a credential: the userinfo ("user:password@")
+ * and query parameters named like a password or token.  A new string, or
+ * NULL without memory.  Every message that shows a URI shows this. */
+char *options_redact_uri(const char *uri);
 
 void options_usage(FILE *out, const char *progname);
 void options_release(struct mfs_config *cfg);

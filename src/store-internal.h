@@ -113,6 +113,7 @@ struct store {
 	const struct store_ops *ops;
 	pthread_mutex_t index_lock;
 	struct run_index *index; /* protected by index_lock; most recently used first */
+	int read_only;		 /* set by the backend's open, read-only afterwards */
 };
 
 /* Backends call this once their own fields are set up. */

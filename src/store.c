@@ -252,15 +252,13 @@ int store_base_init(struct store *s, const struct store_ops *ops)
 
 struct store *store_open(const struct mfs_config *cfg, char **errmsg_out)
 {
-	const char *uri = cfg->tracking_uri;
-
 	*errmsg_out = NULL;
-	if (!strncmp(uri, "sqlite:///", 10))
+	if (!strncmp(cfg->tracking_uri, "sqlite:///", 10))
 		return store_sqlite_open(cfg, errmsg_out);
 	if (asprintf(errmsg_out,
 		     "unsupported tracking URI '%s': use sqlite:///relative.db, "
 		     "sqlite:////absolute/path.db, http://host:port or https://host/prefix",
-		     uri) < 0)
+		     cfg->display_uri) < 0)
 		*errmsg_out = NULL;
 	return NULL;
 }
@@ -277,6 +275,11 @@ void store_close(struct store *s)
 	}
 	pthread_mutex_destroy(&s->index_lock);
 	s->ops->close(s);
+}
+
+int store_read_only(const struct store *s)
+{
+	return s->read_only;
 }
 
 int store_describe(struct store *s, struct buf *out)

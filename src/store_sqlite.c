@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1386,6 +1387,7 @@ static int sqlite_describe(struct store *s, struct buf *out)
 		       "store: sqlite\n"
 		       "uri: %s\n"
 		       "database: %s\n"
+		       "read_only: %s\n"
 		       "artifact_root: %s\n"
 		       "schema_revision: %s\n"
 		       "journal_mode: %s\n"
@@ -1395,7 +1397,7 @@ static int sqlite_describe(struct store *s, struct buf *out)
 		       "commits: %llu\n"
 		       "commit_failures: %llu\n"
 		       "sqlite_version: %s\n",
-		       ss->uri, ss->db_path, ss->artifact_root,
+		       ss->uri, ss->db_path, ss->base.read_only ? "yes" : "no", ss->artifact_root,
 		       ss->info.revision[0] ? ss->info.revision : "(none)",
 		       ss->wal ? "wal" : "other", d->in_txn ? "yes" : "no",
 		       (unsigned long long)d->pending, (unsigned long long)d->committed,
@@ -1447,20 +1449,91 @@ static int open_fail(char **errmsg, const char *path, const char *why)
 	return -1;
 }
 
-/* Opens and checks (or creates) the database; 0, or -1 with *errmsg. */
+/* Whether the file system holding path's folder is mounted read-only. */
+static int on_read_only_fs(const char *path)
+{
+	char *copy = strdup(path), *slash;
+	struct statvfs sv;
+	int ro;
+
+	if (!copy)
+		return 0;
+	slash = strrchr(copy, '/');
+	if (slash)
+		*(slash == copy ? slash + 1 : slash) = '\0';
+	ro = statvfs(copy, &sv) == 0 && (sv.f_flag & ST_RDONLY);
+	free(copy);
+	return ro;
+}
+
+/*
+ * Opens path read-only.  A WAL database needs its -shm file, which a
+ * read-only file system may lack and cannot get: then it is opened as
+ * immutable, which nobody can change there anyway.
+ */
+static int open_read_only(const char *path, sqlite3 **dbp)
+{
+	struct buf uri = BUF_INIT;
+	const char *p;
+	int rc;
+
+	rc = sqlite3_open_v2(path, dbp, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK &&
+	    sqlite3_exec(*dbp, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK)
+		return SQLITE_OK;
+	sqlite3_close(*dbp);
+	*dbp = NULL;
+	/* A URI file name escapes '%', '?' and '#'. */
+	rc = buf_adds(&uri, "file:") ? SQLITE_NOMEM : SQLITE_OK;
+	for (p = path; *p && rc == SQLITE_OK; p++)
+		if ((strchr("%?#", *p) ? buf_addf(&uri, "%%%02X", (unsigned char)*p)
+				       : buf_addch(&uri, *p)))
+			rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK && buf_adds(&uri, "?immutable=1"))
+		rc = SQLITE_NOMEM;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_open_v2(buf_str(&uri), dbp,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	buf_release(&uri);
+	return rc;
+}
+
+/*
+ * Opens and checks (or creates) the database; 0, or -1 with *errmsg.  With
+ * -o ro, or when the database cannot be written (a read-only file system, a
+ * file without write permission), it is opened read-only and
+ * ss->base.read_only set, so the whole mount is read-only.
+ */
 static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 {
 	sqlite3_stmt *st;
 	char *why = NULL;
-	int rc, empty, err;
+	int rc = SQLITE_OK, empty, err;
 	sqlite3 *db;
 
-	err = make_parent_dirs(ss->db_path);
-	if (err)
-		return open_fail(errmsg, ss->db_path, strerror(-err));
-	rc = sqlite3_open_v2(ss->db_path, dbp,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
+	if (!ss->base.read_only) {
+		err = make_parent_dirs(ss->db_path);
+		if (err && err != -EROFS)
+			return open_fail(errmsg, ss->db_path, strerror(-err));
+		rc = sqlite3_open_v2(
+			ss->db_path, dbp,
+			SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+		if ((rc == SQLITE_OK && sqlite3_db_readonly(*dbp, "main") == 1) ||
+		    (rc != SQLITE_OK && on_read_only_fs(ss->db_path) &&
+		     access(ss->db_path, F_OK) == 0)) {
+			log_warn("'%s' %s: mounting read-only", ss->db_path,
+				 on_read_only_fs(ss->db_path) ? "is on a read-only file system"
+							      : "cannot be written");
+			ss->base.read_only = 1;
+		}
+		if (ss->base.read_only) {
+			sqlite3_close(*dbp);
+			*dbp = NULL;
+		}
+	}
+	if (ss->base.read_only && !*dbp)
+		rc = open_read_only(ss->db_path, dbp);
 	db = *dbp;
 	if (rc != SQLITE_OK)
 		return open_fail(errmsg, ss->db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -1476,6 +1549,8 @@ static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 	if (empty < 0)
 		return open_fail(errmsg, ss->db_path,
 				 empty == -EPROTO ? "file is not a database" : sqlite3_errmsg(db));
+	if (empty && ss->base.read_only)
+		return open_fail(errmsg, ss->db_path, "the database is empty and read-only");
 	if (empty) {
 		err = schema_create(db, ss->artifact_root, &why);
 		if (err) {
@@ -1497,10 +1572,14 @@ static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 	 * is kept in the file.  It needs a moment without other connections,
 	 * so failing to switch is not fatal.
 	 */
-	rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(
+		db, ss->base.read_only ? "PRAGMA journal_mode" : "PRAGMA journal_mode = WAL", -1,
+		&st, NULL);
 	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		ss->wal = !strcmp(sqldb_text(st, 0), "wal");
 	sqlite3_finalize(st);
+	if (ss->base.read_only)
+		return 0;
 	if (!ss->wal)
 		log_warn("'%s' stays in its rollback-journal mode: MLflow readers will wait while "
 			 "mlflowfs commits",
@@ -1558,7 +1637,8 @@ struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 		*errmsg = strdup("out of memory");
 		return NULL;
 	}
-	ss->uri = strdup(cfg->tracking_uri);
+	ss->base.read_only = cfg->read_only;
+	ss->uri = strdup(cfg->display_uri);
 	ss->db_path = strdup(cfg->db_path);
 	ss->artifact_root = strdup(cfg->artifact_root);
 	if (!ss->uri || !ss->db_path || !ss->artifact_root || sqldb_init(&ss->sql, cfg->db_path))

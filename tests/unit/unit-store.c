@@ -222,6 +222,7 @@ static int fx_paths(struct fx *f, const char *group)
 	if (!f->db_path || !f->root || !f->uri)
 		return -1;
 	f->cfg.tracking_uri = f->uri;
+	f->cfg.display_uri = f->uri;
 	f->cfg.db_path = f->db_path;
 	f->cfg.artifact_root = f->root;
 	return 0;
@@ -675,6 +676,7 @@ static struct store *open_at(const char *db_path, const char *root, char **why)
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.tracking_uri = uri;
+	cfg.display_uri = uri;
 	cfg.db_path = (char *)db_path;
 	cfg.artifact_root = (char *)root;
 	*why = NULL;
@@ -800,6 +802,7 @@ static void test_open_refused(void)
 	/* A scheme the store does not know. */
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.tracking_uri = (char *)"postgresql://db/mlflow";
+	cfg.display_uri = cfg.tracking_uri;
 	cfg.artifact_root = f.root;
 	s = store_open(&cfg, &why);
 	ok(s == NULL && why && strstr(why, "postgresql://db/mlflow") && strstr(why, "sqlite:"),
