@@ -126,6 +126,8 @@ const char *store_errmsg(void);
 
 /* Backend and URI (never credentials), schema, counters: "key: value" lines. */
 int store_describe(struct store *s, struct buf *out);
+/* Whether the store was opened read-only (-o ro, or it cannot be written). */
+int store_read_only(const struct store *s);
 
 /* Experiments.  Lists and name look-ups see active experiments only. */
 int store_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx);
