@@ -11,8 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <limits.h>
 
 #include "content.h"
+#include "log.h"
 #include "metric.h"
 #include "store.h"
 
@@ -32,15 +34,48 @@ void blob_release(struct blob *b)
 	b->size = 0;
 }
 
-/* Moves the content to an unlinked file in $TMPDIR (or /tmp). */
+/* An unlinked file in dir, or -errno.  O_TMPFILE where the file system
+ * has it, else a named file removed at once. */
+static int tmpfile_in(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd >= 0 ? fd : -errno;
+	if (snprintf(path, sizeof(path), "%s/mlflowfs-XXXXXX", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	return fd;
+}
+
+/*
+ * Moves the content to an unlinked file in $TMPDIR, else /var/tmp, else
+ * /tmp, as SQLite picks its temporary files.  A TMPDIR that is gone or
+ * full must not fail a read with its ENOENT: the last error is EIO.
+ */
 static int blob_spill(struct blob *b)
 {
-	const char *dir = getenv("TMPDIR");
+	const char *env = getenv("TMPDIR");
+	const char *dirs[] = { env && env[0] ? env : NULL, "/var/tmp", "/tmp" };
 	ssize_t n;
+	size_t i;
+	int fd = -EIO;
 
-	b->fd = open(dir && dir[0] ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (b->fd < 0)
-		return -errno;
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && fd < 0; i++) {
+		if (!dirs[i])
+			continue;
+		fd = tmpfile_in(dirs[i]);
+		if (fd < 0)
+			log_warn("cannot make a temporary file in '%s': %s", dirs[i],
+				 strerror(-fd));
+	}
+	if (fd < 0)
+		return -EIO;
+	b->fd = fd;
 	n = pwrite(b->fd, b->mem.data, b->mem.len, 0);
 	if (n != (ssize_t)b->mem.len) {
 		int err = n < 0 ? -errno : -EIO;
