@@ -212,11 +212,17 @@ def test_append_making_a_tag_too_long_fails_efbig(mount, run_dir):
     refused(mount, errno.EFBIG, write_only, t, "bcd\n", flags=APPEND, path=t, reason=r"8000")
 
 
-def test_experiment_tag_over_5000_characters_fails_efbig(mount, run_dir, client):
+def test_experiment_tag_over_20000_characters_fails_efbig(mount, run_dir, client):
+    # MLflow's limit for experiment tag values (MAX_EXPERIMENT_TAG_VAL_LENGTH).
+    from mlflow.utils.validation import MAX_EXPERIMENT_TAG_VAL_LENGTH
+    assert MAX_EXPERIMENT_TAG_VAL_LENGTH == 20000
     t = mount.exp("e") / ".tags" / "mlflow.note.content"
-    refused(mount, errno.EFBIG, write_file, t, "d" * 5001, path=t, reason=r"5000")
+    refused(mount, errno.EFBIG, write_file, t, "d" * 20001, path=t, reason=r"20000")
     exp_id = client.get_run(rid(run_dir)).info.experiment_id
     assert "mlflow.note.content" not in client.get_experiment(exp_id).tags
+    # At the limit, it is logged, and MLflow reads it back whole.
+    write_file(t, "d" * 20000)
+    assert client.get_experiment(exp_id).tags["mlflow.note.content"] == "d" * 20000
 
 
 # ---- status -----------------------------------------------------------------------
