@@ -307,7 +307,7 @@ static int schema_rc_errno(int rc)
 		return -ENOMEM;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		return -EBUSY;
+		return -EAGAIN;
 	case SQLITE_READONLY:
 		return -EROFS;
 	case SQLITE_PERM:

@@ -24,7 +24,7 @@ int sqldb_rc_to_errno(int rc)
 		return 0;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		return EBUSY;
+		return EAGAIN;
 	case SQLITE_NOMEM:
 		return ENOMEM;
 	case SQLITE_READONLY:
