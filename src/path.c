@@ -11,39 +11,54 @@
 #include "buf.h"
 #include "path.h"
 
-/* What may follow a fixed name in a folder. */
-enum path_below {
-	PATH_LEAF,   /* a file or link: nothing below it */
-	PATH_KEYS,   /* a key folder: the rest is a key */
-	PATH_SUBPATH /* the artifacts folder: the rest is passed on raw */
+/*
+ * The tree of SPEC §2 as data: every kind of node, the folder it is in, its
+ * fixed name (NULL: any other name there, decoded into one of the node's
+ * fields), and what may follow it.  path_parse() walks it, and listings
+ * show a folder's fixed entries from it, in this order.
+ */
+const struct node_def path_nodes[] = {
+	{ NODE_ROOT, NODE_ROOT, NULL, SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_EXPERIMENTS, NODE_ROOT, "experiments", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_RUNS, NODE_ROOT, "runs", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_MODELS, NODE_ROOT, "models", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_CONTROL, NODE_ROOT, ".mlflowfs", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_EXPERIMENT, NODE_EXPERIMENTS, NULL, SLOT_EXPERIMENT, BELOW_CHILDREN, 0 },
+	/* Raw dot names cannot be runs: a run named ".tags" is listed as "%2Etags". */
+	{ NODE_EXP_JSON, NODE_EXPERIMENT, ".experiment.json", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_EXP_TAGS, NODE_EXPERIMENT, ".tags", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_RUN, NODE_EXPERIMENT, NULL, SLOT_RUN, BELOW_CHILDREN, 0 },
+	{ NODE_RUN_ID, NODE_RUN, "run_id", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_STATUS, NODE_RUN, "status", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_RUN_JSON, NODE_RUN, "run.json", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_PARAMS, NODE_RUN, "params", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_METRICS, NODE_RUN, "metrics", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_HISTORY, NODE_RUN, "history", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_TAGS, NODE_RUN, "tags", SLOT_NONE, BELOW_KEYS, 0 },
+	/* Real file names: not decoded. */
+	{ NODE_ARTIFACTS, NODE_RUN, "artifacts", SLOT_NONE, BELOW_SUBPATH, 0 },
+	/* A link: nothing can be below it from our side of the mount. */
+	{ NODE_RUNS_LINK, NODE_RUNS, NULL, SLOT_RUN_ID, BELOW_NOTHING, 0 },
+	{ NODE_CONTROL_STATUS, NODE_CONTROL, "status", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_CONTROL_ERRORS, NODE_CONTROL, "errors", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_MODEL, NODE_MODELS, NULL, SLOT_MODEL, BELOW_CHILDREN, 0 },
+	{ NODE_MODEL_DESC, NODE_MODEL, "description", SLOT_NONE, BELOW_NOTHING, 0 },
+	{ NODE_MODEL_TAGS, NODE_MODEL, "tags", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_MODEL_ALIASES, NODE_MODEL, "aliases", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_MODEL_VERSIONS, NODE_MODEL, "versions", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_MODEL_ALIAS, NODE_MODEL_ALIASES, NULL, SLOT_ALIAS, BELOW_NOTHING, 0 },
+	{ NODE_VERSION, NODE_MODEL_VERSIONS, NULL, SLOT_VERSION, BELOW_CHILDREN, 0 },
+	{ NODE_VERSION_FIELD, NODE_VERSION, "source", SLOT_NONE, BELOW_NOTHING, VF_SOURCE },
+	{ NODE_VERSION_FIELD, NODE_VERSION, "run_id", SLOT_NONE, BELOW_NOTHING, VF_RUN_ID },
+	{ NODE_VERSION_FIELD, NODE_VERSION, "status", SLOT_NONE, BELOW_NOTHING, VF_STATUS },
+	{ NODE_VERSION_FIELD, NODE_VERSION, "stage", SLOT_NONE, BELOW_NOTHING, VF_STAGE },
+	{ NODE_VERSION_FIELD, NODE_VERSION, "description", SLOT_NONE, BELOW_NOTHING,
+	  VF_DESCRIPTION },
+	{ NODE_VERSION_TAGS, NODE_VERSION, "tags", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_VERSION_ARTIFACTS, NODE_VERSION, "artifacts", SLOT_NONE, BELOW_NOTHING, 0 },
 };
 
-struct path_child {
-	const char *name;
-	enum node_kind kind;
-	enum path_below below;
-};
-
-static const struct path_child path_run_children[] = {
-	{ "run_id", NODE_RUN_ID, PATH_LEAF },
-	{ "status", NODE_STATUS, PATH_LEAF },
-	{ "run.json", NODE_RUN_JSON, PATH_LEAF },
-	{ "params", NODE_PARAMS, PATH_KEYS },
-	{ "metrics", NODE_METRICS, PATH_KEYS },
-	{ "history", NODE_HISTORY, PATH_KEYS },
-	{ "tags", NODE_TAGS, PATH_KEYS },
-	{ "artifacts", NODE_ARTIFACTS, PATH_SUBPATH }, /* real file names: not decoded */
-};
-
-static const struct path_child path_control_children[] = {
-	{ "status", NODE_CONTROL_STATUS, PATH_LEAF },
-	{ "errors", NODE_CONTROL_ERRORS, PATH_LEAF },
-};
-
-/* Indexed by enum version_field. */
-static const char *const path_version_fields[] = { "source", "run_id", "status", "stage",
-						   "description" };
-#define PATH_NFIELDS (sizeof(path_version_fields) / sizeof(path_version_fields[0]))
+const size_t path_nnodes = sizeof(path_nodes) / sizeof(path_nodes[0]);
 
 /*
  * Walks the components of a checked path.  pos is at the '/' before the next
@@ -219,19 +234,14 @@ out:
 	return err;
 }
 
-static int path_dup_raw(char **dst, const char *s, size_t len)
-{
-	*dst = strndup(s, len);
-	return *dst ? 0 : -ENOMEM;
-}
-
 /* The raw rest of the path, relative ("a/b.txt", or "" when nothing is left). */
 static int path_dup_rest(struct path_iter *it, char **dst)
 {
 	const char *rest = *it->pos == '/' ? it->pos + 1 : it->pos;
 
 	it->pos += strlen(it->pos);
-	return path_dup_raw(dst, rest, strlen(rest));
+	*dst = strdup(rest);
+	return *dst ? 0 : -ENOMEM;
 }
 
 /* The rest of the path as one key: each component decoded, joined by '/'. */
@@ -262,89 +272,6 @@ out:
 	return err;
 }
 
-/* Looks comp up among a folder's fixed names and parses what follows it. */
-static int path_parse_child(struct path_iter *it, struct node *n, const char *comp, size_t len,
-			    const struct path_child *tab, size_t count)
-{
-	size_t i;
-
-	for (i = 0; i < count; i++) {
-		if (!path_is(comp, len, tab[i].name))
-			continue;
-		n->kind = tab[i].kind;
-		switch (tab[i].below) {
-		case PATH_LEAF:
-			return path_at_end(it) ? 0 : -ENOENT;
-		case PATH_KEYS:
-			return path_parse_key(it, n);
-		case PATH_SUBPATH:
-			return path_dup_rest(it, &n->subpath);
-		}
-	}
-	return -ENOENT;
-}
-
-static int path_parse_experiments(struct path_iter *it, struct node *n)
-{
-	const char *comp;
-	size_t len;
-	int err;
-
-	n->kind = NODE_EXPERIMENTS;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	err = path_dup_decoded(&n->experiment, comp, len);
-	if (err)
-		return err;
-	n->kind = NODE_EXPERIMENT;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	/* Raw dot names cannot be runs: a run named ".tags" is listed as "%2Etags". */
-	if (path_is(comp, len, ".experiment.json")) {
-		n->kind = NODE_EXP_JSON;
-		return path_at_end(it) ? 0 : -ENOENT;
-	}
-	if (path_is(comp, len, ".tags")) {
-		n->kind = NODE_EXP_TAGS;
-		return path_parse_key(it, n);
-	}
-	err = path_dup_decoded(&n->run, comp, len);
-	if (err)
-		return err;
-	n->kind = NODE_RUN;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	return path_parse_child(it, n, comp, len, path_run_children,
-				sizeof(path_run_children) / sizeof(path_run_children[0]));
-}
-
-static int path_parse_runs(struct path_iter *it, struct node *n)
-{
-	const char *comp;
-	size_t len;
-
-	n->kind = NODE_RUNS;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	n->kind = NODE_RUNS_LINK;
-	/* A link: nothing can be below it from our side of the mount. */
-	if (!path_at_end(it))
-		return -ENOENT;
-	return path_dup_raw(&n->run_id, comp, len);
-}
-
-static int path_parse_control(struct path_iter *it, struct node *n)
-{
-	const char *comp;
-	size_t len;
-
-	n->kind = NODE_CONTROL;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	return path_parse_child(it, n, comp, len, path_control_children,
-				sizeof(path_control_children) / sizeof(path_control_children[0]));
-}
-
 /*
  * A version number as MLflow prints it: digits only, no sign, no leading zero,
  * so that each version has exactly one name.
@@ -369,78 +296,50 @@ static int path_parse_number(const char *comp, size_t len, int64_t *out)
 	return 0;
 }
 
-static int path_parse_version(struct path_iter *it, struct node *n)
+/* Keeps a named component in the node field its entry says. */
+static int path_fill_slot(struct node *n, enum path_slot slot, const char *comp, size_t len)
 {
-	const char *comp;
-	size_t len, f;
-
-	n->kind = NODE_VERSION;
-	if (!path_next(it, &comp, &len))
+	switch (slot) {
+	case SLOT_EXPERIMENT:
+		return path_dup_decoded(&n->experiment, comp, len);
+	case SLOT_RUN:
+		return path_dup_decoded(&n->run, comp, len);
+	case SLOT_RUN_ID:
+		n->run_id = strndup(comp, len);
+		return n->run_id ? 0 : -ENOMEM;
+	case SLOT_MODEL:
+		return path_dup_decoded(&n->model, comp, len);
+	case SLOT_ALIAS:
+		return path_dup_decoded(&n->alias, comp, len);
+	case SLOT_VERSION:
+		return path_parse_number(comp, len, &n->version);
+	default:
 		return 0;
-	if (path_is(comp, len, "tags")) {
-		n->kind = NODE_VERSION_TAGS;
-		return path_parse_key(it, n);
 	}
-	if (path_is(comp, len, "artifacts")) {
-		n->kind = NODE_VERSION_ARTIFACTS;
-		return path_at_end(it) ? 0 : -ENOENT;
-	}
-	for (f = 0; f < PATH_NFIELDS; f++) {
-		if (path_is(comp, len, path_version_fields[f])) {
-			n->kind = NODE_VERSION_FIELD;
-			n->field = (enum version_field)f;
-			return path_at_end(it) ? 0 : -ENOENT;
-		}
-	}
-	return -ENOENT;
 }
 
-static int path_parse_models(struct path_iter *it, struct node *n)
+/* The entry of comp in folder kind: a fixed name first, else the named one. */
+static const struct node_def *path_child(enum node_kind kind, const char *comp, size_t len)
 {
-	const char *comp;
-	size_t len;
-	int err;
+	const struct node_def *named = NULL;
+	size_t i;
 
-	n->kind = NODE_MODELS;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	err = path_dup_decoded(&n->model, comp, len);
-	if (err)
-		return err;
-	n->kind = NODE_MODEL;
-	if (!path_next(it, &comp, &len))
-		return 0;
-	if (path_is(comp, len, "description")) {
-		n->kind = NODE_MODEL_DESC;
-		return path_at_end(it) ? 0 : -ENOENT;
+	for (i = 1; i < path_nnodes; i++) {
+		const struct node_def *d = &path_nodes[i];
+
+		if (d->parent != kind)
+			continue;
+		if (!d->name)
+			named = d;
+		else if (path_is(comp, len, d->name))
+			return d;
 	}
-	if (path_is(comp, len, "tags")) {
-		n->kind = NODE_MODEL_TAGS;
-		return path_parse_key(it, n);
-	}
-	if (path_is(comp, len, "aliases")) {
-		n->kind = NODE_MODEL_ALIASES;
-		if (!path_next(it, &comp, &len))
-			return 0;
-		n->kind = NODE_MODEL_ALIAS;
-		if (!path_at_end(it))
-			return -ENOENT;
-		return path_dup_decoded(&n->alias, comp, len);
-	}
-	if (path_is(comp, len, "versions")) {
-		n->kind = NODE_MODEL_VERSIONS;
-		if (!path_next(it, &comp, &len))
-			return 0;
-		err = path_parse_number(comp, len, &n->version);
-		if (err)
-			return err;
-		return path_parse_version(it, n);
-	}
-	return -ENOENT;
+	return named;
 }
 
 int path_parse(const char *path, struct node *n)
 {
+	const struct node_def *d = &path_nodes[0];
 	struct path_iter it = { path };
 	const char *comp;
 	size_t len;
@@ -452,22 +351,45 @@ int path_parse(const char *path, struct node *n)
 		return err;
 	n->kind = NODE_ROOT;
 	/* "/" is the one path whose last '/' starts no component. */
-	if (path[1] == '\0' || !path_next(&it, &comp, &len))
+	if (path[1] == '\0')
 		return 0;
-	if (path_is(comp, len, "experiments"))
-		err = path_parse_experiments(&it, n);
-	else if (path_is(comp, len, "runs"))
-		err = path_parse_runs(&it, n);
-	else if (path_is(comp, len, ".mlflowfs"))
-		err = path_parse_control(&it, n);
-	else if (path_is(comp, len, "models"))
-		err = path_parse_models(&it, n);
-	else
-		err = -ENOENT;
-	/* The sub-parsers fill n as they go; a failure must not leave half a node. */
+	for (;;) {
+		if (d->below == BELOW_KEYS) {
+			err = path_parse_key(&it, n);
+			break;
+		}
+		if (d->below == BELOW_SUBPATH) {
+			err = path_dup_rest(&it, &n->subpath);
+			break;
+		}
+		if (!path_next(&it, &comp, &len))
+			break;
+		d = d->below == BELOW_CHILDREN ? path_child(n->kind, comp, len) : NULL;
+		if (!d) {
+			err = -ENOENT;
+			break;
+		}
+		n->kind = d->kind;
+		n->field = (enum version_field)d->field;
+		err = path_fill_slot(n, d->slot, comp, len);
+		if (err)
+			break;
+	}
+	/* A failure must not leave half a node. */
 	if (err)
 		path_release(n);
 	return err;
+}
+
+const struct node_def *path_fixed_child(enum node_kind parent, size_t *pos)
+{
+	while (*pos < path_nnodes) {
+		const struct node_def *d = &path_nodes[(*pos)++];
+
+		if (d->parent == parent && d->name && d->kind != NODE_ROOT)
+			return d;
+	}
+	return NULL;
 }
 
 void path_release(struct node *n)
@@ -485,36 +407,30 @@ void path_release(struct node *n)
 
 int path_is_key_kind(enum node_kind kind)
 {
-	switch (kind) {
-	case NODE_EXP_TAGS:
-	case NODE_PARAMS:
-	case NODE_METRICS:
-	case NODE_HISTORY:
-	case NODE_TAGS:
-	case NODE_MODEL_TAGS:
-	case NODE_VERSION_TAGS:
-		return 1;
-	default:
-		return 0;
-	}
+	size_t i;
+
+	for (i = 0; i < path_nnodes; i++)
+		if (path_nodes[i].kind == kind)
+			return path_nodes[i].below == BELOW_KEYS;
+	return 0;
 }
 
 const char *path_version_field_name(enum version_field f)
 {
-	size_t i = (size_t)f;
+	size_t i;
 
-	if (i >= PATH_NFIELDS)
-		return NULL;
-	return path_version_fields[i];
+	for (i = 0; i < path_nnodes; i++)
+		if (path_nodes[i].kind == NODE_VERSION_FIELD && path_nodes[i].field == (int)f)
+			return path_nodes[i].name;
+	return NULL;
 }
 
 int path_version_field_parse(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < PATH_NFIELDS; i++) {
-		if (strcmp(name, path_version_fields[i]) == 0)
-			return (int)i;
-	}
+	for (i = 0; i < path_nnodes; i++)
+		if (path_nodes[i].kind == NODE_VERSION_FIELD && !strcmp(name, path_nodes[i].name))
+			return path_nodes[i].field;
 	return -1;
 }

@@ -19,39 +19,78 @@
 struct buf;
 
 enum node_kind {
-	NODE_ROOT,	       /* /                                      */
-	NODE_EXPERIMENTS,      /* /experiments                           */
-	NODE_EXPERIMENT,       /* /experiments/E                         */
-	NODE_EXP_JSON,	       /* /experiments/E/.experiment.json        */
-	NODE_EXP_TAGS,	       /* /experiments/E/.tags[/KEY]             */
-	NODE_RUN,	       /* /experiments/E/R                       */
-	NODE_RUN_ID,	       /* /experiments/E/R/run_id                */
-	NODE_STATUS,	       /* /experiments/E/R/status                */
-	NODE_RUN_JSON,	       /* /experiments/E/R/run.json              */
-	NODE_PARAMS,	       /* /experiments/E/R/params[/KEY]          */
-	NODE_METRICS,	       /* /experiments/E/R/metrics[/KEY]         */
-	NODE_HISTORY,	       /* /experiments/E/R/history[/KEY]         */
-	NODE_TAGS,	       /* /experiments/E/R/tags[/KEY]            */
-	NODE_ARTIFACTS,	       /* /experiments/E/R/artifacts[/SUBPATH]   */
-	NODE_RUNS,	       /* /runs                                  */
-	NODE_RUNS_LINK,	       /* /runs/RUN_ID                           */
-	NODE_CONTROL,	       /* /.mlflowfs                             */
-	NODE_CONTROL_STATUS,   /* /.mlflowfs/status                      */
-	NODE_CONTROL_ERRORS,   /* /.mlflowfs/errors                      */
-	NODE_MODELS,	       /* /models                                */
-	NODE_MODEL,	       /* /models/M                              */
-	NODE_MODEL_DESC,       /* /models/M/description                  */
-	NODE_MODEL_TAGS,       /* /models/M/tags[/KEY]                   */
-	NODE_MODEL_ALIASES,    /* /models/M/aliases                      */
-	NODE_MODEL_ALIAS,      /* /models/M/aliases/A                    */
-	NODE_MODEL_VERSIONS,   /* /models/M/versions                     */
-	NODE_VERSION,	       /* /models/M/versions/N                   */
-	NODE_VERSION_FIELD,    /* /models/M/versions/N/{source,...}      */
-	NODE_VERSION_TAGS,     /* /models/M/versions/N/tags[/KEY]        */
-	NODE_VERSION_ARTIFACTS /* /models/M/versions/N/artifacts (link)  */
+	NODE_ROOT,		/* /                                      */
+	NODE_EXPERIMENTS,	/* /experiments                           */
+	NODE_EXPERIMENT,	/* /experiments/E                         */
+	NODE_EXP_JSON,		/* /experiments/E/.experiment.json        */
+	NODE_EXP_TAGS,		/* /experiments/E/.tags[/KEY]             */
+	NODE_RUN,		/* /experiments/E/R                       */
+	NODE_RUN_ID,		/* /experiments/E/R/run_id                */
+	NODE_STATUS,		/* /experiments/E/R/status                */
+	NODE_RUN_JSON,		/* /experiments/E/R/run.json              */
+	NODE_PARAMS,		/* /experiments/E/R/params[/KEY]          */
+	NODE_METRICS,		/* /experiments/E/R/metrics[/KEY]         */
+	NODE_HISTORY,		/* /experiments/E/R/history[/KEY]         */
+	NODE_TAGS,		/* /experiments/E/R/tags[/KEY]            */
+	NODE_ARTIFACTS,		/* /experiments/E/R/artifacts[/SUBPATH]   */
+	NODE_RUNS,		/* /runs                                  */
+	NODE_RUNS_LINK,		/* /runs/RUN_ID                           */
+	NODE_CONTROL,		/* /.mlflowfs                             */
+	NODE_CONTROL_STATUS,	/* /.mlflowfs/status                      */
+	NODE_CONTROL_ERRORS,	/* /.mlflowfs/errors                      */
+	NODE_MODELS,		/* /models                                */
+	NODE_MODEL,		/* /models/M                              */
+	NODE_MODEL_DESC,	/* /models/M/description                  */
+	NODE_MODEL_TAGS,	/* /models/M/tags[/KEY]                   */
+	NODE_MODEL_ALIASES,	/* /models/M/aliases                      */
+	NODE_MODEL_ALIAS,	/* /models/M/aliases/A                    */
+	NODE_MODEL_VERSIONS,	/* /models/M/versions                     */
+	NODE_VERSION,		/* /models/M/versions/N                   */
+	NODE_VERSION_FIELD,	/* /models/M/versions/N/{source,...}      */
+	NODE_VERSION_TAGS,	/* /models/M/versions/N/tags[/KEY]        */
+	NODE_VERSION_ARTIFACTS, /* /models/M/versions/N/artifacts (link)  */
+	NODE_COUNT
 };
 
 enum version_field { VF_SOURCE, VF_RUN_ID, VF_STATUS, VF_STAGE, VF_DESCRIPTION };
+
+/* Which node field a named (not fixed) component fills. */
+enum path_slot {
+	SLOT_NONE,
+	SLOT_EXPERIMENT,
+	SLOT_RUN,
+	SLOT_RUN_ID,
+	SLOT_MODEL,
+	SLOT_ALIAS,
+	SLOT_VERSION
+};
+
+/* What may follow a node in a path. */
+enum path_below {
+	BELOW_NOTHING,	/* a file or link */
+	BELOW_CHILDREN, /* a folder of the tree */
+	BELOW_KEYS,	/* a key folder: the rest is a key */
+	BELOW_SUBPATH	/* the artifacts folder: the rest is passed on raw */
+};
+
+/* One entry of the tree's table (path.c). */
+struct node_def {
+	enum node_kind kind;
+	enum node_kind parent; /* the folder it is in */
+	const char *name;      /* its fixed name; NULL: any other name there */
+	enum path_slot slot;   /* where that name goes */
+	enum path_below below;
+	int field; /* NODE_VERSION_FIELD: which (enum version_field) */
+};
+
+/* The whole table: the root first, then every folder's fixed entries in the
+ * order listings show them. */
+extern const struct node_def path_nodes[];
+extern const size_t path_nnodes;
+
+/* The next fixed entry of folder parent at or after *pos (start at 0), or
+ * NULL when there is none left. */
+const struct node_def *path_fixed_child(enum node_kind parent, size_t *pos);
 
 struct node {
 	enum node_kind kind;
