@@ -204,9 +204,8 @@ struct kv_json {
 	int count;
 };
 
-static int kv_json_cb(void *ctx, const struct store_kv *kv)
+static int kv_json_add(struct kv_json *j, const struct store_kv *kv)
 {
-	struct kv_json *j = ctx;
 	int err = buf_adds(j->out, j->count++ ? ",\n" : "\n");
 
 	if (!err)
@@ -217,16 +216,25 @@ static int kv_json_cb(void *ctx, const struct store_kv *kv)
 	return err;
 }
 
-/* "key": {sorted key/value pairs of a section} */
-static int json_section(struct store *s, struct buf *out, int depth, const char *name,
-			enum store_section sec, const struct store_ref *ref)
+static int kv_json_cb(void *ctx, const struct store_kv *kv)
+{
+	return kv_json_add(ctx, kv);
+}
+
+/* "key": {sorted key/value pairs of a section}, from kvs or else the store */
+static int json_section(struct store *s, const struct store_kvs *kvs, struct buf *out, int depth,
+			const char *name, enum store_section sec, const struct store_ref *ref)
 {
 	struct kv_json j = { out, depth + 1, 0 };
 	int err = json_key(out, depth, name), i;
+	size_t k;
 
 	if (!err)
 		err = buf_addch(out, '{');
-	if (!err)
+	if (!err && kvs)
+		for (k = 0; !err && k < kvs->n; k++)
+			err = kv_json_add(&j, &kvs->v[k]);
+	else if (!err)
 		err = store_list_kv(s, sec, ref, NULL, kv_json_cb, &j);
 	if (!err && j.count) {
 		err = buf_addch(out, '\n');
@@ -255,22 +263,22 @@ static int json_time_field(struct buf *out, int depth, const char *key, int64_t 
 	return err ? err : buf_adds(out, last ? "\n" : ",\n");
 }
 
-int content_run_json(struct store *s, const struct store_run *run, struct buf *out)
+int content_run_json(const struct store_snapshot *snap, struct buf *out)
 {
-	struct store_ref ref = { .run_id = run->run_id };
+	const struct store_run *run = &snap->run;
 	int err;
 
 	err = buf_adds(out, "{\n  \"data\": {\n");
 	if (!err)
-		err = json_section(s, out, 2, "metrics", SEC_METRICS, &ref);
+		err = json_section(NULL, snap->metrics, out, 2, "metrics", SEC_METRICS, NULL);
 	if (!err)
 		err = buf_adds(out, ",\n");
 	if (!err)
-		err = json_section(s, out, 2, "params", SEC_PARAMS, &ref);
+		err = json_section(NULL, snap->params, out, 2, "params", SEC_PARAMS, NULL);
 	if (!err)
 		err = buf_adds(out, ",\n");
 	if (!err)
-		err = json_section(s, out, 2, "tags", SEC_RUN_TAGS, &ref);
+		err = json_section(NULL, snap->tags, out, 2, "tags", SEC_RUN_TAGS, NULL);
 	if (!err)
 		err = buf_adds(out, "\n  },\n  \"info\": {\n");
 	if (!err)
@@ -317,7 +325,7 @@ int content_experiment_json(struct store *s, const struct store_experiment *e, s
 	if (!err)
 		err = json_string_field(out, 1, "name", e->name, 0);
 	if (!err)
-		err = json_section(s, out, 1, "tags", SEC_EXP_TAGS, &ref);
+		err = json_section(s, NULL, out, 1, "tags", SEC_EXP_TAGS, &ref);
 	if (!err)
 		err = buf_adds(out, "\n}\n");
 	return err;
@@ -331,14 +339,11 @@ struct history_ctx {
 static int history_cb(void *ctx, double value, int64_t step, int64_t timestamp)
 {
 	struct history_ctx *h = ctx;
-	char line[96], text[METRIC_VALUE_MAX];
-	int n;
+	char line[METRIC_HISTORY_LINE_MAX];
+	size_t n = metric_history_line(line, value, step, timestamp);
 
-	metric_format_value(value, text);
-	n = snprintf(line, sizeof(line), "%" PRId64 " %s %" PRId64 "\n", step, text,
-		     timestamp < 0 ? 0 : timestamp);
-	h->size += n;
-	return h->out ? blob_add(h->out, line, (size_t)n) : 0;
+	h->size += (off_t)n;
+	return h->out ? blob_add(h->out, line, n) : 0;
 }
 
 int content_history(struct store *s, const char *run_id, const char *key, struct blob *out,

@@ -15,6 +15,7 @@
 struct store;
 struct store_experiment;
 struct store_run;
+struct store_snapshot;
 
 /* Bytes a blob keeps in memory before it moves to a temporary file. */
 #define BLOB_MEM_MAX (256 * 1024)
@@ -36,13 +37,13 @@ int content_metric(struct buf *out, double value);
 
 /* run.json: {"data": {"metrics", "params", "tags"}, "info": {...}}, keys
  * sorted, two-space indent, as MLflow's Run.to_dictionary() (no inputs). */
-int content_run_json(struct store *s, const struct store_run *run, struct buf *out);
+int content_run_json(const struct store_snapshot *snap, struct buf *out);
 
 /* .experiment.json: MLflow's dict(Experiment), keys sorted. */
 int content_experiment_json(struct store *s, const struct store_experiment *e, struct buf *out);
 
-/* history/<key>: "STEP VALUE TIMESTAMP_MS\n" per point, by step then time.
- * out may be NULL to only count; *size gets the byte count. */
+/* history/<key>: "STEP VALUE TIMESTAMP_MS\n" per point, by step then time,
+ * into out; *size (if not NULL) gets the byte count. */
 int content_history(struct store *s, const char *run_id, const char *key, struct blob *out,
 		    off_t *size);
 

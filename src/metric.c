@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -343,4 +344,29 @@ double metric_from_store(double stored, int is_nan)
 	if (stored == -DBL_MAX)
 		return -INFINITY;
 	return stored;
+}
+
+size_t metric_history_line(char *out, double value, int64_t step, int64_t timestamp)
+{
+	char text[METRIC_VALUE_MAX];
+	int n;
+
+	metric_format_value(value, text);
+	n = snprintf(out, METRIC_HISTORY_LINE_MAX, "%" PRId64 " %s %" PRId64 "\n", step, text,
+		     timestamp < 0 ? 0 : timestamp);
+	return (size_t)n;
+}
+
+int metric_later(int64_t step_a, int64_t ts_a, double v_a, int64_t step_b, int64_t ts_b, double v_b)
+{
+	double sa, sb;
+	int nan_a, nan_b;
+
+	if (step_a != step_b)
+		return step_a > step_b;
+	if (ts_a != ts_b)
+		return ts_a > ts_b;
+	metric_to_store(v_a, &sa, &nan_a);
+	metric_to_store(v_b, &sb, &nan_b);
+	return sa > sb;
 }

@@ -48,6 +48,16 @@ int metric_parse_line(const char *line, size_t len, struct metric_point *pt, con
  */
 size_t metric_format_value(double v, char *out);
 
+/* Room for any line metric_history_line() prints, with its NUL. */
+#define METRIC_HISTORY_LINE_MAX 96
+
+/*
+ * The line history/<key> shows for a point, "STEP VALUE TIMESTAMP_MS\n"
+ * (a timestamp below 0, unknown, shows as 0), into out (size at least
+ * METRIC_HISTORY_LINE_MAX); returns its length.  Stores measure history/ with it.
+ */
+size_t metric_history_line(char *out, double value, int64_t step, int64_t timestamp);
+
 /*
  * MLflow's SQL store cannot hold NaN or infinities: it stores NaN as 0 with
  * is_nan set, and +-inf as +-DBL_MAX.  metric_to_store() gives the column
@@ -55,6 +65,12 @@ size_t metric_format_value(double v, char *out);
  * wrote, reading +-DBL_MAX as +-inf (documented in the man page).
  */
 void metric_to_store(double v, double *stored, int *is_nan);
+/*
+ * Whether point a comes after point b in MLflow's order of "latest":
+ * (step, timestamp, value), the values compared as the store keeps them.
+ */
+int metric_later(int64_t step_a, int64_t ts_a, double v_a, int64_t step_b, int64_t ts_b,
+		 double v_b);
 double metric_from_store(double stored, int is_nan);
 
 #endif
