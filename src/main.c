@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cache.h"
 #include "fs.h"
 #include "log.h"
 #include "options.h"
@@ -157,6 +158,12 @@ int main(int argc, char *argv[])
 	store = store_open(&cfg, &msg);
 	if (!store) {
 		fprintf(stderr, "mlflowfs: %s\n", msg ? msg : "cannot open the store");
+		goto out_report;
+	}
+	/* The stack: the cache in front of the backend (it closes it too). */
+	store = cache_wrap(store, &cfg);
+	if (!store) {
+		fprintf(stderr, "mlflowfs: out of memory\n");
 		goto out_report;
 	}
 	/* A store that cannot be written makes the mount read-only: the kernel

@@ -173,15 +173,6 @@ static char *absolute(const char *path)
 	return out;
 }
 
-static char *dirname_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash || slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
-}
-
 static int fail(char **errmsg, const char *fmt, const char *arg)
 {
 	if (asprintf(errmsg, fmt, arg) < 0)
@@ -265,7 +256,6 @@ static char *default_uri(void)
 int options_resolve(struct mfs_config *cfg, char **errmsg)
 {
 	const char *env = getenv("MLFLOW_TRACKING_URI");
-	const char *path;
 	struct stat st;
 	char *p;
 
@@ -298,52 +288,17 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 	if (!cfg->display_uri)
 		return fail(errmsg, "%s", "out of memory");
 
-	if (!strncmp(cfg->tracking_uri, "sqlite:///", 10)) {
-		path = cfg->tracking_uri + 10;
-		if (!path[0] || strchr(path, '?'))
-			return fail(errmsg,
-				    "unsupported sqlite URI '%s': use sqlite:///relative.db or "
-				    "sqlite:////absolute/path.db, without query parameters",
-				    cfg->display_uri);
-		cfg->db_path = absolute(path);
-		if (!cfg->db_path)
-			return fail(errmsg, "cannot resolve the database path of '%s'",
-				    cfg->display_uri);
-		/* Record the URI in its absolute form: the daemon changes to "/". */
-		if (path[0] != '/') {
-			if (asprintf(&p, "sqlite:///%s", cfg->db_path) < 0)
-				return fail(errmsg, "%s", "out of memory");
-			free(cfg->tracking_uri);
-			cfg->tracking_uri = p;
-			free(cfg->display_uri);
-			cfg->display_uri = options_redact_uri(p);
-			if (!cfg->display_uri)
-				return fail(errmsg, "%s", "out of memory");
-		}
-		if (cfg->artifact_root) {
-			p = absolute(cfg->artifact_root);
-		} else {
-			char *dir = dirname_of(cfg->db_path);
-
-			if (!dir || asprintf(&p, "%s/mlartifacts", strcmp(dir, "/") ? dir : "") < 0)
-				p = NULL;
-			free(dir);
-		}
+	/* Each backend reads its own URI (store_open), after the daemon left
+	 * this folder: relative paths in it are relative to cwd. */
+	cfg->cwd = getcwd(NULL, 0);
+	if (!cfg->cwd)
+		return fail(errmsg, "%s", "cannot find the current folder");
+	if (cfg->artifact_root) {
+		p = absolute(cfg->artifact_root);
 		if (!p)
 			return fail(errmsg, "%s", "out of memory");
 		free(cfg->artifact_root);
 		cfg->artifact_root = p;
-	} else if (!strncmp(cfg->tracking_uri, "http://", 7) ||
-		   !strncmp(cfg->tracking_uri, "https://", 8)) {
-		return fail(errmsg,
-			    "cannot use '%s': this build of mlflowfs mounts local stores only "
-			    "(sqlite:///PATH); the remote store is not available yet",
-			    cfg->display_uri);
-	} else {
-		return fail(errmsg,
-			    "unsupported tracking URI '%s': use sqlite:///relative.db, "
-			    "sqlite:////absolute/path.db, http://host:port or https://host/prefix",
-			    cfg->display_uri);
 	}
 
 	p = absolute(cfg->mountpoint);
@@ -394,7 +349,7 @@ void options_release(struct mfs_config *cfg)
 	free(cfg->display_uri);
 	free(cfg->artifact_root);
 	free(cfg->mountpoint);
-	free(cfg->db_path);
+	free(cfg->cwd);
 	free(cfg->uri_arg);
 	memset(cfg, 0, sizeof(*cfg));
 }

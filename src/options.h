@@ -15,9 +15,10 @@ struct fuse_args;
 struct mfs_config {
 	char *tracking_uri;  /* after options_resolve(): never NULL */
 	char *display_uri;   /* tracking_uri without credentials: the one to show */
-	char *artifact_root; /* local store: absolute folder, or NULL before resolve */
+	char *artifact_root; /* --artifact-root, absolute after resolve; NULL: the store's default
+			      */
 	char *mountpoint;    /* absolute after options_resolve() */
-	char *db_path;	     /* sqlite: absolute database path, set by options_resolve() */
+	char *cwd;	     /* the folder mlflowfs started in, set by options_resolve() */
 	char *uri_arg;	     /* the TRACKING_URI positional argument, if any */
 	double cache_ttl;    /* remote store: seconds */
 	int foreground;

@@ -1,9 +1,9 @@
 /*
  * store.c - the store API's one door: store_open() picks the backend by URI
- * scheme, each store_*() wrapper forwards to the backend's ops, and the run
- * folder index lives here, because folder names (SPEC §2 "Names") are the same
- * rule for every backend: the oldest active run of a name keeps it, the others
- * get "<name>@<first 8 hex of run_id>", a nameless run shows as its run_id.
+ * scheme, and each store_*() wrapper clears the thread's message, zeroes
+ * what it fills and forwards to the top store's ops; a write without a
+ * batch gets one of its own here, committed before the wrapper returns.
+ * Also the shared, reference-counted snapshots every store hands out.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -14,9 +14,6 @@
 #include "metric.h"
 #include "options.h"
 #include "store-internal.h"
-
-/* How many experiments keep a folder index at once. */
-#define INDEX_KEEP 4
 
 static _Thread_local char errmsg[512];
 
@@ -34,227 +31,21 @@ const char *store_errmsg(void)
 	return errmsg;
 }
 
-/*
- * The folder index of one experiment: its active runs, oldest first, and two
- * open-addressing hash tables from folder name and from run id to a run.
- * Slots hold an index + 1; 0 is empty.
- */
-struct run_index {
-	struct run_index *next;
-	char experiment_id[STORE_ID_MAX];
-	uint64_t version;
-	size_t n, cap;
-	struct store_run *runs;
-	size_t nslots;
-	uint32_t *by_folder;
-	uint32_t *by_id;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static void index_free(struct run_index *ix)
-{
-	size_t i;
-
-	if (!ix)
-		return;
-	for (i = 0; i < ix->n; i++)
-		store_run_release(&ix->runs[i]);
-	free(ix->runs);
-	free(ix->by_folder);
-	free(ix->by_id);
-	free(ix);
-}
-
-static int index_collect(void *ctx, const struct store_run *run)
-{
-	struct run_index *ix = ctx;
-	struct store_run *r;
-
-	if (ix->n == ix->cap) {
-		size_t cap = ix->cap ? ix->cap * 2 : 64;
-		struct store_run *p = realloc(ix->runs, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		ix->runs = p;
-		ix->cap = cap;
-	}
-	r = &ix->runs[ix->n];
-	memset(r, 0, sizeof(*r));
-	memcpy(r->run_id, run->run_id, sizeof(r->run_id));
-	memcpy(r->experiment_id, run->experiment_id, sizeof(r->experiment_id));
-	memcpy(r->status, run->status, sizeof(r->status));
-	r->start_time = run->start_time;
-	r->end_time = run->end_time;
-	r->last_change = run->last_change;
-	r->name = strdup(run->name ? run->name : "");
-	if (!r->name)
-		return -ENOMEM;
-	ix->n++;
-	return 0;
-}
-
-/* Finds the slot of key in table, or the empty slot where it would go. */
-static size_t slot_find(const struct run_index *ix, const uint32_t *table, int by_folder,
-			const char *key)
-{
-	size_t mask = ix->nslots - 1, i = hash_str(key) & mask;
-
-	while (table[i]) {
-		const struct store_run *r = &ix->runs[table[i] - 1];
-
-		if (!strcmp(by_folder ? r->folder : r->run_id, key))
-			return i;
-		i = (i + 1) & mask;
-	}
-	return i;
-}
-
-static int index_assign_folders(struct run_index *ix)
-{
-	size_t i;
-
-	ix->nslots = 16;
-	while (ix->nslots < ix->n * 2 + 2)
-		ix->nslots *= 2;
-	ix->by_folder = calloc(ix->nslots, sizeof(uint32_t));
-	ix->by_id = calloc(ix->nslots, sizeof(uint32_t));
-	if (!ix->by_folder || !ix->by_id)
-		return -ENOMEM;
-	for (i = 0; i < ix->n; i++) {
-		struct store_run *r = &ix->runs[i];
-		size_t slot;
-
-		if (!r->name[0]) {
-			r->folder = strdup(r->run_id);
-		} else {
-			slot = slot_find(ix, ix->by_folder, 1, r->name);
-			if (!ix->by_folder[slot])
-				r->folder = strdup(r->name);
-			else if (asprintf(&r->folder, "%s@%.8s", r->name, r->run_id) < 0)
-				r->folder = NULL;
-		}
-		if (!r->folder)
-			return -ENOMEM;
-		slot = slot_find(ix, ix->by_folder, 1, r->folder);
-		if (ix->by_folder[slot] && strcmp(r->folder, r->run_id)) {
-			/* A run named like another's name@hex8 took it: the id is unique. */
-			free(r->folder);
-			r->folder = strdup(r->run_id);
-			if (!r->folder)
-				return -ENOMEM;
-			slot = slot_find(ix, ix->by_folder, 1, r->folder);
-		}
-		if (!ix->by_folder[slot])
-			ix->by_folder[slot] = (uint32_t)i + 1;
-		slot = slot_find(ix, ix->by_id, 0, r->run_id);
-		ix->by_id[slot] = (uint32_t)i + 1;
-	}
-	return 0;
-}
-
-/*
- * Returns the up-to-date index of an experiment, building it if needed, and
- * moves it to the front of the list.  Called with index_lock held.
- */
-static int index_get(struct store *s, const char *experiment_id, struct run_index **out)
-{
-	uint64_t version = s->ops->runs_version(s);
-	struct run_index **pp, *ix = NULL;
-	int count = 0, err;
-
-	for (pp = &s->index; *pp; pp = &(*pp)->next) {
-		if (!strcmp((*pp)->experiment_id, experiment_id)) {
-			ix = *pp;
-			*pp = ix->next;
-			break;
-		}
-	}
-	if (ix && ix->version != version) {
-		index_free(ix);
-		ix = NULL;
-	}
-	if (!ix) {
-		ix = calloc(1, sizeof(*ix));
-		if (!ix)
-			return -ENOMEM;
-		snprintf(ix->experiment_id, sizeof(ix->experiment_id), "%s", experiment_id);
-		ix->version = version;
-		err = s->ops->list_runs(s, experiment_id, index_collect, ix);
-		if (err >= 0)
-			err = index_assign_folders(ix);
-		if (err < 0) {
-			index_free(ix);
-			return err;
-		}
-	}
-	ix->next = s->index;
-	s->index = ix;
-	/* Keep only the most recently used few. */
-	for (pp = &s->index; *pp; pp = &(*pp)->next) {
-		if (++count == INDEX_KEEP) {
-			struct run_index *rest = (*pp)->next;
-
-			(*pp)->next = NULL;
-			while (rest) {
-				struct run_index *nx = rest->next;
-
-				index_free(rest);
-				rest = nx;
-			}
-			break;
-		}
-	}
-	*out = ix;
-	return 0;
-}
-
-/* The run a folder name names, or failing that the run of that id. */
-static const struct store_run *index_lookup(const struct run_index *ix, const char *folder)
-{
-	size_t slot;
-
-	if (!ix->nslots)
-		return NULL;
-	slot = slot_find(ix, ix->by_folder, 1, folder);
-	if (ix->by_folder[slot])
-		return &ix->runs[ix->by_folder[slot] - 1];
-	slot = slot_find(ix, ix->by_id, 0, folder);
-	if (ix->by_id[slot])
-		return &ix->runs[ix->by_id[slot] - 1];
-	return NULL;
-}
-
-static const struct store_run *index_lookup_id(const struct run_index *ix, const char *run_id)
-{
-	size_t slot;
-
-	if (!ix->nslots)
-		return NULL;
-	slot = slot_find(ix, ix->by_id, 0, run_id);
-	return ix->by_id[slot] ? &ix->runs[ix->by_id[slot] - 1] : NULL;
-}
-
-int store_base_init(struct store *s, const struct store_ops *ops)
-{
-	s->ops = ops;
-	s->index = NULL;
-	return -pthread_mutex_init(&s->index_lock, NULL);
-}
-
 struct store *store_open(const struct mfs_config *cfg, char **errmsg_out)
 {
+	const char *uri = cfg->tracking_uri;
+
 	*errmsg_out = NULL;
-	if (!strncmp(cfg->tracking_uri, "sqlite:///", 10))
+	if (!strncmp(uri, "sqlite:", 7))
 		return store_sqlite_open(cfg, errmsg_out);
+	if (!strncmp(uri, "http://", 7) || !strncmp(uri, "https://", 8)) {
+		if (asprintf(errmsg_out,
+			     "cannot use '%s': this build of mlflowfs mounts local stores only "
+			     "(sqlite:///PATH); the remote store is not available yet",
+			     cfg->display_uri) < 0)
+			*errmsg_out = NULL;
+		return NULL;
+	}
 	if (asprintf(errmsg_out,
 		     "unsupported tracking URI '%s': use sqlite:///relative.db, "
 		     "sqlite:////absolute/path.db, http://host:port or https://host/prefix",
@@ -265,16 +56,8 @@ struct store *store_open(const struct mfs_config *cfg, char **errmsg_out)
 
 void store_close(struct store *s)
 {
-	struct run_index *ix;
-
-	if (!s)
-		return;
-	while ((ix = s->index)) {
-		s->index = ix->next;
-		index_free(ix);
-	}
-	pthread_mutex_destroy(&s->index_lock);
-	s->ops->close(s);
+	if (s)
+		s->ops->close(s);
 }
 
 int store_read_only(const struct store *s)
@@ -282,11 +65,77 @@ int store_read_only(const struct store *s)
 	return s->read_only;
 }
 
+const char *store_artifact_root(const struct store *s)
+{
+	return s->ops->artifact_root ? s->ops->artifact_root(s) : NULL;
+}
+
 int store_describe(struct store *s, struct buf *out)
 {
 	errmsg[0] = '\0';
 	return s->ops->describe(s, out);
 }
+
+int store_others_version(struct store *s, uint64_t *v)
+{
+	*v = 0;
+	return s->ops->others_version ? s->ops->others_version(s, v) : -ENOSYS;
+}
+
+/* ---- batches --------------------------------------------------------- */
+
+struct store_batch *store_batch_new(struct store *s)
+{
+	return s->ops->batch_new(s);
+}
+
+int store_batch_commit(struct store *s, struct store_batch *b, int durable)
+{
+	errmsg[0] = '\0';
+	return s->ops->batch_commit(s, b, durable);
+}
+
+void store_batch_free(struct store *s, struct store_batch *b)
+{
+	if (b)
+		s->ops->batch_free(s, b);
+}
+
+/*
+ * A write without a batch is one of its own: *own is made here, and
+ * write_end() commits it (a refused write has nothing to commit).
+ */
+static struct store_batch *write_begin(struct store *s, struct store_batch *b,
+				       struct store_batch **own)
+{
+	errmsg[0] = '\0';
+	*own = NULL;
+	if (b)
+		return b;
+	*own = s->ops->batch_new(s);
+	return *own;
+}
+
+static int write_end(struct store *s, struct store_batch *own, int err)
+{
+	if (!own)
+		return err;
+	if (!err)
+		err = s->ops->batch_commit(s, own, 0);
+	s->ops->batch_free(s, own);
+	return err;
+}
+
+/* Calls a write slot with the batch to use, or fails with -ENOMEM. */
+#define WRITE(s, b, call)                                                   \
+	do {                                                                \
+		struct store_batch *own_, *use_ = write_begin(s, b, &own_); \
+		if (!use_)                                                  \
+			return -ENOMEM;                                     \
+		return write_end(s, own_, (s)->ops->call);                  \
+	} while (0)
+
+/* ---- experiments ----------------------------------------------------- */
 
 int store_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx)
 {
@@ -297,31 +146,34 @@ int store_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx)
 int store_get_experiment(struct store *s, const char *name, struct store_experiment *out)
 {
 	errmsg[0] = '\0';
+	memset(out, 0, sizeof(*out));
 	return s->ops->get_experiment(s, name, out);
 }
 
 int store_get_experiment_by_id(struct store *s, const char *id, struct store_experiment *out)
 {
 	errmsg[0] = '\0';
+	memset(out, 0, sizeof(*out));
 	return s->ops->get_experiment_by_id(s, id, out);
 }
 
-int store_create_experiment(struct store *s, const char *name, struct store_experiment *out)
+int store_create_experiment(struct store *s, struct store_batch *b, const char *name,
+			    struct store_experiment *out)
 {
-	errmsg[0] = '\0';
-	return s->ops->create_experiment(s, name, out);
+	if (out)
+		memset(out, 0, sizeof(*out));
+	WRITE(s, b, create_experiment(s, use_, name, out));
 }
 
-int store_rename_experiment(struct store *s, const char *id, const char *new_name)
+int store_rename_experiment(struct store *s, struct store_batch *b, const char *id,
+			    const char *new_name)
 {
-	errmsg[0] = '\0';
-	return s->ops->rename_experiment(s, id, new_name);
+	WRITE(s, b, rename_experiment(s, use_, id, new_name));
 }
 
-int store_delete_experiment(struct store *s, const char *id)
+int store_delete_experiment(struct store *s, struct store_batch *b, const char *id)
 {
-	errmsg[0] = '\0';
-	return s->ops->delete_experiment(s, id);
+	WRITE(s, b, delete_experiment(s, use_, id));
 }
 
 void store_experiment_release(struct store_experiment *e)
@@ -332,173 +184,61 @@ void store_experiment_release(struct store_experiment *e)
 	e->artifact_location = NULL;
 }
 
+int store_experiment_copy(struct store_experiment *dst, const struct store_experiment *src)
+{
+	*dst = *src;
+	dst->name = strdup(src->name ? src->name : "");
+	dst->artifact_location = strdup(src->artifact_location ? src->artifact_location : "");
+	if (dst->name && dst->artifact_location)
+		return 0;
+	store_experiment_release(dst);
+	return -ENOMEM;
+}
+
+/* ---- runs ------------------------------------------------------------ */
+
 int store_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx)
 {
-	struct run_index *ix;
-	size_t i;
-	int err;
-
 	errmsg[0] = '\0';
-	pthread_mutex_lock(&s->index_lock);
-	err = index_get(s, experiment_id, &ix);
-	for (i = 0; !err && i < ix->n; i++)
-		err = cb(ctx, &ix->runs[i]);
-	pthread_mutex_unlock(&s->index_lock);
-	return err;
-}
-
-struct all_runs_ctx {
-	struct store_experiment *exps;
-	size_t n, cap;
-};
-
-static int collect_experiment(void *ctx, const struct store_experiment *e)
-{
-	struct all_runs_ctx *c = ctx;
-	struct store_experiment *x;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct store_experiment *p = realloc(c->exps, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->exps = p;
-		c->cap = cap;
-	}
-	x = &c->exps[c->n];
-	*x = *e;
-	x->name = strdup(e->name);
-	x->artifact_location = NULL;
-	if (!x->name)
-		return -ENOMEM;
-	c->n++;
-	return 0;
-}
-
-int store_list_all_runs(struct store *s, store_exp_run_cb *cb, void *ctx)
-{
-	struct all_runs_ctx c = { NULL, 0, 0 };
-	size_t i, j;
-	int err;
-
-	errmsg[0] = '\0';
-	err = s->ops->list_experiments(s, collect_experiment, &c);
-	for (i = 0; !err && i < c.n; i++) {
-		struct run_index *ix;
-
-		pthread_mutex_lock(&s->index_lock);
-		err = index_get(s, c.exps[i].id, &ix);
-		for (j = 0; !err && j < ix->n; j++)
-			err = cb(ctx, &c.exps[i], &ix->runs[j]);
-		pthread_mutex_unlock(&s->index_lock);
-	}
-	for (i = 0; i < c.n; i++)
-		store_experiment_release(&c.exps[i]);
-	free(c.exps);
-	return err;
-}
-
-/* Looks up the folder of an active run; a new string, or NULL. */
-static int folder_of(struct store *s, const char *experiment_id, const char *run_id, char **folder)
-{
-	struct run_index *ix;
-	const struct store_run *r;
-	int err;
-
-	*folder = NULL;
-	pthread_mutex_lock(&s->index_lock);
-	err = index_get(s, experiment_id, &ix);
-	if (!err) {
-		r = index_lookup_id(ix, run_id);
-		if (r) {
-			*folder = strdup(r->folder);
-			if (!*folder)
-				err = -ENOMEM;
-		}
-	}
-	pthread_mutex_unlock(&s->index_lock);
-	return err;
+	return s->ops->list_runs(s, experiment_id, cb, ctx);
 }
 
 int store_find_run(struct store *s, const char *experiment_id, const char *folder,
 		   struct store_run *out)
 {
-	char run_id[STORE_RUN_ID_MAX], *name = NULL;
-	const struct store_run *r;
-	struct run_index *ix;
-	int err;
-
 	errmsg[0] = '\0';
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&s->index_lock);
-	err = index_get(s, experiment_id, &ix);
-	if (!err) {
-		r = index_lookup(ix, folder);
-		if (!r) {
-			err = -ENOENT;
-		} else {
-			memcpy(run_id, r->run_id, sizeof(run_id));
-			name = strdup(r->folder);
-			if (!name)
-				err = -ENOMEM;
-		}
-	}
-	pthread_mutex_unlock(&s->index_lock);
-	if (err)
-		return err;
-	err = s->ops->get_run(s, run_id, out);
-	if (err) {
-		free(name);
-		return err;
-	}
-	out->folder = name;
-	return 0;
+	return s->ops->find_run ? s->ops->find_run(s, experiment_id, folder, out) : -ENOSYS;
 }
 
 int store_get_run(struct store *s, const char *run_id, struct store_run *out)
 {
-	int err;
-
 	errmsg[0] = '\0';
 	memset(out, 0, sizeof(*out));
-	err = s->ops->get_run(s, run_id, out);
-	if (!err && !out->deleted)
-		err = folder_of(s, out->experiment_id, out->run_id, &out->folder);
-	if (err)
-		store_run_release(out);
-	return err;
+	return s->ops->get_run(s, run_id, out);
 }
 
-int store_create_run(struct store *s, const char *experiment_id, const char *name, const char *user,
-		     struct store_run *out)
+int store_create_run(struct store *s, struct store_batch *b, const char *experiment_id,
+		     const char *name, const char *user, struct store_run *out)
 {
-	int err;
-
-	errmsg[0] = '\0';
 	memset(out, 0, sizeof(*out));
-	err = s->ops->create_run(s, experiment_id, name, user, out);
-	if (!err)
-		err = folder_of(s, out->experiment_id, out->run_id, &out->folder);
-	return err;
+	WRITE(s, b, create_run(s, use_, experiment_id, name, user, out));
 }
 
-int store_rename_run(struct store *s, const char *run_id, const char *new_name)
+int store_rename_run(struct store *s, struct store_batch *b, const char *run_id,
+		     const char *new_name)
 {
-	errmsg[0] = '\0';
-	return s->ops->rename_run(s, run_id, new_name);
+	WRITE(s, b, rename_run(s, use_, run_id, new_name));
 }
 
-int store_delete_run(struct store *s, const char *run_id)
+int store_delete_run(struct store *s, struct store_batch *b, const char *run_id)
 {
-	errmsg[0] = '\0';
-	return s->ops->delete_run(s, run_id);
+	WRITE(s, b, delete_run(s, use_, run_id));
 }
 
-int store_set_status(struct store *s, const char *run_id, const char *status)
+int store_set_status(struct store *s, struct store_batch *b, const char *run_id, const char *status)
 {
-	errmsg[0] = '\0';
-	return s->ops->set_status(s, run_id, status);
+	WRITE(s, b, set_status(s, use_, run_id, status));
 }
 
 void store_run_release(struct store_run *r)
@@ -509,6 +249,148 @@ void store_run_release(struct store_run *r)
 	free(r->artifact_uri);
 	r->name = r->folder = r->user_id = r->artifact_uri = NULL;
 }
+
+int store_run_copy(struct store_run *dst, const struct store_run *src)
+{
+	*dst = *src;
+	dst->name = strdup(src->name ? src->name : "");
+	dst->folder = src->folder ? strdup(src->folder) : NULL;
+	dst->user_id = src->user_id ? strdup(src->user_id) : NULL;
+	dst->artifact_uri = src->artifact_uri ? strdup(src->artifact_uri) : NULL;
+	if (dst->name && (dst->folder || !src->folder) && (dst->user_id || !src->user_id) &&
+	    (dst->artifact_uri || !src->artifact_uri))
+		return 0;
+	store_run_release(dst);
+	return -ENOMEM;
+}
+
+/* ---- snapshots ------------------------------------------------------- */
+
+struct store_kvs *store_kvs_new(size_t cap)
+{
+	struct store_kvs *kvs = calloc(1, sizeof(*kvs));
+
+	if (!kvs)
+		return NULL;
+	kvs->refs = 1;
+	if (cap) {
+		kvs->v = calloc(cap, sizeof(*kvs->v));
+		if (!kvs->v) {
+			free(kvs);
+			return NULL;
+		}
+		kvs->cap = cap;
+	}
+	return kvs;
+}
+
+int store_kvs_add(struct store_kvs *kvs, const struct store_kv *kv)
+{
+	struct store_kv *e;
+
+	if (kvs->n == kvs->cap) {
+		size_t cap = kvs->cap ? kvs->cap * 2 : 8;
+		struct store_kv *v = realloc(kvs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		kvs->v = v;
+		kvs->cap = cap;
+	}
+	e = &kvs->v[kvs->n];
+	*e = *kv;
+	e->key = strdup(kv->key);
+	e->value = kv->value ? strdup(kv->value) : NULL;
+	if (!e->key || (kv->value && !e->value)) {
+		store_kv_release(e);
+		return -ENOMEM;
+	}
+	kvs->n++;
+	return 0;
+}
+
+const struct store_kvs *store_kvs_hold(const struct store_kvs *kvs)
+{
+	if (kvs)
+		__atomic_add_fetch(&((struct store_kvs *)kvs)->refs, 1, __ATOMIC_RELAXED);
+	return kvs;
+}
+
+void store_kvs_put(const struct store_kvs *kvs)
+{
+	struct store_kvs *k = (struct store_kvs *)kvs;
+	size_t i;
+
+	if (!k || __atomic_sub_fetch(&k->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (i = 0; i < k->n; i++)
+		store_kv_release(&k->v[i]);
+	free(k->v);
+	free(k);
+}
+
+const struct store_kv *store_kvs_find(const struct store_kvs *kvs, const char *key)
+{
+	size_t lo = 0, hi = kvs ? kvs->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(kvs->v[mid].key, key);
+
+		if (!c)
+			return &kvs->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+struct store_snapshot *store_snapshot_new(void)
+{
+	struct store_snapshot *snap = calloc(1, sizeof(*snap));
+
+	if (snap)
+		snap->refs = 1;
+	return snap;
+}
+
+const struct store_snapshot *store_snapshot_hold(const struct store_snapshot *snap)
+{
+	if (snap)
+		__atomic_add_fetch(&((struct store_snapshot *)snap)->refs, 1, __ATOMIC_RELAXED);
+	return snap;
+}
+
+void store_snapshot_put(const struct store_snapshot *snap)
+{
+	struct store_snapshot *s = (struct store_snapshot *)snap;
+
+	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	store_run_release(&s->run);
+	store_kvs_put(s->params);
+	store_kvs_put(s->metrics);
+	store_kvs_put(s->tags);
+	free(s);
+}
+
+int store_get_snapshot(struct store *s, const char *run_id, unsigned want,
+		       const struct store_snapshot **out)
+{
+	struct store_snapshot *snap = NULL;
+	int err;
+
+	errmsg[0] = '\0';
+	*out = NULL;
+	err = s->ops->get_snapshot(s, run_id, want, &snap);
+	if (!err)
+		*out = snap;
+	return err;
+}
+
+/* ---- keys ------------------------------------------------------------ */
 
 int store_list_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
 		  const char *prefix, store_kv_cb *cb, void *ctx)
@@ -532,40 +414,61 @@ void store_kv_release(struct store_kv *kv)
 	kv->key = kv->value = NULL;
 }
 
-int store_log_param(struct store *s, const char *run_id, const char *key, const char *value)
+int store_log_param(struct store *s, struct store_batch *b, const char *run_id, const char *key,
+		    const char *value)
 {
-	errmsg[0] = '\0';
-	return s->ops->log_param(s, run_id, key, value);
+	WRITE(s, b, log_param(s, use_, run_id, key, value));
 }
 
-int store_set_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		  const char *key, const char *value)
+int store_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		  const struct store_ref *ref, const char *key, const char *value)
 {
-	errmsg[0] = '\0';
-	return s->ops->set_tag(s, sec, ref, key, value);
+	WRITE(s, b, set_tag(s, use_, sec, ref, key, value));
 }
 
-int store_delete_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		     const char *key)
+int store_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		     const struct store_ref *ref, const char *key)
 {
-	errmsg[0] = '\0';
-	return s->ops->delete_tag(s, sec, ref, key);
+	WRITE(s, b, delete_tag(s, use_, sec, ref, key));
 }
 
-int store_rename_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		     const char *from, const char *to)
+int store_rename_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		     const struct store_ref *ref, const char *from, const char *to)
 {
-	errmsg[0] = '\0';
-	return s->ops->rename_tag(s, sec, ref, from, to);
+	WRITE(s, b, rename_tag(s, use_, sec, ref, from, to));
 }
 
-int store_log_metrics(struct store *s, const char *run_id, const char *key,
-		      struct metric_point *pts, size_t n)
+/* ---- metrics --------------------------------------------------------- */
+
+int store_reserve_steps(struct store *s, const char *run_id, const char *key, int64_t floor,
+			size_t n, int64_t *first)
+{
+	int err;
+
+	errmsg[0] = '\0';
+	if (s->ops->reserve_steps)
+		return s->ops->reserve_steps(s, run_id, key, floor, n, first);
+	/* A bare backend remembers nothing: the next step is all it knows. */
+	err = s->ops->next_step(s, run_id, key, first);
+	if (!err && *first < floor)
+		*first = floor;
+	if (!err && *first == INT64_MIN)
+		*first = 0; /* the metric's first point */
+	return err;
+}
+
+int store_next_step(struct store *s, const char *run_id, const char *key, int64_t *next)
 {
 	errmsg[0] = '\0';
+	return s->ops->next_step(s, run_id, key, next);
+}
+
+int store_log_metrics(struct store *s, struct store_batch *b, const char *run_id, const char *key,
+		      const struct metric_point *pts, size_t n)
+{
 	if (!n)
 		return 0;
-	return s->ops->log_metrics(s, run_id, key, pts, n);
+	WRITE(s, b, log_metrics(s, use_, run_id, key, pts, n));
 }
 
 int store_metric_history(struct store *s, const char *run_id, const char *key, store_point_cb *cb,
@@ -574,6 +477,16 @@ int store_metric_history(struct store *s, const char *run_id, const char *key, s
 	errmsg[0] = '\0';
 	return s->ops->metric_history(s, run_id, key, cb, ctx);
 }
+
+int store_history_stat(struct store *s, const char *run_id, const char *key,
+		       struct store_history_stat *out)
+{
+	errmsg[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	return s->ops->history_stat(s, run_id, key, out);
+}
+
+/* ---- registry -------------------------------------------------------- */
 
 int store_list_models(struct store *s, store_model_cb *cb, void *ctx)
 {
@@ -632,20 +545,4 @@ int store_artifact_dir(struct store *s, const struct store_run *run, char **path
 	errmsg[0] = '\0';
 	*path = NULL;
 	return s->ops->artifact_dir(s, run, path);
-}
-
-uint64_t store_others_version(struct store *s)
-{
-	return s->ops->others_version ? s->ops->others_version(s) : 0;
-}
-
-uint64_t store_write_token(struct store *s)
-{
-	return s->ops->write_token(s);
-}
-
-int store_sync(struct store *s, uint64_t token, int durable)
-{
-	errmsg[0] = '\0';
-	return s->ops->sync(s, token, durable);
 }

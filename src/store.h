@@ -1,16 +1,21 @@
 /*
  * store.h - everything mlflowfs asks of an MLflow tracking store.
  *
- * store_open() picks a backend by the tracking URI's scheme; the rest of the
- * program calls only the store_*() functions below and never learns which
- * backend answers.  Every function returns 0 (or a documented positive value)
- * on success and a negative errno on failure; after a refusal,
- * store_errmsg() says why in one line.
+ * store_open() picks a backend by the tracking URI's scheme and main wraps
+ * it in the cache (cache.h); the rest of the program calls only the
+ * store_*() functions below and never learns which backend answers.  Every
+ * function returns 0 (or a documented positive value) on success and a
+ * negative errno on failure; after a refusal, store_errmsg() says why in one
+ * line.
  *
- * Threads: a store may be called from any thread at once.  Callbacks run
- * while the store holds its locks: they must not call back into the store.
+ * Threads: a store may be called from any thread at once.  No store holds a
+ * lock while it calls a callback, so a callback may call the store again.
  * A callback returns 0 to go on, a negative errno to fail the listing (which
  * then returns it), or a positive value to stop early (returned as is).
+ *
+ * Writes go into a batch (struct store_batch), one per open file: the batch
+ * carries its own error, so a write that could not be made safe fails the
+ * close() of the descriptor that wrote it and of no other (SPEC §4).
  */
 #ifndef MFS_STORE_H
 #define MFS_STORE_H
@@ -22,6 +27,7 @@ struct buf;
 struct mfs_config;
 struct metric_point;
 struct store;
+struct store_batch;
 
 #define STORE_ID_MAX	 64 /* room for an experiment id, with its NUL */
 #define STORE_RUN_ID_MAX 33 /* MLflow run ids: 32 lowercase hex digits */
@@ -43,10 +49,10 @@ enum store_section {
 	SEC_VERSION_TAGS,
 };
 
-/* Which object a key section belongs to; only the fields its section
+/* Which object a tag section belongs to; only the fields its section
  * needs are read. */
 struct store_ref {
-	const char *run_id;	   /* SEC_PARAMS, SEC_METRICS, SEC_RUN_TAGS */
+	const char *run_id;	   /* SEC_RUN_TAGS */
 	const char *experiment_id; /* SEC_EXP_TAGS */
 	const char *model;	   /* SEC_MODEL_TAGS, SEC_VERSION_TAGS */
 	int64_t version;	   /* SEC_VERSION_TAGS */
@@ -75,14 +81,49 @@ struct store_run {
 	int64_t last_change; /* ms: the latest of start, end and metric times */
 };
 
-/* One key of a section.  Strings are borrowed for the callback's duration,
- * or owned by the struct after store_get_kv() (free with store_kv_release). */
+/* One key of a section.  Strings are borrowed for a callback's duration,
+ * from a snapshot while it is held, or owned after store_get_kv() (free
+ * with store_kv_release). */
 struct store_kv {
 	char *key;
 	char *value;	   /* params and tags; NULL for metrics */
 	double num;	   /* metrics: the latest value (NaN, +-inf as written) */
 	int64_t step;	   /* metrics: the latest point's step */
 	int64_t timestamp; /* metrics: the latest point's time, ms */
+};
+
+/*
+ * A run as one object: its info and the keys of its sections, each sorted
+ * by key in byte order.  Immutable and shared: hold it with
+ * store_get_snapshot(), let go with store_snapshot_put().
+ */
+enum {
+	SNAP_PARAMS = 1 << 0,
+	SNAP_METRICS = 1 << 1,
+	SNAP_TAGS = 1 << 2,
+	SNAP_ALL = SNAP_PARAMS | SNAP_METRICS | SNAP_TAGS,
+};
+
+struct store_kvs {
+	struct store_kv *v;
+	size_t n;
+	size_t cap;
+	int refs; /* the store's: sections are shared between snapshots */
+};
+
+struct store_snapshot {
+	struct store_run run;
+	unsigned have; /* SNAP_* sections filled (at least those asked for) */
+	const struct store_kvs *params;
+	const struct store_kvs *metrics; /* the latest point of each metric */
+	const struct store_kvs *tags;
+	int refs; /* the store's */
+};
+
+/* A metric's history as history/<key> shows it. */
+struct store_history_stat {
+	uint64_t points;
+	uint64_t bytes; /* of the "STEP VALUE TIMESTAMP_MS\n" lines (metric.h) */
 };
 
 struct store_model {
@@ -107,16 +148,15 @@ struct store_version {
 
 typedef int store_experiment_cb(void *ctx, const struct store_experiment *e);
 typedef int store_run_cb(void *ctx, const struct store_run *run);
-typedef int store_exp_run_cb(void *ctx, const struct store_experiment *e,
-			     const struct store_run *run);
 typedef int store_kv_cb(void *ctx, const struct store_kv *kv);
 typedef int store_point_cb(void *ctx, double value, int64_t step, int64_t timestamp);
 typedef int store_model_cb(void *ctx, const struct store_model *m);
 typedef int store_version_cb(void *ctx, const struct store_version *v);
 typedef int store_alias_cb(void *ctx, const char *alias, int64_t version);
 
-/* Opens the store cfg names.  On failure returns NULL and sets *errmsg to a
- * new one-line message the caller frees. */
+/* Opens the backend cfg's tracking URI names (the caller adds the cache).
+ * On failure returns NULL and sets *errmsg to a new one-line message the
+ * caller frees. */
 struct store *store_open(const struct mfs_config *cfg, char **errmsg);
 void store_close(struct store *s);
 
@@ -128,69 +168,134 @@ const char *store_errmsg(void);
 int store_describe(struct store *s, struct buf *out);
 /* Whether the store was opened read-only (-o ro, or it cannot be written). */
 int store_read_only(const struct store *s);
+/* Where a local store keeps the artifacts of new experiments; NULL for a
+ * store that keeps none on this machine.  Borrowed for the store's life. */
+const char *store_artifact_root(const struct store *s);
 
-/* Experiments.  Lists and name look-ups see active experiments only. */
+/*
+ * A number that moves when another client (the MLflow client, another
+ * mount) changes the store.  Returns 0 and sets *v, -EAGAIN when it cannot
+ * tell just now (treat as changed), -ENOSYS when the backend cannot tell at
+ * all (only a time bound helps then).
+ */
+int store_others_version(struct store *s, uint64_t *v);
+
+/* ---- write batches (SPEC §4) ----------------------------------------- */
+
+/* A new, empty batch; NULL without memory. */
+struct store_batch *store_batch_new(struct store *s);
+/*
+ * Makes what the batch's writes changed safe in the store (durable: also
+ * against power loss) and returns 0, or -EIO if a write the batch accepted
+ * since its last commit could not be made safe (that failure is then
+ * forgotten).  Other batches' failures never show here.
+ */
+int store_batch_commit(struct store *s, struct store_batch *b, int durable);
+/* Frees the batch; its writes stay and are committed with the store's next
+ * commit.  Safe on NULL. */
+void store_batch_free(struct store *s, struct store_batch *b);
+
+/*
+ * Every write below takes the batch it belongs to.  With b NULL the write is
+ * a batch of its own, committed before the call returns (the name
+ * operations: mkdir, rmdir, rename have no close() to wait for).
+ */
+
+/* ---- experiments: lists and name look-ups see active ones only ------- */
+
 int store_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx);
 int store_get_experiment(struct store *s, const char *name, struct store_experiment *out);
+/* An experiment by id, active or deleted. */
 int store_get_experiment_by_id(struct store *s, const char *id, struct store_experiment *out);
 /* -EEXIST if the name is taken (also by a deleted experiment); out may be NULL. */
-int store_create_experiment(struct store *s, const char *name, struct store_experiment *out);
-int store_rename_experiment(struct store *s, const char *id, const char *new_name);
+int store_create_experiment(struct store *s, struct store_batch *b, const char *name,
+			    struct store_experiment *out);
+int store_rename_experiment(struct store *s, struct store_batch *b, const char *id,
+			    const char *new_name);
 /* MLflow's soft delete; -ENOTEMPTY while the experiment has active runs. */
-int store_delete_experiment(struct store *s, const char *id);
+int store_delete_experiment(struct store *s, struct store_batch *b, const char *id);
 void store_experiment_release(struct store_experiment *e);
 
-/* Runs.  Listing gives active runs, oldest first, with their folders; it
- * leaves user_id and artifact_uri NULL (store_find_run() fills them). */
+/* ---- runs ------------------------------------------------------------ */
+
+/* The active runs of an experiment, oldest first, with their folders. */
 int store_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx);
-/* Every active run of every active experiment (the runs/ index). */
-int store_list_all_runs(struct store *s, store_exp_run_cb *cb, void *ctx);
 /* Resolves a folder name (or a run id) in an experiment to an active run. */
 int store_find_run(struct store *s, const char *experiment_id, const char *folder,
 		   struct store_run *out);
-/* A run by id, active or deleted; -ENOENT if unknown. */
+/* A run by id, active or deleted (then folder is NULL); -ENOENT if unknown. */
 int store_get_run(struct store *s, const char *run_id, struct store_run *out);
-int store_create_run(struct store *s, const char *experiment_id, const char *name, const char *user,
-		     struct store_run *out);
-int store_rename_run(struct store *s, const char *run_id, const char *new_name);
-int store_delete_run(struct store *s, const char *run_id);
+int store_create_run(struct store *s, struct store_batch *b, const char *experiment_id,
+		     const char *name, const char *user, struct store_run *out);
+int store_rename_run(struct store *s, struct store_batch *b, const char *run_id,
+		     const char *new_name);
+int store_delete_run(struct store *s, struct store_batch *b, const char *run_id);
 /* Sets the status; a terminal one (FINISHED FAILED KILLED) also sets the end time. */
-int store_set_status(struct store *s, const char *run_id, const char *status);
+int store_set_status(struct store *s, struct store_batch *b, const char *run_id,
+		     const char *status);
 void store_run_release(struct store_run *r);
 
-/* Keys.  list: the keys starting with prefix (NULL: all), in byte order. */
+/*
+ * A run with (at least) the sections in want, in one call.  The snapshot is
+ * shared: *out stays valid until store_snapshot_put(), and shows the run as
+ * it was when taken.
+ */
+int store_get_snapshot(struct store *s, const char *run_id, unsigned want,
+		       const struct store_snapshot **out);
+void store_snapshot_put(const struct store_snapshot *snap);
+/* One more hold of snap (NULL stays NULL). */
+const struct store_snapshot *store_snapshot_hold(const struct store_snapshot *snap);
+/* The key of a snapshot section, or NULL (binary search). */
+const struct store_kv *store_kvs_find(const struct store_kvs *kvs, const char *key);
+
+/* ---- keys ------------------------------------------------------------ */
+
+/* Tags of experiments, models and versions (a run's keys are in its
+ * snapshot).  list: the keys starting with prefix (NULL: all), in byte
+ * order; get: one key, -ENOENT if it is not there. */
 int store_list_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
 		  const char *prefix, store_kv_cb *cb, void *ctx);
-/* One key; -ENOENT if it is not there. */
 int store_get_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
 		 const char *key, struct store_kv *out);
 void store_kv_release(struct store_kv *kv);
 
 /* Logs a param; the same value again is a no-op, a different one -EPERM. */
-int store_log_param(struct store *s, const char *run_id, const char *key, const char *value);
-/* Sets (upserts) or deletes a tag of a run, experiment, model or version. */
-int store_set_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		  const char *key, const char *value);
-int store_delete_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		     const char *key);
+int store_log_param(struct store *s, struct store_batch *b, const char *run_id, const char *key,
+		    const char *value);
+/* Sets (upserts) or deletes a tag of a run or experiment. */
+int store_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		  const struct store_ref *ref, const char *key, const char *value);
+int store_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		     const struct store_ref *ref, const char *key);
 /* Moves a tag to a new key in one step (-EEXIST never: the new key is replaced). */
-int store_rename_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		     const char *from, const char *to);
+int store_rename_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		     const struct store_ref *ref, const char *from, const char *to);
+
+/* ---- metrics --------------------------------------------------------- */
 
 /*
- * Logs n points of one metric, all or none.  Points without a step get the
- * next one (one more than the metric's highest step, 0 first), points without
- * a timestamp get now; both are written back into pts.  A backend may queue
- * the points (every read still sees them): if storing them then fails, all
- * written since the last commit is lost and store_sync() says so (-EIO).
+ * Reserves n consecutive steps for points logged without one (SPEC §3: one
+ * more than the highest step of the metric in the run, 0 first) and at
+ * least floor (INT64_MIN: none; else one more than the highest explicit
+ * step about to be logged with them): *first is the first of them.
+ * Reserved steps are not handed out again while this mount remembers the
+ * metric.
  */
-int store_log_metrics(struct store *s, const char *run_id, const char *key,
-		      struct metric_point *pts, size_t n);
+int store_reserve_steps(struct store *s, const char *run_id, const char *key, int64_t floor,
+			size_t n, int64_t *first);
+/* Logs n points of one metric, all or none; every point has its step and
+ * timestamp. */
+int store_log_metrics(struct store *s, struct store_batch *b, const char *run_id, const char *key,
+		      const struct metric_point *pts, size_t n);
 /* Every point of a metric, by step, then timestamp, then value. */
 int store_metric_history(struct store *s, const char *run_id, const char *key, store_point_cb *cb,
 			 void *ctx);
+/* The number of points of a metric and the size of history/<key>. */
+int store_history_stat(struct store *s, const char *run_id, const char *key,
+		       struct store_history_stat *out);
 
-/* The registry, read-only for now. */
+/* ---- the registry, read-only for now --------------------------------- */
+
 int store_list_models(struct store *s, store_model_cb *cb, void *ctx);
 int store_get_model(struct store *s, const char *name, struct store_model *out);
 void store_model_release(struct store_model *m);
@@ -205,18 +310,5 @@ int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, v
  * frees; -ENOTSUP when the artifact URI is not a folder on this machine.
  */
 int store_artifact_dir(struct store *s, const struct store_run *run, char **path);
-
-/* A number that moves whenever another client (the MLflow client, another
- * mount) commits a change; 0 when the backend cannot tell. */
-uint64_t store_others_version(struct store *s);
-
-/*
- * Durability (SPEC §4).  store_write_token() is taken before a descriptor's
- * first write; store_sync() makes everything written so far safe (durable:
- * also against power loss) and fails with -EIO if anything written since the
- * token could not be made safe.
- */
-uint64_t store_write_token(struct store *s);
-int store_sync(struct store *s, uint64_t token, int durable);
 
 #endif

@@ -2,10 +2,11 @@
  * store_sqlite.c - the local backend: MLflow's own SQLite database, read and
  * written directly with MLflow's rules (latest_metrics kept in the same
  * transaction as metrics, soft deletes, runs.name mirrored in mlflow.runName).
+ * It parses its own URIs (sqlite:///relative.db, sqlite:////abs/path.db).
  *
- * One connection (sqldb.c) serves every thread, so reads see this mount's
- * writes at once, committed or not (SPEC §4); writes share one transaction
- * committed within 20 ms, and at every close() and fsync().
+ * The writer connection (sqldb.c) serves every thread, so reads see this
+ * mount's writes at once, committed or not (SPEC §4); writes share one
+ * transaction committed within 20 ms, and at every close() and fsync().
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +42,6 @@
  * registry tables (@MWS@) have MLflow 3's workspace column, else nothing.
  */
 enum sql_id {
-	Q_DATA_VERSION,
 	Q_EXP_LIST,
 	Q_EXP_BY_NAME,
 	Q_EXP_NAME_TAKEN,
@@ -79,6 +79,7 @@ enum sql_id {
 	Q_METRIC_INSERT,
 	Q_LATEST_UPSERT,
 	Q_METRIC_HISTORY,
+	Q_HISTORY_STAT,
 	Q_MODEL_LIST,
 	Q_MODEL_GET,
 	Q_VERSION_LIST,
@@ -102,7 +103,6 @@ enum sql_id {
 	"status, current_stage, storage_location"
 
 static const char *const sql_text[Q_COUNT] = {
-	[Q_DATA_VERSION] = "PRAGMA data_version",
 	[Q_EXP_LIST] =
 		"SELECT " EXP_COLS " FROM experiments WHERE lifecycle_stage = 'active' @EWS@ "
 		"ORDER BY experiment_id",
@@ -121,7 +121,8 @@ static const char *const sql_text[Q_COUNT] = {
 			 "AND lifecycle_stage = 'active'",
 	[Q_EXP_HAS_ACTIVE_RUNS] = "SELECT 1 FROM runs WHERE experiment_id = ?1 "
 				  "AND lifecycle_stage = 'active' LIMIT 1",
-	[Q_RUN_LIST] = "SELECT " RUN_COLS " FROM runs r WHERE r.experiment_id = ?1 "
+	[Q_RUN_LIST] = "SELECT " RUN_COLS ", r.user_id, r.artifact_uri FROM runs r "
+		       "WHERE r.experiment_id = ?1 "
 		       "AND r.lifecycle_stage = 'active' ORDER BY r.start_time, r.run_uuid",
 	[Q_RUN_GET] = "SELECT " RUN_COLS ", r.user_id, r.artifact_uri FROM runs r "
 		      "WHERE r.run_uuid = ?1",
@@ -184,6 +185,9 @@ static const char *const sql_text[Q_COUNT] = {
 			    "latest_metrics.value)",
 	[Q_METRIC_HISTORY] = "SELECT value, is_nan, step, timestamp FROM metrics "
 			     "WHERE run_uuid = ?1 AND key = ?2 ORDER BY step, timestamp, value",
+	/* mfs_line_len() is history_line_len(): the bytes history/ shows. */
+	[Q_HISTORY_STAT] = "SELECT count(*), total(mfs_line_len(value, is_nan, step, timestamp)) "
+			   "FROM metrics WHERE run_uuid = ?1 AND key = ?2",
 	[Q_MODEL_LIST] = "SELECT name, creation_time, last_updated_time, description "
 			 "FROM registered_models WHERE 1 @MWS@ ORDER BY name",
 	[Q_MODEL_GET] = "SELECT name, creation_time, last_updated_time, description "
@@ -196,26 +200,51 @@ static const char *const sql_text[Q_COUNT] = {
 			 "@MWS@ ORDER BY alias",
 };
 
+/*
+ * What history/<key> measures, kept per metric so that a stat of a long
+ * history does not read it: counted once by SQL (history_line_len() as the
+ * SQL function mfs_line_len), then kept up to date by our own inserts, and
+ * dropped when another client commits or a commit of ours fails.
+ */
+#define HSTAT_MAX 32
+
+struct hstat {
+	char run_id[STORE_RUN_ID_MAX];
+	char *key; /* NULL: a free slot */
+	struct store_history_stat st;
+	uint64_t others;   /* the others' version it was counted at */
+	uint64_t failures; /* commit failures then */
+};
+
 struct sqlite_store {
 	struct store base;
-	struct sqldb sql; /* the connection; sql.lock guards it and its statements */
+	struct sqldb sql;
+	/* Everything up to info belongs to the holder of the writer (sqldb.h). */
 	/*
 	 * The run last found writable and the transaction it was found in: no
 	 * other client can delete it while that write transaction is open, so
-	 * a metric write need not ask again.  Guarded by sql.lock.
+	 * a metric write need not ask again.
 	 */
 	char writable_run[STORE_RUN_ID_MAX];
 	uint64_t writable_seq;
-	/* Queued metric points (see struct series), guarded by sql.lock. */
+	/* Queued metric points (see struct series). */
 	struct series *series;
 	size_t nseries, cseries;
 	size_t queued;
+	struct hstat hstat[HSTAT_MAX];
+	unsigned hstat_next;
 	/* Set at open, read-only afterwards. */
 	struct schema_info info;
 	char *uri;
 	char *db_path;
 	char *artifact_root;
 	int wal;
+};
+
+/* A descriptor's writes: sqldb keeps its transaction and error. */
+struct sqlite_batch {
+	struct store_batch base;
+	struct sqldb_batch sb;
 };
 
 static const struct store_ops sqlite_ops;
@@ -227,6 +256,26 @@ static struct sqlite_store *to_sqlite(struct store *s)
 		abort();
 	}
 	return (struct sqlite_store *)s;
+}
+
+static struct sqldb_batch *to_batch(struct store_batch *b)
+{
+	if (!b)
+		return NULL;
+	if (b->owner != &sqlite_ops) {
+		log_error("internal error: a batch of another store passed to the sqlite backend");
+		abort();
+	}
+	return &((struct sqlite_batch *)b)->sb;
+}
+
+/* An operation's result (a listing's may be a callback's stop value), with
+ * sqldb's reason as the store's message. */
+static int done(int err)
+{
+	if (err < 0 && !store_errmsg()[0] && sqldb_errmsg()[0])
+		store_set_errmsg("%s", sqldb_errmsg());
+	return err;
 }
 
 static int64_t now_ms(void)
@@ -253,14 +302,44 @@ static int parse_id(const char *id, int64_t *out)
 	return 1;
 }
 
-static uint64_t sqlite_write_token(struct store *s)
+/* ---- batches --------------------------------------------------------- */
+
+static struct store_batch *sqlite_batch_new(struct store *s)
 {
-	return sqldb_token(&to_sqlite(s)->sql);
+	struct sqlite_batch *b = calloc(1, sizeof(*b));
+
+	(void)s;
+	if (!b)
+		return NULL;
+	b->base.owner = &sqlite_ops;
+	sqldb_batch_init(&b->sb);
+	return &b->base;
 }
 
-static int sqlite_sync(struct store *s, uint64_t token, int durable)
+static int sqlite_batch_commit(struct store *s, struct store_batch *b, int durable)
 {
-	return sqldb_sync(&to_sqlite(s)->sql, token, durable);
+	return done(sqldb_batch_commit(&to_sqlite(s)->sql, to_batch(b), durable));
+}
+
+static void sqlite_batch_free(struct store *s, struct store_batch *b)
+{
+	sqldb_batch_release(&to_sqlite(s)->sql, to_batch(b));
+	free(b);
+}
+
+/*
+ * What moves when another client commits; and when a commit of ours is
+ * lost, since what it wrote was shown meanwhile and is gone now.
+ */
+static int sqlite_others_version(struct store *s, uint64_t *v)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_stats st;
+	int err = sqldb_others_version(&ss->sql, v);
+
+	sqldb_stats(&ss->sql, &st);
+	*v += st.commit_failures << 32;
+	return err;
 }
 
 /* ---- experiments ----------------------------------------------------- */
@@ -284,7 +363,11 @@ static int read_experiment(sqlite3_stmt *st, struct store_experiment *e, int dup
 	return -ENOMEM;
 }
 
-/* A caller's callback and its context, for the row functions. */
+/*
+ * A caller's callback and its context, for the row functions.  Backend
+ * listings call back with the connection held: the one caller above, the
+ * cache, only copies what it is given.
+ */
 struct cb_ctx {
 	union {
 		store_experiment_cb *exp;
@@ -292,8 +375,11 @@ struct cb_ctx {
 		store_model_cb *model;
 		store_version_cb *version;
 		store_alias_cb *alias;
+		store_kv_cb *kv;
+		store_point_cb *point;
 	} cb;
 	void *ctx;
+	int metric; /* kv rows of latest_metrics */
 };
 
 static int experiment_row(void *ctx, sqlite3_stmt *st)
@@ -307,18 +393,16 @@ static int experiment_row(void *ctx, sqlite3_stmt *st)
 
 static int sqlite_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx)
 {
-	struct sqlite_store *ss = to_sqlite(s);
 	struct cb_ctx c = { .cb.exp = cb, .ctx = ctx };
-	int err;
 
-	err = sqldb_list(&ss->sql, Q_EXP_LIST, "cannot list experiments", experiment_row, &c, "");
-	return err;
+	return done(sqldb_list(&to_sqlite(s)->sql, Q_EXP_LIST, "cannot list experiments",
+			       experiment_row, &c, ""));
 }
 
-/* Runs a query for one experiment row into out; lock held. */
-static int one_experiment(struct sqlite_store *ss, sqlite3_stmt *st, struct store_experiment *out)
+/* Runs a query for one experiment row into out. */
+static int one_experiment(struct sqldb_conn *c, sqlite3_stmt *st, struct store_experiment *out)
 {
-	int err = sqldb_step_row(&ss->sql, st, "cannot read an experiment");
+	int err = sqldb_step_row(c, st, "cannot read an experiment");
 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
@@ -331,41 +415,45 @@ static int one_experiment(struct sqlite_store *ss, sqlite3_stmt *st, struct stor
 static int sqlite_get_experiment(struct store *s, const char *name, struct store_experiment *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = one_experiment(ss, sqldb_query(&ss->sql, Q_EXP_BY_NAME, "t", name), out);
-	pthread_mutex_unlock(&ss->sql.lock);
-	return err;
+	if (!c)
+		return done(-EIO);
+	err = one_experiment(c, sqldb_query(c, Q_EXP_BY_NAME, "t", name), out);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
-static int experiment_by_id(struct sqlite_store *ss, const char *id, struct store_experiment *out)
+static int experiment_by_id(struct sqldb_conn *c, const char *id, struct store_experiment *out)
 {
 	int64_t n;
 
 	memset(out, 0, sizeof(*out));
 	if (!parse_id(id, &n))
 		return -ENOENT;
-	return one_experiment(ss, sqldb_query(&ss->sql, Q_EXP_BY_ID, "i", n), out);
+	return one_experiment(c, sqldb_query(c, Q_EXP_BY_ID, "i", n), out);
 }
 
 static int sqlite_get_experiment_by_id(struct store *s, const char *id,
 				       struct store_experiment *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = experiment_by_id(ss, id, out);
-	pthread_mutex_unlock(&ss->sql.lock);
-	return err;
+	if (!c)
+		return done(-EIO);
+	err = experiment_by_id(c, id, out);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
-/* -ENOENT unless the experiment is there and active; lock held. */
+/* -ENOENT unless the experiment is there and active; writer held. */
 static int experiment_writable(struct sqlite_store *ss, const char *id,
 			       struct store_experiment *out)
 {
-	int err = experiment_by_id(ss, id, out);
+	int err = experiment_by_id(sqldb_writer(&ss->sql), id, out);
 
 	if (!err && out->deleted) {
 		store_set_errmsg("experiment '%s' was deleted", out->name);
@@ -375,11 +463,12 @@ static int experiment_writable(struct sqlite_store *ss, const char *id,
 	return err;
 }
 
-/* -EEXIST when an experiment (active or deleted) has the name; lock held. */
+/* -EEXIST when an experiment (active or deleted) has the name; writer held. */
 static int name_free(struct sqlite_store *ss, const char *name)
 {
-	sqlite3_stmt *st = sqldb_query(&ss->sql, Q_EXP_NAME_TAKEN, "t", name);
-	int err = sqldb_step_row(&ss->sql, st, "cannot look up an experiment");
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	sqlite3_stmt *st = sqldb_query(c, Q_EXP_NAME_TAKEN, "t", name);
+	int err = sqldb_step_row(c, st, "cannot look up an experiment");
 
 	if (err != 1)
 		return err;
@@ -393,9 +482,11 @@ static int name_free(struct sqlite_store *ss, const char *name)
 	return -EEXIST;
 }
 
-static int sqlite_create_experiment(struct store *s, const char *name, struct store_experiment *out)
+static int sqlite_create_experiment(struct store *s, struct store_batch *b, const char *name,
+				    struct store_experiment *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	char *location = NULL, id[STORE_ID_MAX];
 	struct store_experiment unused;
 	int64_t n = 0;
@@ -404,16 +495,15 @@ static int sqlite_create_experiment(struct store *s, const char *name, struct st
 	if (!out)
 		out = &unused;
 	memset(out, 0, sizeof(*out));
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = name_free(ss, name);
 	if (!err)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_EXP_INSERT, "ti", name, now_ms()),
+		err = sqldb_step_change(c, sqldb_query(c, Q_EXP_INSERT, "ti", name, now_ms()),
 					"cannot create the experiment");
 	if (err > 0) {
 		/* As MLflow does: the location is the root plus the new id. */
-		n = sqlite3_last_insert_rowid(ss->sql.db);
+		n = sqlite3_last_insert_rowid(c->db);
 		err = 0;
 		if (asprintf(&location, "%s/%lld", ss->artifact_root, (long long)n) < 0) {
 			location = NULL;
@@ -421,27 +511,28 @@ static int sqlite_create_experiment(struct store *s, const char *name, struct st
 		}
 	}
 	if (!err)
-		err = sqldb_step_change(
-			&ss->sql, sqldb_query(&ss->sql, Q_EXP_SET_LOCATION, "it", n, location),
-			"cannot set the artifact location");
+		err = sqldb_step_change(c, sqldb_query(c, Q_EXP_SET_LOCATION, "it", n, location),
+					"cannot set the artifact location");
 	if (err > 0) {
 		snprintf(id, sizeof(id), "%lld", (long long)n);
-		err = experiment_by_id(ss, id, out);
+		err = experiment_by_id(c, id, out);
 	}
 	err = sqldb_write_end(&ss->sql, err);
 	if (err || out == &unused)
 		store_experiment_release(out);
 	free(location);
-	return err;
+	return done(err);
 }
 
-static int sqlite_rename_experiment(struct store *s, const char *id, const char *new_name)
+static int sqlite_rename_experiment(struct store *s, struct store_batch *b, const char *id,
+				    const char *new_name)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	struct store_experiment e;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = experiment_writable(ss, id, &e);
 	if (!err) {
@@ -450,29 +541,28 @@ static int sqlite_rename_experiment(struct store *s, const char *id, const char 
 			err = name_free(ss, new_name);
 		if (!err)
 			err = sqldb_step_change(
-				&ss->sql,
-				sqldb_query(&ss->sql, Q_EXP_RENAME, "tti", id, new_name, now_ms()),
+				c, sqldb_query(c, Q_EXP_RENAME, "tti", id, new_name, now_ms()),
 				"cannot rename the experiment");
 		store_experiment_release(&e);
 	}
-	err = sqldb_write_end(&ss->sql, err < 0 ? err : 0);
-	return err;
+	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
-static int sqlite_delete_experiment(struct store *s, const char *id)
+static int sqlite_delete_experiment(struct store *s, struct store_batch *b, const char *id)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	struct store_experiment e;
 	sqlite3_stmt *st;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = experiment_writable(ss, id, &e);
 	if (!err) {
 		store_experiment_release(&e);
-		st = sqldb_query(&ss->sql, Q_EXP_HAS_ACTIVE_RUNS, "t", id);
-		err = sqldb_step_row(&ss->sql, st, "cannot look for runs");
+		st = sqldb_query(c, Q_EXP_HAS_ACTIVE_RUNS, "t", id);
+		err = sqldb_step_row(c, st, "cannot look for runs");
 		if (err == 1) {
 			sqlite3_reset(st);
 			store_set_errmsg("the experiment still has runs");
@@ -480,29 +570,15 @@ static int sqlite_delete_experiment(struct store *s, const char *id)
 		}
 	}
 	if (!err)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_EXP_DELETE, "ti", id, now_ms()),
+		err = sqldb_step_change(c, sqldb_query(c, Q_EXP_DELETE, "ti", id, now_ms()),
 					"cannot delete the experiment");
 	ss->writable_seq = 0;
-	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
+	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
 /* ---- runs ------------------------------------------------------------ */
 
-static uint64_t sqlite_runs_version(struct store *s)
-{
-	return sqldb_version(&to_sqlite(s)->sql, NULL);
-}
-
-static uint64_t sqlite_others_version(struct store *s)
-{
-	uint64_t others;
-
-	sqldb_version(&to_sqlite(s)->sql, &others);
-	return others;
-}
-
-/* Reads RUN_COLS; strings borrowed from the row. */
+/* Reads RUN_COLS and user_id, artifact_uri; strings borrowed from the row. */
 static void read_run(sqlite3_stmt *st, struct store_run *r)
 {
 	int64_t t;
@@ -522,6 +598,8 @@ static void read_run(sqlite3_stmt *st, struct store_run *r)
 	t = sqldb_time(st, 7);
 	if (t > r->last_change)
 		r->last_change = t;
+	r->user_id = (char *)sqldb_text(st, 8);
+	r->artifact_uri = (char *)sqldb_text(st, 9);
 }
 
 static int run_row(void *ctx, sqlite3_stmt *st)
@@ -535,59 +613,56 @@ static int run_row(void *ctx, sqlite3_stmt *st)
 
 static int sqlite_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx)
 {
-	struct sqlite_store *ss = to_sqlite(s);
 	struct cb_ctx c = { .cb.run = cb, .ctx = ctx };
-	int err;
 
-	err = sqldb_list(&ss->sql, Q_RUN_LIST, "cannot list runs", run_row, &c, "t", experiment_id);
-	return err;
+	return done(sqldb_list(&to_sqlite(s)->sql, Q_RUN_LIST, "cannot list runs", run_row, &c, "t",
+			       experiment_id));
 }
 
-static int get_run_locked(struct sqlite_store *ss, const char *run_id, struct store_run *out)
+static int get_run_on(struct sqldb_conn *c, const char *run_id, struct store_run *out)
 {
-	sqlite3_stmt *st = sqldb_query(&ss->sql, Q_RUN_GET, "t", run_id);
-	int err = sqldb_step_row(&ss->sql, st, "cannot read a run");
+	sqlite3_stmt *st = sqldb_query(c, Q_RUN_GET, "t", run_id);
+	struct store_run r;
+	int err = sqldb_step_row(c, st, "cannot read a run");
 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
 		return err ? err : -ENOENT;
-	read_run(st, out);
-	out->name = strdup(out->name);
-	out->user_id = strdup(sqldb_text(st, 8));
-	out->artifact_uri = strdup(sqldb_text(st, 9));
+	read_run(st, &r);
+	err = store_run_copy(out, &r);
 	sqlite3_reset(st);
-	if (out->name && out->user_id && out->artifact_uri)
-		return 0;
-	store_run_release(out);
-	return -ENOMEM;
+	return err;
 }
 
 static int sqlite_get_run(struct store *s, const char *run_id, struct store_run *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = get_run_locked(ss, run_id, out);
-	pthread_mutex_unlock(&ss->sql.lock);
-	return err;
+	if (!c)
+		return done(-EIO);
+	err = get_run_on(c, run_id, out);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
-/* -ENOENT unless the run and its experiment are active; lock held. */
+/* -ENOENT unless the run and its experiment are active; writer held. */
 static int run_writable(struct sqlite_store *ss, const char *run_id)
 {
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	uint64_t txn = sqldb_txn(&ss->sql);
 	sqlite3_stmt *st;
 	int err;
 
-	if (ss->sql.in_txn && ss->writable_seq == ss->sql.txn_seq &&
-	    !strcmp(ss->writable_run, run_id))
+	if (txn && ss->writable_seq == txn && !strcmp(ss->writable_run, run_id))
 		return 0;
-	st = sqldb_query(&ss->sql, Q_RUN_WRITABLE, "t", run_id);
-	err = sqldb_step_row(&ss->sql, st, "cannot read a run");
+	st = sqldb_query(c, Q_RUN_WRITABLE, "t", run_id);
+	err = sqldb_step_row(c, st, "cannot read a run");
 	if (err == 1) {
 		sqlite3_reset(st);
 		snprintf(ss->writable_run, sizeof(ss->writable_run), "%s", run_id);
-		ss->writable_seq = ss->sql.in_txn ? ss->sql.txn_seq : 0;
+		ss->writable_seq = txn;
 		return 0;
 	}
 	if (!err) {
@@ -600,8 +675,8 @@ static int run_writable(struct sqlite_store *ss, const char *run_id)
 static int put_run_tag(struct sqlite_store *ss, const char *run_id, const char *key,
 		       const char *value)
 {
-	int err = sqldb_step_change(&ss->sql,
-				    sqldb_query(&ss->sql, Q_TAG_UPSERT, "ttt", run_id, key, value),
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int err = sqldb_step_change(c, sqldb_query(c, Q_TAG_UPSERT, "ttt", run_id, key, value),
 				    "cannot set a tag");
 
 	return err < 0 ? err : 0;
@@ -610,9 +685,9 @@ static int put_run_tag(struct sqlite_store *ss, const char *run_id, const char *
 /* runs.name and its mirror, the mlflow.runName tag, as MLflow keeps them. */
 static int set_run_name(struct sqlite_store *ss, const char *run_id, const char *name)
 {
-	int err =
-		sqldb_step_change(&ss->sql, sqldb_query(&ss->sql, Q_RUN_RENAME, "tt", run_id, name),
-				  "cannot rename the run");
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int err = sqldb_step_change(c, sqldb_query(c, Q_RUN_RENAME, "tt", run_id, name),
+				    "cannot rename the run");
 
 	if (err == 0)
 		err = -ENOENT;
@@ -638,10 +713,11 @@ static int new_run_id(char out[STORE_RUN_ID_MAX])
 	return 0;
 }
 
-static int sqlite_create_run(struct store *s, const char *experiment_id, const char *name,
-			     const char *user, struct store_run *out)
+static int sqlite_create_run(struct store *s, struct store_batch *b, const char *experiment_id,
+			     const char *name, const char *user, struct store_run *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	struct store_experiment e = { 0 };
 	char run_id[STORE_RUN_ID_MAX], *uri = NULL;
 	int err;
@@ -650,7 +726,7 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 	err = new_run_id(run_id);
 	if (err)
 		return err;
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = experiment_writable(ss, experiment_id, &e);
 	if (!err && asprintf(&uri, "%s/%s/artifacts", e.artifact_location, run_id) < 0) {
@@ -658,9 +734,9 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 		err = -ENOMEM;
 	}
 	if (!err)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_RUN_INSERT, "tttiti", run_id, name,
-						    user, now_ms(), uri,
+		err = sqldb_step_change(c,
+					sqldb_query(c, Q_RUN_INSERT, "tttiti", run_id, name, user,
+						    now_ms(), uri,
 						    (int64_t)strtoll(e.id, NULL, 10)),
 					"cannot create the run");
 	/* The tags MLflow's client sets on every run it creates. */
@@ -669,64 +745,65 @@ static int sqlite_create_run(struct store *s, const char *experiment_id, const c
 	if (!err)
 		err = put_run_tag(ss, run_id, "mlflow.user", user);
 	if (!err)
-		err = get_run_locked(ss, run_id, out);
+		err = get_run_on(c, run_id, out);
 	err = sqldb_write_end(&ss->sql, err);
 	free(uri);
 	store_experiment_release(&e);
 	if (err)
 		store_run_release(out);
-	return err;
+	return done(err);
 }
 
-static int sqlite_rename_run(struct store *s, const char *run_id, const char *new_name)
+static int sqlite_rename_run(struct store *s, struct store_batch *b, const char *run_id,
+			     const char *new_name)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
 		err = set_run_name(ss, run_id, new_name);
-	return sqldb_write_end(&ss->sql, err);
+	return done(sqldb_write_end(&ss->sql, err));
 }
 
-static int sqlite_delete_run(struct store *s, const char *run_id)
+static int sqlite_delete_run(struct store *s, struct store_batch *b, const char *run_id)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_RUN_DELETE, "ti", run_id, now_ms()),
+		err = sqldb_step_change(c, sqldb_query(c, Q_RUN_DELETE, "ti", run_id, now_ms()),
 					"cannot delete the run");
 	ss->writable_seq = 0;
-	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
+	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
-static int sqlite_set_status(struct store *s, const char *run_id, const char *status)
+static int sqlite_set_status(struct store *s, struct store_batch *b, const char *run_id,
+			     const char *status)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	int terminal = strcmp(status, "RUNNING") && strcmp(status, "SCHEDULED");
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
 	if (!err && terminal)
 		err = sqldb_step_change(
-			&ss->sql,
-			sqldb_query(&ss->sql, Q_RUN_STATUS, "tti", run_id, status, now_ms()),
+			c, sqldb_query(c, Q_RUN_STATUS, "tti", run_id, status, now_ms()),
 			"cannot set the status");
 	else if (!err)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_RUN_STATUS, "ttn", run_id, status),
+		err = sqldb_step_change(c, sqldb_query(c, Q_RUN_STATUS, "ttn", run_id, status),
 					"cannot set the status");
-	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
+	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
 /* ---- keys ------------------------------------------------------------ */
@@ -747,7 +824,7 @@ static const struct {
  * id or model name; SQLite compares a text id with an integer column by
  * value), ?2 the key or prefix, ?3 the version of version tags.
  */
-static sqlite3_stmt *kv_query(struct sqldb *d, enum sql_id id, enum store_section sec,
+static sqlite3_stmt *kv_query(struct sqldb_conn *c, enum sql_id id, enum store_section sec,
 			      const struct store_ref *ref, const char *key, const char *value)
 {
 	const char *owner = sec == SEC_EXP_TAGS				       ? ref->experiment_id
@@ -755,9 +832,9 @@ static sqlite3_stmt *kv_query(struct sqldb *d, enum sql_id id, enum store_sectio
 									       : ref->run_id;
 
 	if (sec == SEC_VERSION_TAGS)
-		return sqldb_query(d, id, "tti", owner, key, ref->version);
-	return value ? sqldb_query(d, id, "ttt", owner, key, value)
-		     : sqldb_query(d, id, "tt", owner, key);
+		return sqldb_query(c, id, "tti", owner, key, ref->version);
+	return value ? sqldb_query(c, id, "ttt", owner, key, value)
+		     : sqldb_query(c, id, "tt", owner, key);
 }
 
 /* Reads (key, value) or (key, value, is_nan, step, timestamp); borrowed. */
@@ -778,42 +855,38 @@ static void read_kv(sqlite3_stmt *st, int metric, struct store_kv *kv)
 	}
 }
 
-struct kv_ctx {
-	store_kv_cb *cb;
-	void *ctx;
-	int metric;
-};
-
 static int kv_row(void *ctx, sqlite3_stmt *st)
 {
-	struct kv_ctx *c = ctx;
+	struct cb_ctx *c = ctx;
 	struct store_kv kv;
 
 	read_kv(st, c->metric, &kv);
-	return c->cb(c->ctx, &kv);
+	return c->cb.kv(c->ctx, &kv);
 }
 
 static int sqlite_list_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
 			  const char *prefix, store_kv_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct kv_ctx c = { cb, ctx, sec == SEC_METRICS };
+	struct cb_ctx cc = { .cb.kv = cb, .ctx = ctx, .metric = sec == SEC_METRICS };
+	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = sqldb_each_row(&ss->sql,
-			     kv_query(&ss->sql, kv_sql[sec].list, sec, ref,
-				      prefix && prefix[0] ? prefix : NULL, NULL),
-			     "cannot list keys", kv_row, &c);
-	pthread_mutex_unlock(&ss->sql.lock);
-	return err;
+	if (!c)
+		return done(-EIO);
+	err = sqldb_each_row(
+		c,
+		kv_query(c, kv_sql[sec].list, sec, ref, prefix && prefix[0] ? prefix : NULL, NULL),
+		"cannot list keys", kv_row, &cc);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
-static int get_kv_locked(struct sqlite_store *ss, enum store_section sec,
-			 const struct store_ref *ref, const char *key, struct store_kv *out)
+static int get_kv_on(struct sqldb_conn *c, enum store_section sec, const struct store_ref *ref,
+		     const char *key, struct store_kv *out)
 {
-	sqlite3_stmt *st = kv_query(&ss->sql, kv_sql[sec].get, sec, ref, key, NULL);
-	int err = sqldb_step_row(&ss->sql, st, "cannot read a key");
+	sqlite3_stmt *st = kv_query(c, kv_sql[sec].get, sec, ref, key, NULL);
+	int err = sqldb_step_row(c, st, "cannot read a key");
 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
@@ -833,31 +906,98 @@ static int sqlite_get_kv(struct store *s, enum store_section sec, const struct s
 			 const char *key, struct store_kv *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
 	int err;
 
-	sqldb_lock(&ss->sql);
-	err = get_kv_locked(ss, sec, ref, key, out);
-	pthread_mutex_unlock(&ss->sql.lock);
-	return err;
+	if (!c)
+		return done(-EIO);
+	err = get_kv_on(c, sec, ref, key, out);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
-static int sqlite_log_param(struct store *s, const char *run_id, const char *key, const char *value)
+static int kvs_row(void *ctx, sqlite3_stmt *st)
+{
+	struct cb_ctx *c = ctx;
+	struct store_kv kv;
+
+	read_kv(st, c->metric, &kv);
+	return store_kvs_add(c->ctx, &kv);
+}
+
+/* One section of a run into a new kvs. */
+static int snapshot_section(struct sqldb_conn *c, enum store_section sec, const char *run_id,
+			    const struct store_kvs **out)
+{
+	struct store_ref ref = { .run_id = run_id };
+	struct store_kvs *kvs = store_kvs_new(0);
+	struct cb_ctx cc = { .ctx = kvs, .metric = sec == SEC_METRICS };
+	int err;
+
+	if (!kvs)
+		return -ENOMEM;
+	err = sqldb_each_row(c, kv_query(c, kv_sql[sec].list, sec, &ref, NULL, NULL),
+			     "cannot read a run", kvs_row, &cc);
+	if (err) {
+		store_kvs_put(kvs);
+		return err;
+	}
+	*out = kvs;
+	return 0;
+}
+
+static int sqlite_get_snapshot(struct store *s, const char *run_id, unsigned want,
+			       struct store_snapshot **out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	struct store_snapshot *snap = store_snapshot_new();
+	struct sqldb_conn *c;
+	int err;
+
+	if (!snap)
+		return -ENOMEM;
+	c = sqldb_read_begin(&ss->sql);
+	if (!c) {
+		store_snapshot_put(snap);
+		return done(-EIO);
+	}
+	/* One read of the connection: the sections agree with each other. */
+	err = get_run_on(c, run_id, &snap->run);
+	if (!err && (want & SNAP_PARAMS))
+		err = snapshot_section(c, SEC_PARAMS, run_id, &snap->params);
+	if (!err && (want & SNAP_METRICS))
+		err = snapshot_section(c, SEC_METRICS, run_id, &snap->metrics);
+	if (!err && (want & SNAP_TAGS))
+		err = snapshot_section(c, SEC_RUN_TAGS, run_id, &snap->tags);
+	sqldb_read_end(&ss->sql, c);
+	if (err) {
+		store_snapshot_put(snap);
+		return done(err);
+	}
+	snap->have = want & SNAP_ALL;
+	*out = snap;
+	return 0;
+}
+
+static int sqlite_log_param(struct store *s, struct store_batch *b, const char *run_id,
+			    const char *key, const char *value)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	struct store_ref ref = { .run_id = run_id };
 	struct store_kv old;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (err)
-		return sqldb_write_end(&ss->sql, err);
-	err = get_kv_locked(ss, SEC_PARAMS, &ref, key, &old);
+		return done(sqldb_write_end(&ss->sql, err));
+	err = get_kv_on(c, SEC_PARAMS, &ref, key, &old);
 	if (err == -ENOENT) {
-		err = sqldb_step_change(
-			&ss->sql, kv_query(&ss->sql, Q_PARAM_INSERT, SEC_PARAMS, &ref, key, value),
-			"cannot log the param");
+		err = sqldb_step_change(c,
+					kv_query(c, Q_PARAM_INSERT, SEC_PARAMS, &ref, key, value),
+					"cannot log the param");
 	} else if (!err) {
 		/* MLflow params are immutable; the same value again is fine. */
 		if (strcmp(old.value, value)) {
@@ -868,10 +1008,10 @@ static int sqlite_log_param(struct store *s, const char *run_id, const char *key
 		}
 		store_kv_release(&old);
 	}
-	return sqldb_write_end(&ss->sql, err < 0 ? err : 0);
+	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
-/* Checks that the owner of a tag section may be written; lock held. */
+/* Checks that the owner of a tag section may be written; writer held. */
 static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 			      const struct store_ref *ref)
 {
@@ -895,11 +1035,12 @@ static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 static int put_tag(struct sqlite_store *ss, enum store_section sec, const struct store_ref *ref,
 		   const char *key, const char *value)
 {
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	int err;
 
 	if (sec == SEC_RUN_TAGS && !strcmp(key, "mlflow.runName"))
 		return set_run_name(ss, ref->run_id, value);
-	err = sqldb_step_change(&ss->sql, kv_query(&ss->sql, kv_sql[sec].put, sec, ref, key, value),
+	err = sqldb_step_change(c, kv_query(c, kv_sql[sec].put, sec, ref, key, value),
 				"cannot set the tag");
 	return err < 0 ? err : 0;
 }
@@ -907,8 +1048,8 @@ static int put_tag(struct sqlite_store *ss, enum store_section sec, const struct
 static int drop_tag(struct sqlite_store *ss, enum store_section sec, const struct store_ref *ref,
 		    const char *key)
 {
-	int err = sqldb_step_change(&ss->sql,
-				    kv_query(&ss->sql, kv_sql[sec].drop, sec, ref, key, NULL),
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int err = sqldb_step_change(c, kv_query(c, kv_sql[sec].drop, sec, ref, key, NULL),
 				    "cannot delete the tag");
 
 	if (err == 0) {
@@ -919,14 +1060,15 @@ static int drop_tag(struct sqlite_store *ss, enum store_section sec, const struc
 }
 
 /* set (value), delete (value NULL, to NULL) or rename (to) a tag. */
-static int change_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-		      const char *key, const char *value, const char *to)
+static int change_tag(struct store *s, struct store_batch *b, enum store_section sec,
+		      const struct store_ref *ref, const char *key, const char *value,
+		      const char *to)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct store_kv old;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 0);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = tag_owner_writable(ss, sec, ref);
 	if (!err && value)
@@ -934,7 +1076,7 @@ static int change_tag(struct store *s, enum store_section sec, const struct stor
 	else if (!err && !to)
 		err = drop_tag(ss, sec, ref, key);
 	else if (!err) {
-		err = get_kv_locked(ss, sec, ref, key, &old);
+		err = get_kv_on(sqldb_writer(&ss->sql), sec, ref, key, &old);
 		/* A tag renamed to itself stays as it is. */
 		if (!err && strcmp(key, to)) {
 			err = put_tag(ss, sec, ref, to, old.value);
@@ -944,40 +1086,40 @@ static int change_tag(struct store *s, enum store_section sec, const struct stor
 		if (old.key)
 			store_kv_release(&old);
 	}
-	return sqldb_write_end(&ss->sql, err);
+	return done(sqldb_write_end(&ss->sql, err));
 }
 
-static int sqlite_set_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-			  const char *key, const char *value)
+static int sqlite_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
+			  const struct store_ref *ref, const char *key, const char *value)
 {
-	return change_tag(s, sec, ref, key, value, NULL);
+	return change_tag(s, b, sec, ref, key, value, NULL);
 }
 
-static int sqlite_delete_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-			     const char *key)
+static int sqlite_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,
+			     const struct store_ref *ref, const char *key)
 {
-	return change_tag(s, sec, ref, key, NULL, NULL);
+	return change_tag(s, b, sec, ref, key, NULL, NULL);
 }
 
-static int sqlite_rename_tag(struct store *s, enum store_section sec, const struct store_ref *ref,
-			     const char *from, const char *to)
+static int sqlite_rename_tag(struct store *s, struct store_batch *b, enum store_section sec,
+			     const struct store_ref *ref, const char *from, const char *to)
 {
-	return change_tag(s, sec, ref, from, NULL, to);
+	return change_tag(s, b, sec, ref, from, NULL, to);
 }
+
+/* ---- metrics --------------------------------------------------------- */
 
 /*
  * Metric points are queued in memory by the write() that logs them and
  * inserted in bulk when anything next reads, writes or commits (sqldb's
  * deferred work): a write() then costs no SQL, and a read still sees every
- * point.  One series per run and key; guarded by sql.lock.
+ * point.  One series per run and key; the writer's holder owns them.
  */
 struct series {
 	char run_id[STORE_RUN_ID_MAX];
 	char *key;
 	struct metric_point *pts;
 	size_t n, cap;
-	int64_t max_step; /* the highest step logged, stored or queued */
-	int have_max;
 };
 
 /* More queued points than this are inserted at once, to bound memory. */
@@ -995,20 +1137,26 @@ static void series_clear(struct sqlite_store *ss)
 	ss->queued = 0;
 }
 
-/* (step, timestamp, value) order, MLflow's order of "latest". */
-static int point_after(int64_t step_a, int64_t ts_a, double v_a, int64_t step_b, int64_t ts_b,
-		       double v_b)
+/* The counted history of (run, key), or NULL; writer held. */
+static struct hstat *hstat_find(struct sqlite_store *ss, const char *run_id, const char *key)
 {
-	if (step_a != step_b)
-		return step_a > step_b;
-	if (ts_a != ts_b)
-		return ts_a > ts_b;
-	return v_a > v_b;
+	size_t i;
+
+	for (i = 0; i < HSTAT_MAX; i++) {
+		struct hstat *h = &ss->hstat[i];
+
+		if (h->key && !strcmp(h->run_id, run_id) && !strcmp(h->key, key))
+			return h;
+	}
+	return NULL;
 }
 
 /* Inserts one series' points and upserts its latest point, MLflow's way. */
 static int series_flush(struct sqlite_store *ss, const struct series *q)
 {
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	struct hstat *h = hstat_find(ss, q->run_id, q->key);
+	char line[METRIC_HISTORY_LINE_MAX];
 	double v, best_v = 0;
 	int is_nan, best_nan = 0, err = 0;
 	size_t i, best = 0;
@@ -1017,14 +1165,19 @@ static int series_flush(struct sqlite_store *ss, const struct series *q)
 		const struct metric_point *p = &q->pts[i];
 
 		metric_to_store(p->value, &v, &is_nan);
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_METRIC_INSERT, "ttdiii", q->run_id,
-						    q->key, v, p->timestamp, p->step,
-						    (int64_t)is_nan),
+		err = sqldb_step_change(c,
+					sqldb_query(c, Q_METRIC_INSERT, "ttdiii", q->run_id, q->key,
+						    v, p->timestamp, p->step, (int64_t)is_nan),
 					"cannot log the metric");
+		/* A point already there is skipped, and not counted. */
+		if (err == 1 && h) {
+			h->st.points++;
+			h->st.bytes += metric_history_line(line, metric_from_store(v, is_nan),
+							   p->step, p->timestamp);
+		}
 		err = err < 0 ? err : 0;
-		if (i == 0 || point_after(p->step, p->timestamp, v, q->pts[best].step,
-					  q->pts[best].timestamp, best_v)) {
+		if (i == 0 || metric_later(p->step, p->timestamp, v, q->pts[best].step,
+					   q->pts[best].timestamp, best_v)) {
 			best = i;
 			best_v = v;
 			best_nan = is_nan;
@@ -1032,9 +1185,9 @@ static int series_flush(struct sqlite_store *ss, const struct series *q)
 	}
 	/* Only the greatest point of the series can be the latest. */
 	if (!err && q->n)
-		err = sqldb_step_change(&ss->sql,
-					sqldb_query(&ss->sql, Q_LATEST_UPSERT, "ttdiii", q->run_id,
-						    q->key, best_v, q->pts[best].timestamp,
+		err = sqldb_step_change(c,
+					sqldb_query(c, Q_LATEST_UPSERT, "ttdiii", q->run_id, q->key,
+						    best_v, q->pts[best].timestamp,
 						    q->pts[best].step, (int64_t)best_nan),
 					"cannot update the latest metric");
 	return err < 0 ? err : 0;
@@ -1052,14 +1205,12 @@ static int flush_queue(void *ctx)
 	return err;
 }
 
-/* The queue of (run, key), made if needed with the highest stored step. */
+/* The queue of (run, key), made if needed; writer held. */
 static int series_get(struct sqlite_store *ss, const char *run_id, const char *key,
 		      struct series **out)
 {
 	struct series *q;
-	sqlite3_stmt *st;
 	size_t i;
-	int err;
 
 	for (i = 0; i < ss->nseries; i++) {
 		q = &ss->series[i];
@@ -1083,33 +1234,19 @@ static int series_get(struct sqlite_store *ss, const char *run_id, const char *k
 	q->key = strdup(key);
 	if (!q->key)
 		return -ENOMEM;
-	st = sqldb_query(&ss->sql, Q_METRIC_MAX_STEP, "tt", run_id, key);
-	err = sqldb_step_row(&ss->sql, st, "cannot read the last step");
-	if (err == 1) {
-		q->have_max = sqlite3_column_type(st, 0) != SQLITE_NULL;
-		q->max_step = sqlite3_column_int64(st, 0);
-		sqlite3_reset(st);
-		err = 0;
-	}
-	if (err) {
-		free(q->key);
-		return err;
-	}
 	ss->nseries++;
 	*out = q;
 	return 0;
 }
 
-static int sqlite_log_metrics(struct store *s, const char *run_id, const char *key,
-			      struct metric_point *pts, size_t n)
+static int sqlite_log_metrics(struct store *s, struct store_batch *b, const char *run_id,
+			      const char *key, const struct metric_point *pts, size_t n)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	int64_t now = now_ms();
 	struct series *q = NULL;
-	size_t i;
 	int err;
 
-	err = sqldb_write_begin(&ss->sql, 1);
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 1);
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
@@ -1128,35 +1265,44 @@ static int sqlite_log_metrics(struct store *s, const char *run_id, const char *k
 			q->cap = cap;
 		}
 	}
-	for (i = 0; !err && i < n; i++) {
-		/* No step: one more than the highest so far (SPEC §3), 0 first. */
-		if (!pts[i].has_step) {
-			pts[i].step = !q->have_max		 ? 0
-				      : q->max_step == INT64_MAX ? INT64_MAX
-								 : q->max_step + 1;
-			pts[i].has_step = 1;
-		}
-		if (!q->have_max || pts[i].step > q->max_step)
-			q->max_step = pts[i].step;
-		q->have_max = 1;
-		if (!pts[i].has_timestamp) {
-			pts[i].timestamp = now;
-			pts[i].has_timestamp = 1;
-		}
-		q->pts[q->n++] = pts[i];
-	}
 	if (!err) {
-		ss->sql.pending += n;
+		memcpy(q->pts + q->n, pts, n * sizeof(*pts));
+		q->n += n;
 		ss->queued += n;
+		sqldb_count_pending(&ss->sql, n);
 		sqldb_queued(&ss->sql);
 	}
 	err = sqldb_write_end(&ss->sql, err);
 	/* A long burst between commits goes in now rather than piling up. */
-	if (!err && ss->queued > QUEUE_MAX) {
-		sqldb_lock(&ss->sql);
-		pthread_mutex_unlock(&ss->sql.lock);
+	if (!err && __atomic_load_n(&ss->queued, __ATOMIC_RELAXED) > QUEUE_MAX)
+		sqldb_flush_now(&ss->sql);
+	return done(err);
+}
+
+static int sqlite_next_step(struct store *s, const char *run_id, const char *key, int64_t *next)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
+	sqlite3_stmt *st;
+	int err;
+
+	/* Queued points are in the table by now: read_begin ran the queue. */
+	if (!c)
+		return done(-EIO);
+	st = sqldb_query(c, Q_METRIC_MAX_STEP, "tt", run_id, key);
+	err = sqldb_step_row(c, st, "cannot read the last step");
+	*next = INT64_MIN;
+	if (err == 1) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			int64_t max = sqlite3_column_int64(st, 0);
+
+			*next = max == INT64_MAX ? INT64_MAX : max + 1;
+		}
+		sqlite3_reset(st);
+		err = 0;
 	}
-	return err;
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
 struct point_ctx {
@@ -1173,18 +1319,98 @@ static int point_row(void *ctx, sqlite3_stmt *st)
 		     sqlite3_column_int64(st, 2), sqldb_time(st, 3));
 }
 
+/*
+ * A history may be long: it is read from a connection of its own, so the
+ * caller's callback holds up nobody else; committing first makes it show
+ * every point this process logged.
+ */
 static int sqlite_metric_history(struct store *s, const char *run_id, const char *key,
 				 store_point_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct point_ctx c = { cb, ctx };
+	struct point_ctx pc = { cb, ctx };
+	struct sqldb_conn *c = sqldb_read_long_begin(&ss->sql);
 	int err;
 
-	err = sqldb_list(&ss->sql, Q_METRIC_HISTORY, "cannot read the metric history", point_row,
-			 &c, "tt", run_id, key);
-	return err;
+	if (!c)
+		return done(-EIO);
+	err = sqldb_each_row(c, sqldb_query(c, Q_METRIC_HISTORY, "tt", run_id, key),
+			     "cannot read the metric history", point_row, &pc);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
 }
 
+/* mfs_line_len(value, is_nan, step, timestamp): the bytes of the line
+ * history/ shows for a point, for SQL's sums. */
+static void line_len_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	char line[METRIC_HISTORY_LINE_MAX];
+	double v = metric_from_store(sqlite3_value_double(argv[0]), sqlite3_value_int(argv[1]));
+	int64_t ts = sqlite3_value_type(argv[3]) == SQLITE_NULL ? -1 : sqlite3_value_int64(argv[3]);
+
+	(void)argc;
+	sqlite3_result_int64(
+		ctx, (sqlite3_int64)metric_history_line(line, v, sqlite3_value_int64(argv[2]), ts));
+}
+
+static int count_history(struct sqldb_conn *c, const char *run_id, const char *key,
+			 struct store_history_stat *out)
+{
+	sqlite3_stmt *st = sqldb_query(c, Q_HISTORY_STAT, "tt", run_id, key);
+	int err = sqldb_step_row(c, st, "cannot measure the metric history");
+
+	if (err != 1)
+		return err ? err : -EIO;
+	out->points = (uint64_t)sqlite3_column_int64(st, 0);
+	out->bytes = (uint64_t)sqlite3_column_double(st, 1);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int sqlite_history_stat(struct store *s, const char *run_id, const char *key,
+			       struct store_history_stat *out)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_stats stats;
+	struct sqldb_conn *c;
+	struct hstat *h;
+	uint64_t others;
+	int err, known;
+
+	known = !sqldb_others_version(&ss->sql, &others);
+	c = sqldb_read_begin(&ss->sql);
+	if (!c)
+		return done(-EIO);
+	if (c != sqldb_writer(&ss->sql) || !known) {
+		/* During a stall nothing of ours is kept: count afresh. */
+		err = count_history(c, run_id, key, out);
+		goto out;
+	}
+	sqldb_stats(&ss->sql, &stats);
+	h = hstat_find(ss, run_id, key);
+	if (h && h->others == others && h->failures == stats.commit_failures) {
+		*out = h->st;
+		err = 0;
+		goto out;
+	}
+	err = count_history(c, run_id, key, out);
+	if (err)
+		goto out;
+	if (!h) {
+		h = &ss->hstat[ss->hstat_next++ % HSTAT_MAX];
+		free(h->key);
+		h->key = strdup(key);
+		snprintf(h->run_id, sizeof(h->run_id), "%s", run_id);
+	}
+	if (h->key) {
+		h->st = *out;
+		h->others = others;
+		h->failures = stats.commit_failures;
+	}
+out:
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
+}
 /* ---- registry (read-only) -------------------------------------------- */
 
 static int model_row(void *ctx, sqlite3_stmt *st)
@@ -1201,13 +1427,10 @@ static int model_row(void *ctx, sqlite3_stmt *st)
 
 static int sqlite_list_models(struct store *s, store_model_cb *cb, void *ctx)
 {
-	struct sqlite_store *ss = to_sqlite(s);
 	struct cb_ctx c = { .cb.model = cb, .ctx = ctx };
-	int err;
 
-	err = sqldb_list(&ss->sql, Q_MODEL_LIST, "cannot list registered models", model_row, &c,
-			 "");
-	return err;
+	return done(sqldb_list(&to_sqlite(s)->sql, Q_MODEL_LIST, "cannot list registered models",
+			       model_row, &c, ""));
 }
 
 /* Copies the first row's model into the caller's struct, then stops. */
@@ -1232,7 +1455,7 @@ static int sqlite_get_model(struct store *s, const char *name, struct store_mode
 			 "t", name);
 	if (err < 0)
 		store_model_release(out);
-	return err < 0 ? err : err ? 0 : -ENOENT;
+	return done(err < 0 ? err : err ? 0 : -ENOENT);
 }
 
 static int version_row(void *ctx, sqlite3_stmt *st)
@@ -1255,13 +1478,10 @@ static int version_row(void *ctx, sqlite3_stmt *st)
 
 static int sqlite_list_versions(struct store *s, const char *model, store_version_cb *cb, void *ctx)
 {
-	struct sqlite_store *ss = to_sqlite(s);
 	struct cb_ctx c = { .cb.version = cb, .ctx = ctx };
-	int err;
 
-	err = sqldb_list(&ss->sql, Q_VERSION_LIST, "cannot list model versions", version_row, &c,
-			 "t", model);
-	return err;
+	return done(sqldb_list(&to_sqlite(s)->sql, Q_VERSION_LIST, "cannot list model versions",
+			       version_row, &c, "t", model));
 }
 
 static int copy_version(void *ctx, const struct store_version *v)
@@ -1294,7 +1514,7 @@ static int sqlite_get_version(struct store *s, const char *model, int64_t versio
 			 "ti", model, version);
 	if (err < 0)
 		store_version_release(out);
-	return err < 0 ? err : err ? 0 : -ENOENT;
+	return done(err < 0 ? err : err ? 0 : -ENOENT);
 }
 
 static int alias_row(void *ctx, sqlite3_stmt *st)
@@ -1306,12 +1526,10 @@ static int alias_row(void *ctx, sqlite3_stmt *st)
 
 static int sqlite_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx)
 {
-	struct sqlite_store *ss = to_sqlite(s);
 	struct cb_ctx c = { .cb.alias = cb, .ctx = ctx };
-	int err;
 
-	err = sqldb_list(&ss->sql, Q_ALIAS_LIST, "cannot list aliases", alias_row, &c, "t", model);
-	return err;
+	return done(sqldb_list(&to_sqlite(s)->sql, Q_ALIAS_LIST, "cannot list aliases", alias_row,
+			       &c, "t", model));
 }
 
 /* ---- artifacts, status ----------------------------------------------- */
@@ -1376,35 +1594,39 @@ static int sqlite_artifact_dir(struct store *s, const struct store_run *run, cha
 	return err ? err : *path ? 0 : -ENOMEM;
 }
 
+static const char *sqlite_artifact_root(const struct store *s)
+{
+	return ((const struct sqlite_store *)s)->artifact_root;
+}
+
 static int sqlite_describe(struct store *s, struct buf *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct sqldb *d = &ss->sql;
-	int err;
+	struct sqldb_stats st;
 
-	pthread_mutex_lock(&d->lock);
-	err = buf_addf(out,
-		       "store: sqlite\n"
-		       "uri: %s\n"
-		       "database: %s\n"
-		       "read_only: %s\n"
-		       "artifact_root: %s\n"
-		       "schema_revision: %s\n"
-		       "journal_mode: %s\n"
-		       "transaction_open: %s\n"
-		       "pending_points: %llu\n"
-		       "points_logged: %llu\n"
-		       "commits: %llu\n"
-		       "commit_failures: %llu\n"
-		       "sqlite_version: %s\n",
-		       ss->uri, ss->db_path, ss->base.read_only ? "yes" : "no", ss->artifact_root,
-		       ss->info.revision[0] ? ss->info.revision : "(none)",
-		       ss->wal ? "wal" : "other", d->in_txn ? "yes" : "no",
-		       (unsigned long long)d->pending, (unsigned long long)d->committed,
-		       (unsigned long long)d->commits, (unsigned long long)d->commit_failures,
-		       sqlite3_libversion());
-	pthread_mutex_unlock(&d->lock);
-	return err;
+	sqldb_stats(&ss->sql, &st);
+	return buf_addf(out,
+			"store: sqlite\n"
+			"uri: %s\n"
+			"database: %s\n"
+			"read_only: %s\n"
+			"artifact_root: %s\n"
+			"schema_revision: %s\n"
+			"journal_mode: %s\n"
+			"transaction_open: %s\n"
+			"pending_points: %llu\n"
+			"points_logged: %llu\n"
+			"commits: %llu\n"
+			"commit_failures: %llu\n"
+			"read_connections: %d\n"
+			"reads_during_stalls: %llu\n"
+			"sqlite_version: %s\n",
+			ss->uri, ss->db_path, ss->base.read_only ? "yes" : "no", ss->artifact_root,
+			ss->info.revision[0] ? ss->info.revision : "(none)",
+			ss->wal ? "wal" : "other", st.in_txn ? "yes" : "no",
+			(unsigned long long)st.pending, (unsigned long long)st.committed,
+			(unsigned long long)st.commits, (unsigned long long)st.commit_failures,
+			st.readers, (unsigned long long)st.stalled_reads, sqlite3_libversion());
 }
 
 /* ---- open, close ----------------------------------------------------- */
@@ -1412,10 +1634,13 @@ static int sqlite_describe(struct store *s, struct buf *out)
 static void sqlite_close(struct store *s)
 {
 	struct sqlite_store *ss = to_sqlite(s);
+	size_t i;
 
 	sqldb_release(&ss->sql);
 	series_clear(ss);
 	free(ss->series);
+	for (i = 0; i < HSTAT_MAX; i++)
+		free(ss->hstat[i].key);
 	free(ss->uri);
 	free(ss->db_path);
 	free(ss->artifact_root);
@@ -1499,6 +1724,15 @@ static int open_read_only(const char *path, sqlite3 **dbp)
 	return rc;
 }
 
+/* What every connection gets: MLflow's settings, and history/'s measure. */
+static void connection_setup(sqlite3 *db)
+{
+	sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON", NULL, NULL,
+		     NULL);
+	sqlite3_create_function(db, "mfs_line_len", 4, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				line_len_fn, NULL, NULL);
+}
+
 /*
  * Opens and checks (or creates) the database; 0, or -1 with *errmsg.  With
  * -o ro, or when the database cannot be written (a read-only file system, a
@@ -1539,11 +1773,7 @@ static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 		return open_fail(errmsg, ss->db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-	/* MLflow's own connection settings. */
-	rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON", NULL,
-			  NULL, NULL);
-	if (rc != SQLITE_OK)
-		return open_fail(errmsg, ss->db_path, sqlite3_errmsg(db));
+	connection_setup(db);
 
 	empty = schema_is_empty(db);
 	if (empty < 0)
@@ -1626,30 +1856,85 @@ static char **statement_texts(const struct schema_info *info)
 	return out;
 }
 
+/* path made absolute against the folder mlflowfs was started in. */
+static char *absolute_path(const char *path, const char *cwd)
+{
+	char *out;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!cwd || asprintf(&out, "%s/%s", strcmp(cwd, "/") ? cwd : "", path) < 0)
+		return NULL;
+	return out;
+}
+
+/*
+ * sqlite:///relative.db and sqlite:////absolute/path.db, SQLAlchemy's forms
+ * as MLflow takes them; the database's folder holds mlartifacts/ unless
+ * --artifact-root says otherwise.  0, or -1 with *errmsg.
+ */
+static int parse_uri(struct sqlite_store *ss, const struct mfs_config *cfg, char **errmsg)
+{
+	const char *path = cfg->tracking_uri + 10;
+	char *slash;
+
+	if (strncmp(cfg->tracking_uri, "sqlite:///", 10) || !path[0] || strchr(path, '?')) {
+		if (asprintf(errmsg,
+			     "unsupported sqlite URI '%s': use sqlite:///relative.db or "
+			     "sqlite:////absolute/path.db, without query parameters",
+			     cfg->display_uri) < 0)
+			*errmsg = NULL;
+		return -1;
+	}
+	ss->db_path = absolute_path(path, cfg->cwd);
+	if (!ss->db_path || asprintf(&ss->uri, "sqlite:///%s", ss->db_path) < 0) {
+		ss->uri = NULL;
+		*errmsg = strdup("out of memory");
+		return -1;
+	}
+	if (cfg->artifact_root) {
+		ss->artifact_root = absolute_path(cfg->artifact_root, cfg->cwd);
+	} else {
+		slash = strrchr(ss->db_path, '/');
+		if (asprintf(&ss->artifact_root, "%.*s/mlartifacts", (int)(slash - ss->db_path),
+			     ss->db_path) < 0)
+			ss->artifact_root = NULL;
+	}
+	if (!ss->artifact_root) {
+		*errmsg = strdup("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 {
 	struct sqlite_store *ss = calloc(1, sizeof(*ss));
+	sqlite3 *db = NULL;
 	char **texts;
+	int err;
 
 	*errmsg = NULL;
-	if (!ss || store_base_init(&ss->base, &sqlite_ops)) {
-		free(ss);
+	if (!ss) {
 		*errmsg = strdup("out of memory");
 		return NULL;
 	}
+	ss->base.ops = &sqlite_ops;
 	ss->base.read_only = cfg->read_only;
-	ss->uri = strdup(cfg->display_uri);
-	ss->db_path = strdup(cfg->db_path);
-	ss->artifact_root = strdup(cfg->artifact_root);
-	if (!ss->uri || !ss->db_path || !ss->artifact_root || sqldb_init(&ss->sql, cfg->db_path))
+	if (parse_uri(ss, cfg, errmsg))
+		goto fail;
+	if (sqldb_init(&ss->sql, ss->db_path, BUSY_TIMEOUT_MS))
 		goto nomem;
-	if (open_database(ss, &ss->sql.db, errmsg))
+	if (open_database(ss, &db, errmsg))
 		goto fail;
 	texts = statement_texts(&ss->info);
 	if (!texts)
 		goto nomem;
 	sqldb_set_flush(&ss->sql, flush_queue, ss);
-	if (sqldb_start(&ss->sql, texts, Q_COUNT)) {
+	/* A read-only database may be open as immutable: no second connection. */
+	err = sqldb_start(&ss->sql, db, texts, Q_COUNT, connection_setup, ss->base.read_only);
+	db = NULL;
+	if (err) {
 		*errmsg = strdup("cannot start the commit thread");
 		goto fail;
 	}
@@ -1657,6 +1942,7 @@ struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 nomem:
 	*errmsg = strdup("out of memory");
 fail:
+	sqlite3_close(db);
 	sqlite_close(&ss->base);
 	return NULL;
 }
@@ -1665,34 +1951,38 @@ static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sqlite_close,
 	.describe = sqlite_describe,
+	.artifact_root = sqlite_artifact_root,
+	.others_version = sqlite_others_version,
+	.batch_new = sqlite_batch_new,
+	.batch_commit = sqlite_batch_commit,
+	.batch_free = sqlite_batch_free,
 	.list_experiments = sqlite_list_experiments,
 	.get_experiment = sqlite_get_experiment,
 	.get_experiment_by_id = sqlite_get_experiment_by_id,
 	.create_experiment = sqlite_create_experiment,
 	.rename_experiment = sqlite_rename_experiment,
 	.delete_experiment = sqlite_delete_experiment,
-	.runs_version = sqlite_runs_version,
-	.others_version = sqlite_others_version,
 	.list_runs = sqlite_list_runs,
 	.get_run = sqlite_get_run,
 	.create_run = sqlite_create_run,
 	.rename_run = sqlite_rename_run,
 	.delete_run = sqlite_delete_run,
 	.set_status = sqlite_set_status,
+	.get_snapshot = sqlite_get_snapshot,
 	.list_kv = sqlite_list_kv,
 	.get_kv = sqlite_get_kv,
 	.log_param = sqlite_log_param,
 	.set_tag = sqlite_set_tag,
 	.delete_tag = sqlite_delete_tag,
 	.rename_tag = sqlite_rename_tag,
+	.next_step = sqlite_next_step,
 	.log_metrics = sqlite_log_metrics,
 	.metric_history = sqlite_metric_history,
+	.history_stat = sqlite_history_stat,
 	.list_models = sqlite_list_models,
 	.get_model = sqlite_get_model,
 	.list_versions = sqlite_list_versions,
 	.get_version = sqlite_get_version,
 	.list_aliases = sqlite_list_aliases,
 	.artifact_dir = sqlite_artifact_dir,
-	.write_token = sqlite_write_token,
-	.sync = sqlite_sync,
 };
