@@ -1,10 +1,12 @@
 /*
- * fs-internal.h - what the files of the FUSE layer share: the daemon's state
- * (struct fs), a resolved path (struct target), an open file (struct handle),
- * an artifact path ready for *at() calls (struct art_ref), and the functions
- * one file offers the others.  fs.c resolves paths and changes names,
- * fs_read.c answers getattr, readlink and readdir, fs_file.c opens, reads and
- * writes, fs_art.c passes artifacts through to their folder on disk.
+ * fs-internal.h - what the files of the FUSE layer share.  A request goes
+ * one way: fs.c's handler resolves the path (fs_node.c) into a struct
+ * target, looks up the operations of the node's kind (struct kind_ops, the
+ * one table in fs.c), calls one, and fills the answer.  The kinds live in
+ * fs_tree.c (the tree's folders and files), fs_keys.c (params, metrics,
+ * history, tags) and fs_art.c (artifacts); they use fs_node.c's helpers,
+ * fs_file.c's open files and fs_dir.c's listings, and never each other or
+ * a handler.
  */
 #ifndef MFS_FS_INTERNAL_H
 #define MFS_FS_INTERNAL_H
@@ -19,6 +21,7 @@
 #include "path.h"
 #include "store.h"
 
+struct listing;
 struct mfs_config;
 struct statvfs;
 
@@ -63,16 +66,135 @@ struct fs {
 	int watching; /* set before the loop runs, cleared after it ended */
 };
 
-/* What a path names, found in the store. */
+/* What a key node names (fs_key_find). */
+enum key_state { KEY_UNKNOWN, KEY_MISSING, KEY_FILE, KEY_DIR };
+
+/* What a path names, found in the store.  Owned by one request. */
 struct target {
 	struct node n;
+	const char *path; /* as FUSE gave it; borrowed */
 	struct store_experiment exp;
 	struct store_run run;
 	struct store_model model;
 	struct store_version version;
 	int has_exp, has_run, has_model, has_version;
-	int parsed; /* n is valid, even when what it names was not found */
+	int parsed;	/* n is valid: the path can name something in the tree */
+	int lookup_err; /* rename's new name: -ENOENT when a folder above it is missing */
+	/* The object the last component names (an experiment, run or model)
+	 * is missing, though everything above it is there: only a request
+	 * that makes names (mkdir, create, rename's new name) gets this. */
+	int missing;
+	/* Filled on demand: the run as one snapshot, and a key's state. */
+	const struct store_snapshot *snap;
+	enum key_state key;
+	const struct store_kv *kv; /* KEY_FILE: borrowed from snap or kv_own */
+	struct store_kv kv_own;
 };
+
+/*
+ * The operations of one kind of node.  Each gets a resolved target and
+ * returns 0 or -errno, refusals logged; a NULL slot answers as the
+ * handler's comment in fs.c says (mostly a refusal).
+ */
+struct kind_ops {
+	int (*getattr)(struct fs *fs, struct target *t, struct stat *st);
+	/* Fills a listing (fs_dir.c) with the folder's entries. */
+	int (*list)(struct fs *fs, struct target *t, struct listing *l);
+	/* Opens (create: makes) the node; sets fi->fh to a struct handle. */
+	int (*open)(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,
+		    mode_t mode);
+	int (*mkdir)(struct fs *fs, struct target *t, mode_t mode);
+	int (*unlink)(struct fs *fs, struct target *t);
+	int (*rmdir)(struct fs *fs, struct target *t);
+	/* to is resolved like a name being made (to->missing may be set). */
+	int (*rename)(struct fs *fs, struct target *from, struct target *to, unsigned flags);
+	int (*readlink)(struct fs *fs, struct target *t, struct buf *out);
+	int (*truncate)(struct fs *fs, struct target *t, off_t size);
+	/* Artifacts only: the calls of a folder passed through. */
+	int (*symlink)(struct fs *fs, const char *target, struct target *t);
+	int (*link)(struct fs *fs, struct target *from, struct target *to);
+	int (*mknod)(struct fs *fs, struct target *t, mode_t mode, dev_t dev);
+	int (*chmod)(struct fs *fs, struct target *t, mode_t mode);
+	int (*chown)(struct fs *fs, struct target *t, uid_t uid, gid_t gid);
+	int (*utimens)(struct fs *fs, struct target *t, const struct timespec tv[2]);
+	int (*access)(struct fs *fs, struct target *t, int mask);
+};
+
+/* The kinds' operations (fs_tree.c, fs_keys.c, fs_art.c). */
+extern const struct kind_ops fs_root_ops, fs_experiments_ops, fs_experiment_ops, fs_run_ops,
+	fs_fixed_dir_ops, fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops,
+	fs_model_dir_ops, fs_aliases_ops, fs_versions_ops, fs_keys_ops, fs_artifacts_ops;
+
+#define DIR_MODE  (S_IFDIR | 0755)
+#define RO_MODE	  (S_IFREG | 0444)
+#define RW_MODE	  (S_IFREG | 0644)
+#define LINK_MODE (S_IFLNK | 0777)
+
+/* ---- fs_node.c: names, resolving, attributes, pending names ---------- */
+
+struct fs *fs_get(void);
+int64_t fs_now_ms(void);
+long fs_utf8_chars(const char *s, size_t len);
+/* MLflow's key rule, exactly: 0, or -EINVAL / -ENAMETOOLONG logged. */
+int fs_key_check(const char *path, const char *key);
+/* A name being made is written as its listing will show it, and fits. */
+int fs_name_check(const char *path, const char *what, long max_chars);
+/* The canonical status text (any case) names, or with prefix begins; NULL. */
+const char *fs_status_parse(const char *text, size_t len, int prefix);
+/* Whether the last component of path is a name libfuse hides removed open
+ * files under (.fuse_hidden and 16 hex digits). */
+int fs_hidden_name(const char *path);
+/* The caller's login name, for new runs. */
+void fs_caller_name(char *out, size_t size);
+
+/* Parses path and finds the objects it names: 0, or -ENOENT if one is
+ * missing.  With make, a missing last object is t->missing, not -ENOENT.
+ * Release t either way. */
+int fs_resolve(struct fs *fs, const char *path, struct target *t, int make);
+void fs_target_release(struct target *t);
+/* The run of t as one snapshot (fetched once per target). */
+int fs_target_snapshot(struct fs *fs, struct target *t);
+
+/* The attributes of a node of ours: owner the mounting user. */
+void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms);
+
+/* Created files and key folders that have no value in the store yet. */
+int fs_pending_add(struct fs *fs, const char *path, int is_dir);
+void fs_pending_drop(struct fs *fs, const char *path, int is_dir);
+/* 0: not pending, 1: a created file, 2: a key folder. */
+int fs_pending_state(struct fs *fs, const char *path);
+/* Calls fn for each pending name directly in folder dir. */
+int fs_pending_each(struct fs *fs, const char *dir,
+		    int (*fn)(void *ctx, const char *name, int is_file), void *ctx);
+
+/* ---- fs_dir.c: listings ------------------------------------------------ */
+
+/* Adds an entry (name as the kernel shows it); a name no listing can show
+ * (empty, over NAME_MAX) is left out with a log line. */
+int listing_add(struct listing *l, const char *name, const struct stat *st);
+/* The same for a store name, percent-encoded first. */
+int listing_add_encoded(struct listing *l, const char *name, const struct stat *st);
+/* The folder's path, for messages. */
+const char *listing_path(const struct listing *l);
+/* Whether a name was added already. */
+int listing_has(const struct listing *l, const char *name);
+/* Artifacts: their attributes are the disk's, fs_watch need not track them. */
+void listing_untracked(struct listing *l);
+/* Key folders: sorted, and a key that is also a folder shows once, as the
+ * key (SPEC §2), when the listing is done. */
+void listing_dedupe(struct listing *l);
+
+/* Open folders: the listing is taken at the first readdir (by fill, which
+ * adds every entry), then served by offset. */
+struct dir_handle *fs_dir_open(struct fs *fs, const char *path);
+/* The folder's listing for offset off on: taken (again, at a rewind to 0)
+ * with fill, then handed to filler; 0 or -errno. */
+int fs_dir_read(struct fs *fs, struct dir_handle *d, off_t off, void *buf, fuse_fill_dir_t filler,
+		int plus, int (*fill)(struct fs *fs, const char *path, struct listing *l));
+void fs_dir_release(struct fs *fs, struct dir_handle *d);
+void fs_dir_free_all(struct fs *fs);
+
+/* ---- fs_file.c: open files -------------------------------------------- */
 
 enum handle_kind {
 	H_ARTIFACT, /* fd is the file on disk */
@@ -90,11 +212,11 @@ struct handle {
 	int append;
 	struct blob content;
 	struct buf wbuf;
-	int wrote;	  /* wbuf holds something to log at flush */
-	int failed;	  /* a write was refused (-errno): nothing is logged at flush */
-	int have_token;	  /* token is set: this descriptor has written */
-	uint64_t token;	  /* store_write_token() before the first write */
-	size_t value_max; /* characters a value may have */
+	int wrote;		   /* wbuf holds something to log at flush */
+	int failed;		   /* a write was refused (-errno): nothing is logged at flush */
+	struct store_batch *batch; /* this descriptor's writes (SPEC §4) */
+	int dirty;		   /* the batch has writes not yet committed */
+	size_t value_max;	   /* characters a value may have */
 	char run_id[STORE_RUN_ID_MAX];
 	char experiment_id[STORE_ID_MAX];
 	char *key;
@@ -104,88 +226,25 @@ struct handle {
 	struct handle *prev, *next; /* in fs->handles, protected by fs->open_lock */
 };
 
-#define DIR_MODE  (S_IFDIR | 0755)
-#define RO_MODE	  (S_IFREG | 0444)
-#define RW_MODE	  (S_IFREG | 0644)
-#define LINK_MODE (S_IFLNK | 0777)
-
-/* ---- artifacts (local folder pass-through) --------------------------- */
-
-/* A name below a run's artifacts/, ready for *at() calls. */
-struct art_ref {
-	int root;	  /* the run's artifact folder (O_PATH) */
-	int dir;	  /* the folder holding leaf: root, or one walked to */
-	const char *leaf; /* the last component; "" for the artifacts folder itself */
-	char proc[32];	  /* "/proc/self/fd/N" of root, for calls that refuse O_PATH */
-};
-
-/* fs.c: state, names, resolving paths, name operations */
-struct fs *fs_get(void);
-int64_t fs_now_ms(void);
-long fs_utf8_chars(const char *s, size_t len);
-int fs_key_check(const char *path, const char *key);
-int fs_name_check(const char *path, const char *what, long max_chars);
-const char *fs_status_parse(const char *text, size_t len, int prefix);
-/* -EROFS, logged, for a path under models/ (read-only here); else 0. */
-int fs_models_refuse(const char *path);
-int fs_pending_add(struct fs *fs, const char *path, int is_dir);
-void fs_pending_drop(struct fs *fs, const char *path, int is_dir);
-int fs_pending_state(struct fs *fs, const char *path);
-void fs_target_release(struct target *t);
-/* Parses path and finds the objects it names; -ENOENT if one is missing.
- * fs_resolve_new() keeps the parsed node (t->parsed) when something is
- * missing, for callers making a new name; release t either way. */
-int fs_resolve(struct fs *fs, const char *path, struct target *t);
-int fs_resolve_new(struct fs *fs, const char *path, struct target *t);
-enum store_section fs_node_section(const struct target *t, struct store_ref *ref);
-int fs_key_lookup(struct fs *fs, const struct target *t, struct store_kv *kv);
-void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms);
-int fs_mkdir(const char *path, mode_t mode);
-int fs_unlink(const char *path);
-int fs_rmdir(const char *path);
-int fs_rename(const char *from, const char *to, unsigned int flags);
-void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg);
-
-/* fs_read.c: attributes, links, listings */
-int fs_render(struct fs *fs, const struct target *t, struct buf *out, struct blob *blob);
-int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
-int fs_readlink(const char *path, char *out, size_t size);
-int fs_opendir(const char *path, struct fuse_file_info *fi);
-int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
-	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
-void fs_dir_free_all(struct fs *fs);
-int fs_releasedir(const char *path, struct fuse_file_info *fi);
-
-/* fs_file.c: open files */
-int fs_open(const char *path, struct fuse_file_info *fi);
-int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
-int fs_read(const char *path, char *out, size_t size, off_t off, struct fuse_file_info *fi);
-int fs_write(const char *path, const char *data, size_t size, off_t off, struct fuse_file_info *fi);
-int fs_flush(const char *path, struct fuse_file_info *fi);
-int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi);
-int fs_release(const char *path, struct fuse_file_info *fi);
-int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+/* A new handle of path, in fs->handles; NULL without memory. */
+struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *path);
+void fs_handle_free(struct fs *fs, struct handle *h);
 void fs_file_free_all(struct fs *fs);
-int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+/* Whether some descriptor of this mount has path open. */
+int fs_file_is_open(struct fs *fs, const char *path);
+int fs_file_read(struct handle *h, char *out, size_t size, off_t off);
+int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off);
+/* Makes what h wrote safe (SPEC §4): final at close, durable at fsync. */
+int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final);
+int fs_file_truncate(struct handle *h, off_t size);
 
-/* fs_art.c: artifacts */
-void fs_art_chown_new(int dirfd, const char *leaf);
-void fs_art_close(struct art_ref *a);
-int fs_art_open(struct fs *fs, struct target *t, int create, struct art_ref *a);
-int fs_art_getattr(struct fs *fs, struct target *t, struct stat *st);
-int fs_art_simple(struct fs *fs, struct target *t, int (*op)(int, const char *, int), int flags);
-int fs_symlink(const char *target, const char *path);
-int fs_link(const char *from, const char *to);
-int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
-int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi);
-int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi);
-int fs_mknod(const char *path, mode_t mode, dev_t dev);
-int fs_access(const char *path, int mask);
-int fs_statfs(const char *path, struct statvfs *st);
-int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags);
-int fs_removexattr(const char *path, const char *name);
+/* ---- fs_art.c: artifacts' own handle operations ------------------------ */
 
-/* fs_watch.c: other writers' changes in stat() */
+int fs_art_fgetattr(struct handle *h, struct stat *st);
+int fs_art_statfs(struct fs *fs, struct statvfs *st);
+
+/* ---- fs_watch.c: other writers' changes in stat() ---------------------- */
+
 /* Records that the kernel got the attributes of dir/name (name may be NULL). */
 void fs_seen(struct fs *fs, const char *dir, const char *name);
 void fs_watch_start(struct fs *fs, struct fuse *f);

@@ -2,35 +2,26 @@
  * fs_file.c - open files.  Virtual files are read through direct I/O (a read
  * always shows the store now, whatever size the kernel cached); writes to a
  * param, tag or status are collected and logged at close or fsync, metric
- * lines are logged as they complete, a write all or nothing (SPEC §3).
+ * lines are logged as they complete, a write all or nothing (SPEC §3).  A
+ * descriptor's writes go into its own batch, so its close() reports its
+ * own failures and nobody else's (SPEC §4).
  */
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
-#include <wctype.h>
 
-#include "config.h"
 #include "fs-internal.h"
-#include "fs.h"
 #include "log.h"
 #include "metric.h"
-#include "options.h"
 
 /* A line longer than this, still unfinished, is refused (bounds memory). */
 #define METRIC_LINE_MAX (64 * 1024)
 
-static void handle_free(struct fs *fs, struct handle *h)
+void fs_handle_free(struct fs *fs, struct handle *h)
 {
 	pthread_mutex_lock(&fs->open_lock);
 	if (h->prev)
@@ -44,6 +35,7 @@ static void handle_free(struct fs *fs, struct handle *h)
 		close(h->fd);
 	if (h->pending)
 		fs_pending_drop(fs, h->path, 0);
+	store_batch_free(fs->store, h->batch);
 	blob_release(&h->content);
 	buf_release(&h->wbuf);
 	free(h->key);
@@ -55,10 +47,22 @@ static void handle_free(struct fs *fs, struct handle *h)
 void fs_file_free_all(struct fs *fs)
 {
 	while (fs->handles)
-		handle_free(fs, fs->handles);
+		fs_handle_free(fs, fs->handles);
 }
 
-static struct handle *handle_new(struct fs *fs, enum handle_kind kind, const char *path)
+int fs_file_is_open(struct fs *fs, const char *path)
+{
+	struct handle *h;
+	int open = 0;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (h = fs->handles; h && !open; h = h->next)
+		open = !strcmp(h->path, path);
+	pthread_mutex_unlock(&fs->open_lock);
+	return open;
+}
+
+struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *path)
 {
 	struct handle *h = calloc(1, sizeof(*h));
 
@@ -83,245 +87,6 @@ static struct handle *handle_new(struct fs *fs, enum handle_kind kind, const cha
 	return h;
 }
 
-static int is_write(int flags)
-{
-	return (flags & O_ACCMODE) != O_RDONLY;
-}
-
-static int art_open(struct fs *fs, const char *path, struct target *t, struct fuse_file_info *fi,
-		    int create, mode_t mode)
-{
-	struct art_ref a;
-	struct handle *h;
-	int fd, err;
-
-	if (!t->n.subpath[0])
-		return -EISDIR;
-	err = fs_art_open(fs, t, create, &a);
-	if (err)
-		return err;
-	fd = openat(a.dir, a.leaf, fi->flags | O_CLOEXEC | (create ? O_CREAT : 0), mode);
-	if (fd < 0)
-		err = -errno;
-	else if (create)
-		fs_art_chown_new(a.dir, a.leaf);
-	fs_art_close(&a);
-	if (err)
-		return err;
-	h = handle_new(fs, H_ARTIFACT, path);
-	if (!h) {
-		close(fd);
-		return -ENOMEM;
-	}
-	h->fd = fd;
-	fi->fh = (uintptr_t)h;
-	return 0;
-}
-
-/* Which handle a writable virtual file gets; -EACCES for read-only ones. */
-static int write_kind(const struct target *t, enum handle_kind *kind, enum store_section *sec,
-		      size_t *value_max)
-{
-	*value_max = 0;
-	switch (t->n.kind) {
-	case NODE_PARAMS:
-		*kind = H_PARAM;
-		*sec = SEC_PARAMS;
-		*value_max = STORE_PARAM_VALUE_MAX;
-		return 0;
-	case NODE_METRICS:
-		*kind = H_METRIC;
-		*sec = SEC_METRICS;
-		return 0;
-	case NODE_TAGS:
-		*kind = H_TAG;
-		*sec = SEC_RUN_TAGS;
-		*value_max = STORE_TAG_VALUE_MAX;
-		return 0;
-	case NODE_EXP_TAGS:
-		*kind = H_TAG;
-		*sec = SEC_EXP_TAGS;
-		*value_max = STORE_EXP_TAG_VALUE_MAX;
-		return 0;
-	case NODE_STATUS:
-		*kind = H_STATUS;
-		return 0;
-	default:
-		return -EACCES;
-	}
-}
-
-/*
- * Opens a virtual file.  Readers get the content as it is now; writers a
- * buffer that starts empty (O_TRUNC, or a new name) or with the current
- * value, so that ">>" appends to a tag.
- */
-static int virt_open(struct fs *fs, const char *path, struct target *t, struct fuse_file_info *fi,
-		     int created)
-{
-	struct buf text = BUF_INIT;
-	enum handle_kind kind = H_READ;
-	enum store_section sec = SEC_PARAMS;
-	size_t value_max = 0;
-	struct handle *h;
-	int err = 0;
-
-	if (is_write(fi->flags)) {
-		err = write_kind(t, &kind, &sec, &value_max);
-		if (err)
-			return log_refusal(path, EACCES, "this file is read-only");
-		if (t->n.kind != NODE_STATUS && !t->n.key)
-			return -EISDIR;
-	}
-	if (!created) {
-		err = t->n.kind == NODE_HISTORY && t->n.key ? 0 : fs_render(fs, t, &text, NULL);
-		if (err == -ENOENT && fs_pending_state(fs, path) == 1)
-			err = 0; /* created by another descriptor, still empty */
-		if (err)
-			goto out;
-	}
-	h = handle_new(fs, kind, path);
-	if (!h) {
-		err = -ENOMEM;
-		goto out;
-	}
-	h->sec = sec;
-	h->value_max = value_max;
-	h->append = !!(fi->flags & O_APPEND);
-	memcpy(h->run_id, t->run.run_id, sizeof(h->run_id));
-	memcpy(h->experiment_id, t->exp.id, sizeof(h->experiment_id));
-	if (t->n.key && !(h->key = strdup(t->n.key)))
-		err = -ENOMEM;
-	if (!err && created) {
-		err = fs_pending_add(fs, path, 0);
-		h->pending = !err;
-	}
-	if (!err && (fi->flags & O_ACCMODE) != O_WRONLY) {
-		if (t->n.kind == NODE_HISTORY)
-			err = content_history(fs->store, t->run.run_id, t->n.key, &h->content,
-					      NULL);
-		else
-			err = blob_add(&h->content, text.data, text.len);
-	}
-	if (!err && kind != H_READ && kind != H_METRIC && !(fi->flags & O_TRUNC))
-		err = buf_add(&h->wbuf, text.data, text.len);
-	if (err) {
-		handle_free(fs, h);
-		goto out;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-out:
-	buf_release(&text);
-	return err;
-}
-
-/* Opens a key that is not in the store yet: its name must be one MLflow takes. */
-static int new_key(struct fs *fs, const char *path, struct target *t, struct fuse_file_info *fi)
-{
-	int err = fs_name_check(path, "key", STORE_KEY_MAX);
-
-	if (!err)
-		err = fs_key_check(path, t->n.key);
-	return err ? err : virt_open(fs, path, t, fi, 1);
-}
-
-int fs_open(const char *path, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_get();
-	struct target t;
-	int err;
-
-	err = fs_resolve(fs, path, &t);
-	if (err)
-		return err;
-	if (t.n.kind == NODE_ARTIFACTS)
-		err = art_open(fs, path, &t, fi, 0, 0);
-	else
-		err = virt_open(fs, path, &t, fi, 0);
-	/*
-	 * The kernel keeps a name it saw for its entry timeout, also one that
-	 * never got a value (touch, a refused write): it then opens instead of
-	 * creating.  Opening such a key for writing makes it, as create would.
-	 */
-	if (err == -ENOENT && is_write(fi->flags) && t.n.key &&
-	    (t.n.kind == NODE_PARAMS || t.n.kind == NODE_METRICS || t.n.kind == NODE_TAGS ||
-	     t.n.kind == NODE_EXP_TAGS))
-		err = new_key(fs, path, &t, fi);
-	fs_target_release(&t);
-	return err;
-}
-
-int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_get();
-	struct store_kv kv;
-	struct target t;
-	int err;
-
-	err = fs_models_refuse(path);
-	if (err)
-		return err;
-	err = fs_resolve_new(fs, path, &t);
-	if (err) {
-		/* A missing experiment or run here is a file where only folders live. */
-		if (err == -ENOENT &&
-		    (!t.parsed || !(path_is_key_kind(t.n.kind) || t.n.kind == NODE_ARTIFACTS)))
-			err = log_refusal(path, EPERM,
-					  "only run folders, keys and artifacts can be made here");
-		fs_target_release(&t);
-		return err;
-	}
-	switch (t.n.kind) {
-	case NODE_ARTIFACTS:
-		err = art_open(fs, path, &t, fi, 1, mode);
-		break;
-	case NODE_PARAMS:
-	case NODE_METRICS:
-	case NODE_TAGS:
-	case NODE_EXP_TAGS:
-		if (!t.n.key) {
-			err = -EEXIST;
-			break;
-		}
-		err = fs_key_lookup(fs, &t, &kv);
-		if (err == 1) {
-			/* Made meanwhile by someone else: open it. */
-			store_kv_release(&kv);
-			err = virt_open(fs, path, &t, fi, 0);
-		} else if (err == 2) {
-			err = log_refusal(path, EISDIR, "'%s' is a folder of keys", t.n.key);
-		} else if (err == -ENOENT) {
-			err = new_key(fs, path, &t, fi);
-		}
-		break;
-	case NODE_HISTORY:
-		err = log_refusal(path, EACCES, "history is read-only");
-		break;
-	default:
-		err = log_refusal(path, EPERM,
-				  "only run folders, keys and artifacts can be made here");
-	}
-	fs_target_release(&t);
-	return err;
-}
-
-int fs_read(const char *path, char *out, size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	ssize_t n;
-
-	(void)path;
-	if (h->kind == H_ARTIFACT) {
-		n = pread(h->fd, out, size, off);
-		return n < 0 ? -errno : (int)n;
-	}
-	pthread_mutex_lock(&h->lock);
-	n = blob_read(&h->content, out, size, off);
-	pthread_mutex_unlock(&h->lock);
-	return (int)n;
-}
-
 /* The value a write buffer holds: without one trailing line end, "\n" or a
  * Windows program's "\r\n". */
 static size_t value_len(const struct buf *b)
@@ -338,12 +103,20 @@ static int line_end_prefix(const char *s, size_t len)
 	       (len == 2 && s[0] == '\r' && s[1] == '\n');
 }
 
+/* This descriptor's batch, made at its first write. */
+static struct store_batch *batch_of(struct fs *fs, struct handle *h)
+{
+	if (!h->batch)
+		h->batch = store_batch_new(fs->store);
+	return h->batch;
+}
+
 /* Checks a prospective value (param, tag, status) at write() time. */
 static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 {
-	struct store_ref ref = { .run_id = h->run_id, .experiment_id = h->experiment_id };
+	const struct store_snapshot *snap;
+	const struct store_kv *kv;
 	size_t len = value_len(b), vlen;
-	struct store_kv kv;
 	long chars;
 	size_t i;
 	int err;
@@ -376,21 +149,64 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 	if (h->kind != H_PARAM)
 		return 0;
 	/* A logged param may be written again only with the same value. */
-	err = store_get_kv(fs->store, SEC_PARAMS, &ref, h->key, &kv);
-	if (err == -ENOENT)
-		return 0;
+	err = store_get_snapshot(fs->store, h->run_id, SNAP_PARAMS, &snap);
 	if (err)
 		return log_refusal(h->path, -err, "cannot read the param: %s", store_errmsg());
+	kv = store_kvs_find(snap->params, h->key);
 	/* What this descriptor wrote must be a prefix of the value and its line end. */
-	vlen = strlen(kv.value);
-	if (memcmp(b->data, kv.value, b->len < vlen ? b->len : vlen) ||
-	    (b->len > vlen && !line_end_prefix(b->data + vlen, b->len - vlen)))
+	vlen = kv ? strlen(kv->value) : 0;
+	if (kv && (memcmp(b->data, kv->value, b->len < vlen ? b->len : vlen) ||
+		   (b->len > vlen && !line_end_prefix(b->data + vlen, b->len - vlen))))
 		err = log_refusal(
 			h->path, EPERM,
 			"param '%s' was logged with value '%.200s'; MLflow params cannot change",
-			h->key, kv.value);
-	store_kv_release(&kv);
+			h->key, kv->value);
+	store_snapshot_put(snap);
 	return err;
+}
+
+/*
+ * Points without a step get the next ones (SPEC §3: one more than the
+ * highest step of the metric so far, which counts the explicit steps
+ * earlier in the same write); points without a time get now.
+ */
+static int assign_steps(struct fs *fs, struct handle *h, struct metric_point *pts, size_t n)
+{
+	int64_t now = fs_now_ms(), floor = INT64_MIN, first;
+
+	size_t i = 0, j;
+	int err;
+
+	while (i < n) {
+		if (!pts[i].has_timestamp) {
+			pts[i].timestamp = now;
+			pts[i].has_timestamp = 1;
+		}
+		if (pts[i].has_step) {
+			if (pts[i].step >= floor)
+				floor = pts[i].step == INT64_MAX ? INT64_MAX : pts[i].step + 1;
+			i++;
+			continue;
+		}
+		/* A run of points without a step: one reservation. */
+		for (j = i; j < n && !pts[j].has_step; j++)
+			;
+		err = store_reserve_steps(fs->store, h->run_id, h->key, floor, j - i, &first);
+		if (err)
+			return log_refusal(h->path, -err, "cannot find the next step of '%s': %s",
+					   h->key, store_errmsg());
+		for (; i < j; i++) {
+			pts[i].step = first;
+			pts[i].has_step = 1;
+			if (!pts[i].has_timestamp) {
+				pts[i].timestamp = now;
+				pts[i].has_timestamp = 1;
+			}
+			first = first == INT64_MAX ? INT64_MAX : first + 1;
+		}
+		floor = first;
+	}
+	return 0;
 }
 
 /*
@@ -439,15 +255,17 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 	}
 	if (!err && !final && h->wbuf.len - start > METRIC_LINE_MAX)
 		err = log_refusal(h->path, EINVAL, "a line longer than %d bytes", METRIC_LINE_MAX);
+	if (!err && n)
+		err = assign_steps(fs, h, pts, n);
 	if (!err && n) {
-		if (!h->have_token) {
-			h->token = store_write_token(fs->store);
-			h->have_token = 1;
-		}
-		err = store_log_metrics(fs->store, h->run_id, h->key, pts, n);
+		err = batch_of(fs, h)
+			      ? store_log_metrics(fs->store, h->batch, h->run_id, h->key, pts, n)
+			      : -ENOMEM;
 		if (err)
 			err = log_refusal(h->path, -err, "cannot log metric '%s': %s", h->key,
 					  store_errmsg());
+		else
+			h->dirty = 1;
 	}
 	if (err)
 		buf_truncate(&h->wbuf, keep); /* all or nothing: forget this write */
@@ -457,15 +275,12 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 	return err;
 }
 
-int fs_write(const char *path, const char *data, size_t size, off_t off, struct fuse_file_info *fi)
+int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
 {
-	struct fs *fs = fs_get();
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 	struct buf next = BUF_INIT;
 	ssize_t n;
 	int err;
 
-	(void)path;
 	if (h->kind == H_ARTIFACT) {
 		n = pwrite(h->fd, data, size, off);
 		return n < 0 ? -errno : (int)n;
@@ -491,10 +306,6 @@ int fs_write(const char *path, const char *data, size_t size, off_t off, struct 
 		h->wbuf = next;
 		buf_init(&next, 0);
 		h->wrote = 1;
-		if (!h->have_token) {
-			h->token = store_write_token(fs->store);
-			h->have_token = 1;
-		}
 	}
 out:
 	pthread_mutex_unlock(&h->lock);
@@ -526,12 +337,16 @@ static int apply_value(struct fs *fs, struct handle *h)
 		err = log_refusal(h->path, EINVAL, "the value is not UTF-8 text");
 		goto out;
 	}
+	if (!batch_of(fs, h)) {
+		err = -ENOMEM;
+		goto out;
+	}
 	switch (h->kind) {
 	case H_PARAM:
-		err = store_log_param(fs->store, h->run_id, h->key, value);
+		err = store_log_param(fs->store, h->batch, h->run_id, h->key, value);
 		break;
 	case H_TAG:
-		err = store_set_tag(fs->store, h->sec, &ref, h->key, value);
+		err = store_set_tag(fs->store, h->batch, h->sec, &ref, h->key, value);
 		break;
 	case H_STATUS:
 		status = fs_status_parse(value, len, 0);
@@ -542,7 +357,7 @@ static int apply_value(struct fs *fs, struct handle *h)
 				value);
 			goto out;
 		}
-		err = store_set_status(fs->store, h->run_id, status);
+		err = store_set_status(fs->store, h->batch, h->run_id, status);
 		break;
 	default:
 		err = 0;
@@ -551,7 +366,7 @@ static int apply_value(struct fs *fs, struct handle *h)
 		err = log_refusal(h->path, -err, "%s",
 				  store_errmsg()[0] ? store_errmsg() : strerror(-err));
 	else
-		h->wrote = 0;
+		h->wrote = 0, h->dirty = 1;
 out:
 	free(value);
 	return err;
@@ -595,132 +410,55 @@ out:
 }
 
 /* Makes what the handle wrote safe: apply it, then commit (SPEC §4). */
-static int handle_sync(struct fs *fs, struct handle *h, int durable, int final)
+int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 {
 	int err;
 
+	if (h->kind == H_ARTIFACT || h->kind == H_READ)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	/* An unfinished metric line waits for its end: it is not logged at fsync. */
 	if (h->kind == H_METRIC)
 		err = final && h->wbuf.len ? metric_lines(fs, h, "", 0, 1) : 0;
 	else
 		err = apply_value(fs, h);
-	if (!err && h->have_token) {
-		err = store_sync(fs->store, h->token, durable);
+	if (!err && h->batch && (h->dirty || durable)) {
+		err = store_batch_commit(fs->store, h->batch, durable);
 		if (err) {
 			err = log_refusal(h->path, -err, "%s", store_errmsg());
-		} else {
-			h->have_token = 0;
+		} else if (h->dirty) {
+			h->dirty = 0;
 			invalidate_related(h);
 		}
 	}
-	return err;
-}
-
-int fs_flush(const char *path, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_get();
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	int err;
-
-	(void)path;
-	if (h->kind == H_ARTIFACT || h->kind == H_READ)
-		return 0;
-	pthread_mutex_lock(&h->lock);
-	err = handle_sync(fs, h, 0, 1);
 	pthread_mutex_unlock(&h->lock);
 	return err;
 }
 
-int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+int fs_file_read(struct handle *h, char *out, size_t size, off_t off)
 {
-	struct fs *fs = fs_get();
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-	int err;
+	ssize_t n;
 
-	(void)path;
+	if (h->kind == H_ARTIFACT) {
+		n = pread(h->fd, out, size, off);
+		return n < 0 ? -errno : (int)n;
+	}
+	pthread_mutex_lock(&h->lock);
+	n = blob_read(&h->content, out, size, off);
+	pthread_mutex_unlock(&h->lock);
+	return (int)n;
+}
+
+int fs_file_truncate(struct handle *h, off_t size)
+{
 	if (h->kind == H_ARTIFACT)
-		return (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
-	if (h->kind == H_READ)
-		return 0;
-	pthread_mutex_lock(&h->lock);
-	/* An unfinished metric line waits for its end: it is not logged here. */
-	err = handle_sync(fs, h, 1, 0);
-	pthread_mutex_unlock(&h->lock);
-	return err;
-}
-
-int fs_release(const char *path, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_get();
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	(void)path;
-	/* flush normally did this; release errors reach nobody, so log them. */
-	if (h->kind != H_ARTIFACT && h->kind != H_READ) {
-		pthread_mutex_lock(&h->lock);
-		handle_sync(fs, h, 0, 1);
-		pthread_mutex_unlock(&h->lock);
-	}
-	handle_free(fs, h);
-	return 0;
-}
-
-int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_get();
-	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
-	enum handle_kind kind;
-	enum store_section sec;
-	struct art_ref a;
-	struct target t;
-	struct stat st;
-	size_t max;
-	int err, fd;
-
-	if (h && h->kind == H_ARTIFACT)
 		return ftruncate(h->fd, size) < 0 ? -errno : 0;
-	if (h && h->kind != H_READ) {
-		/* Metrics: accepted, changes nothing (SPEC §3). */
-		pthread_mutex_lock(&h->lock);
-		if (h->kind != H_METRIC && (size_t)size < h->wbuf.len)
-			buf_truncate(&h->wbuf, (size_t)size);
-		pthread_mutex_unlock(&h->lock);
-		return 0;
-	}
-	if (!path)
-		path = h ? h->path : "/";
-	err = fs_resolve(fs, path, &t);
-	if (err)
-		return err;
-	if (t.n.kind == NODE_ARTIFACTS) {
-		err = fs_art_open(fs, &t, 0, &a);
-		if (!err) {
-			fd = openat(a.dir, a.leaf[0] ? a.leaf : ".", O_WRONLY | O_CLOEXEC);
-			if (fd < 0 || ftruncate(fd, size) < 0)
-				err = -errno;
-			if (fd >= 0)
-				close(fd);
-			fs_art_close(&a);
-		}
-	} else if (write_kind(&t, &kind, &sec, &max)) {
-		err = log_refusal(path, EACCES, "this file is read-only");
-	} else {
-		/* truncate(1) of a param, tag or metric: a value changes by a write. */
-		err = fs_getattr(path, &st, NULL);
-		if (!err && S_ISDIR(st.st_mode))
-			err = -EISDIR;
-	}
-	fs_target_release(&t);
-	return err;
-}
-
-/* ---- folders, names -------------------------------------------------- */
-
-int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
-{
-	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-	(void)path;
-	if (h->kind != H_ARTIFACT)
-		return -EOPNOTSUPP;
-	return fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
+	if (h->kind == H_READ)
+		return -EACCES;
+	/* Metrics: accepted, changes nothing (SPEC §3). */
+	pthread_mutex_lock(&h->lock);
+	if (h->kind != H_METRIC && (size_t)size < h->wbuf.len)
+		buf_truncate(&h->wbuf, (size_t)size);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
 }

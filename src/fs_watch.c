@@ -73,9 +73,12 @@ static void forget_seen(struct fs *fs)
 static void *watch_main(void *arg)
 {
 	struct fs *fs = arg;
-	uint64_t last = store_others_version(fs->store), now;
+	uint64_t last = 0, now = 0;
 	struct timespec due;
+	int err;
 
+	if (store_others_version(fs->store, &last) == -ENOSYS)
+		return NULL; /* nothing tells: the kernel's second is the bound */
 	pthread_mutex_lock(&fs->watch_lock);
 	while (!fs->watch_stop) {
 		clock_gettime(CLOCK_MONOTONIC, &due);
@@ -88,8 +91,9 @@ static void *watch_main(void *arg)
 		if (fs->watch_stop)
 			break;
 		pthread_mutex_unlock(&fs->watch_lock);
-		now = store_others_version(fs->store);
-		if (now != last) {
+		/* -EAGAIN: another program holds the lock and is writing. */
+		err = store_others_version(fs->store, &now);
+		if (err || now != last) {
 			last = now;
 			forget_seen(fs);
 		}

@@ -1,0 +1,539 @@
+/*
+ * fs_keys.c - the key folders: params/, metrics/, history/, tags/ of a run
+ * (from its snapshot), an experiment's .tags/, and the registry's tags/.  A
+ * key with '/' is a folder path (train/loss is metrics/train/loss); a name
+ * made here without a value yet lives in this mount only (fs_pending_*).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs-internal.h"
+#include "log.h"
+
+/* What a kind of key folder holds, and how its keys are written. */
+struct key_kind {
+	enum store_section sec;
+	enum handle_kind writer; /* H_READ: read-only */
+	size_t value_max;	 /* characters a value may have */
+	int of_run;		 /* the keys are in the run's snapshot */
+};
+
+static const struct key_kind *key_kind_of(enum node_kind kind)
+{
+	static const struct key_kind params = { SEC_PARAMS, H_PARAM, STORE_PARAM_VALUE_MAX, 1 },
+				     metrics = { SEC_METRICS, H_METRIC, 0, 1 },
+				     history = { SEC_METRICS, H_READ, 0, 1 },
+				     tags = { SEC_RUN_TAGS, H_TAG, STORE_TAG_VALUE_MAX, 1 },
+				     exp_tags = { SEC_EXP_TAGS, H_TAG, STORE_EXP_TAG_VALUE_MAX, 0 },
+				     model_tags = { SEC_MODEL_TAGS, H_READ, 0, 0 },
+				     version_tags = { SEC_VERSION_TAGS, H_READ, 0, 0 };
+
+	switch (kind) {
+	case NODE_PARAMS:
+		return &params;
+	case NODE_METRICS:
+		return &metrics;
+	case NODE_HISTORY:
+		return &history;
+	case NODE_TAGS:
+		return &tags;
+	case NODE_EXP_TAGS:
+		return &exp_tags;
+	case NODE_MODEL_TAGS:
+		return &model_tags;
+	default:
+		return &version_tags;
+	}
+}
+
+static struct store_ref ref_of(const struct target *t)
+{
+	struct store_ref ref = { .run_id = t->run.run_id,
+				 .experiment_id = t->exp.id,
+				 .model = t->n.model,
+				 .version = t->n.version };
+
+	return ref;
+}
+
+/* The section of the run's snapshot a key kind shows. */
+static const struct store_kvs *section(const struct target *t, const struct key_kind *kk)
+{
+	switch (kk->sec) {
+	case SEC_PARAMS:
+		return t->snap->params;
+	case SEC_METRICS:
+		return t->snap->metrics;
+	default:
+		return t->snap->tags;
+	}
+}
+
+/* The first key of kvs at or after prefix in byte order. */
+static size_t lower_bound(const struct store_kvs *kvs, const char *prefix)
+{
+	size_t lo = 0, hi = kvs ? kvs->n : 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(kvs->v[mid].key, prefix) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int stop_at_first(void *ctx, const struct store_kv *kv)
+{
+	(void)ctx;
+	(void)kv;
+	return 1;
+}
+
+/*
+ * What t's key names: KEY_FILE (t->kv), KEY_DIR (a prefix of keys) or
+ * KEY_MISSING, into t->key; 0 or -errno.
+ */
+static int key_find(struct fs *fs, struct target *t)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	struct store_ref ref = ref_of(t);
+	const struct store_kvs *kvs;
+	char *prefix;
+	size_t i;
+	int err;
+
+	if (t->key != KEY_UNKNOWN)
+		return 0;
+	if (asprintf(&prefix, "%s/", t->n.key) < 0)
+		return -ENOMEM;
+	if (kk->of_run) {
+		err = fs_target_snapshot(fs, t);
+		if (err)
+			goto out;
+		kvs = section(t, kk);
+		t->kv = store_kvs_find(kvs, t->n.key);
+		i = lower_bound(kvs, prefix);
+		t->key = t->kv ? KEY_FILE
+			 : i < (kvs ? kvs->n : 0) && !strncmp(kvs->v[i].key, prefix, strlen(prefix))
+				 ? KEY_DIR
+				 : KEY_MISSING;
+		goto out;
+	}
+	err = store_get_kv(fs->store, kk->sec, &ref, t->n.key, &t->kv_own);
+	if (!err) {
+		t->kv = &t->kv_own;
+		t->key = KEY_FILE;
+		goto out;
+	}
+	if (err != -ENOENT)
+		goto out;
+	err = store_list_kv(fs->store, kk->sec, &ref, prefix, stop_at_first, NULL);
+	if (err >= 0) {
+		t->key = err ? KEY_DIR : KEY_MISSING;
+		err = 0;
+	}
+out:
+	free(prefix);
+	return err;
+}
+
+/* A key's value as its file shows it. */
+static int render_value(const struct target *t, const struct store_kv *kv, struct buf *out)
+{
+	if (t->n.kind == NODE_METRICS)
+		return content_metric(out, kv->num);
+	if (buf_adds(out, kv->value))
+		return -ENOMEM;
+	return buf_addch(out, '\n');
+}
+
+/* The time of a folder of keys inside: its run's start (0 outside runs). */
+static int64_t key_dir_ms(const struct target *t)
+{
+	return t->has_run ? t->run.start_time : 0;
+}
+
+/* The attributes of the key file kv of t's folder. */
+static int key_stat(struct fs *fs, const struct target *t, const struct store_kv *kv,
+		    struct stat *st)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	struct store_history_stat hs;
+	struct buf text = BUF_INIT;
+	off_t size;
+	int err;
+
+	if (t->n.kind == NODE_HISTORY) {
+		err = store_history_stat(fs->store, t->run.run_id, kv->key, &hs);
+		size = (off_t)hs.bytes;
+	} else {
+		err = render_value(t, kv, &text);
+		size = (off_t)text.len;
+	}
+	if (!err)
+		fs_fill_stat(fs, st, kk->writer == H_READ ? RO_MODE : RW_MODE, size,
+			     kk->sec == SEC_METRICS ? kv->timestamp
+			     : t->has_run	    ? t->run.start_time
+			     : t->has_exp	    ? t->exp.last_update_time
+						    : t->model.last_updated_time);
+	buf_release(&text);
+	return err;
+}
+
+static int keys_getattr(struct fs *fs, struct target *t, struct stat *st)
+{
+	int err, state;
+
+	if (!t->n.key) {
+		fs_fill_stat(fs, st, DIR_MODE, 0,
+			     t->has_run	  ? t->run.last_change
+			     : t->has_exp ? t->exp.last_update_time
+					  : t->model.last_updated_time);
+		return 0;
+	}
+	err = key_find(fs, t);
+	if (err)
+		return err;
+	switch (t->key) {
+	case KEY_FILE:
+		return key_stat(fs, t, t->kv, st);
+	case KEY_DIR:
+		fs_fill_stat(fs, st, DIR_MODE, 0, key_dir_ms(t));
+		return 0;
+	default:
+		/* Made here, still without a value. */
+		state = fs_pending_state(fs, t->path);
+		if (!state)
+			return -ENOENT;
+		fs_fill_stat(fs, st, state == 1 ? RW_MODE : DIR_MODE, 0, fs_now_ms());
+		return 0;
+	}
+}
+
+/* ---- listings -------------------------------------------------------- */
+
+struct key_list {
+	struct fs *fs;
+	struct target *t;
+	struct listing *l;
+	const char *prefix; /* "" or "a/b/" */
+	char *last_dir;	    /* the last folder added */
+};
+
+/* One key of a key folder: a file for a direct child, else its folder. */
+static int list_key(struct key_list *c, const struct store_kv *kv)
+{
+	const char *rest = kv->key + strlen(c->prefix);
+	const char *slash = strchr(rest, '/');
+	struct stat st;
+	int err;
+
+	/* A key with an empty segment has no place in the tree of folders. */
+	if (!kv->key[0] || kv->key[0] == '/' || strstr(kv->key, "//") ||
+	    kv->key[strlen(kv->key) - 1] == '/') {
+		log_warn("%s: not listing key '%s': it has an empty segment", listing_path(c->l),
+			 kv->key);
+		return 0;
+	}
+	if (slash) {
+		char *dir = strndup(rest, (size_t)(slash - rest));
+
+		if (!dir)
+			return -ENOMEM;
+		/* Keys come sorted, so a folder's keys are together. */
+		if (c->last_dir && !strcmp(c->last_dir, dir)) {
+			free(dir);
+			return 0;
+		}
+		free(c->last_dir);
+		c->last_dir = dir;
+		fs_fill_stat(c->fs, &st, DIR_MODE, 0, key_dir_ms(c->t));
+		return listing_add_encoded(c->l, dir, &st);
+	}
+	err = key_stat(c->fs, c->t, kv, &st);
+	return err ? err : listing_add_encoded(c->l, rest, &st);
+}
+
+static int list_key_cb(void *ctx, const struct store_kv *kv)
+{
+	return list_key(ctx, kv);
+}
+
+static int list_pending_cb(void *ctx, const char *name, int is_file)
+{
+	struct key_list *c = ctx;
+	struct stat st;
+
+	if (listing_has(c->l, name))
+		return 0;
+	fs_fill_stat(c->fs, &st, is_file ? RW_MODE : DIR_MODE, 0, fs_now_ms());
+	return listing_add(c->l, name, &st);
+}
+
+static int keys_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	struct key_list c = { fs, t, l, "", NULL };
+	struct store_ref ref = ref_of(t);
+	const struct store_kvs *kvs;
+	char *prefix = NULL;
+	size_t i, plen;
+	int err = 0;
+
+	if (t->n.key) {
+		err = key_find(fs, t);
+		if (!err && t->key == KEY_FILE)
+			err = -ENOTDIR;
+		else if (!err && t->key == KEY_MISSING && fs_pending_state(fs, t->path) != 2)
+			err = -ENOENT;
+		if (err)
+			return err;
+		if (asprintf(&prefix, "%s/", t->n.key) < 0)
+			return -ENOMEM;
+		c.prefix = prefix;
+	}
+	plen = strlen(c.prefix);
+	if (kk->of_run) {
+		err = fs_target_snapshot(fs, t);
+		kvs = err ? NULL : section(t, kk);
+		for (i = lower_bound(kvs, c.prefix);
+		     !err && kvs && i < kvs->n && !strncmp(kvs->v[i].key, c.prefix, plen); i++)
+			err = list_key(&c, &kvs->v[i]);
+	} else {
+		err = store_list_kv(fs->store, kk->sec, &ref, prefix, list_key_cb, &c);
+	}
+	if (!err && t->n.kind != NODE_HISTORY)
+		err = fs_pending_each(fs, t->path, list_pending_cb, &c);
+	listing_dedupe(l);
+	free(prefix);
+	free(c.last_dir);
+	return err;
+}
+
+/* ---- open files ------------------------------------------------------ */
+
+static int is_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+/*
+ * Opens a key file.  Readers get the value as it is now (a history, every
+ * point); writers of a param or tag a buffer that starts empty (O_TRUNC, or
+ * a new key) or with the value, so that ">>" appends to a tag; writers of a
+ * metric nothing: their lines are points.
+ */
+static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, int created)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	int reading = (fi->flags & O_ACCMODE) != O_WRONLY;
+	struct buf text = BUF_INIT;
+	struct handle *h;
+	int err = 0;
+
+	h = fs_handle_new(fs, is_write(fi->flags) ? kk->writer : H_READ, t->path);
+	if (!h)
+		return -ENOMEM;
+	h->sec = kk->sec;
+	h->value_max = kk->value_max;
+	h->append = !!(fi->flags & O_APPEND);
+	memcpy(h->run_id, t->run.run_id, sizeof(h->run_id));
+	memcpy(h->experiment_id, t->exp.id, sizeof(h->experiment_id));
+	h->key = strdup(t->n.key);
+	if (!h->key)
+		err = -ENOMEM;
+	if (!err && created) {
+		err = fs_pending_add(fs, t->path, 0);
+		h->pending = !err;
+	}
+	if (!err && t->kv && t->n.kind != NODE_HISTORY &&
+	    (reading || (h->kind != H_METRIC && !(fi->flags & O_TRUNC))))
+		err = render_value(t, t->kv, &text);
+	if (!err && reading && t->n.kind == NODE_HISTORY)
+		err = content_history(fs->store, t->run.run_id, t->n.key, &h->content, NULL);
+	else if (!err && reading)
+		err = blob_add(&h->content, text.data, text.len);
+	if (!err && h->kind != H_READ && h->kind != H_METRIC && !(fi->flags & O_TRUNC))
+		err = buf_add(&h->wbuf, text.data, text.len);
+	buf_release(&text);
+	if (err) {
+		fs_handle_free(fs, h);
+		return err;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
+static int keys_open(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,
+		     mode_t mode)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	int err;
+
+	(void)mode;
+	if (!t->n.key)
+		return create ? -EEXIST : -EISDIR;
+	if ((create || is_write(fi->flags)) && kk->writer == H_READ)
+		return log_refusal(t->path, EACCES,
+				   t->n.kind == NODE_HISTORY ? "history is read-only"
+							     : "this file is read-only");
+	err = key_find(fs, t);
+	if (err)
+		return err;
+	if (t->key == KEY_DIR)
+		return create ? log_refusal(t->path, EISDIR, "'%s' is a folder of keys", t->n.key)
+			      : -EISDIR;
+	if (t->key == KEY_FILE)
+		return open_key(fs, t, fi, 0);
+	/* Created by another descriptor, still without a value. */
+	if (!create && fs_pending_state(fs, t->path) == 1)
+		return open_key(fs, t, fi, 0);
+	/*
+	 * A new key (create; or open for writing, as the kernel does for a name
+	 * it saw within its entry timeout that never got a value): its name
+	 * must be one MLflow takes.
+	 */
+	if (!create && !is_write(fi->flags))
+		return -ENOENT;
+	err = fs_name_check(t->path, "key", STORE_KEY_MAX);
+	if (!err)
+		err = fs_key_check(t->path, t->n.key);
+	return err ? err : open_key(fs, t, fi, 1);
+}
+
+static int keys_truncate(struct fs *fs, struct target *t, off_t size)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	int err;
+
+	/* truncate(1) of a param, tag or metric: a value changes by a write. */
+	(void)size;
+	if (kk->writer == H_READ)
+		return log_refusal(t->path, EACCES, "this file is read-only");
+	if (!t->n.key)
+		return -EISDIR;
+	err = key_find(fs, t);
+	if (err)
+		return err;
+	if (t->key == KEY_DIR)
+		return -EISDIR;
+	return t->key == KEY_FILE || fs_pending_state(fs, t->path) == 1 ? 0 : -ENOENT;
+}
+
+/* ---- names ----------------------------------------------------------- */
+
+static int keys_mkdir(struct fs *fs, struct target *t, mode_t mode)
+{
+	int err;
+
+	(void)mode;
+	if (!t->n.key)
+		return -EEXIST;
+	if (t->n.kind == NODE_HISTORY)
+		return log_refusal(t->path, EACCES, "history is read-only");
+	err = key_find(fs, t);
+	if (err)
+		return err;
+	if (t->key != KEY_MISSING || fs_pending_state(fs, t->path))
+		return -EEXIST;
+	/* A folder of keys exists only in this mount until a key is written. */
+	err = fs_name_check(t->path, "key", STORE_KEY_MAX);
+	if (!err)
+		err = fs_key_check(t->path, t->n.key);
+	return err ? err : fs_pending_add(fs, t->path, 1);
+}
+
+static int keys_unlink(struct fs *fs, struct target *t)
+{
+	const struct key_kind *kk = key_kind_of(t->n.kind);
+	struct store_ref ref = ref_of(t);
+	int err;
+
+	if (kk->sec == SEC_PARAMS || kk->sec == SEC_METRICS)
+		return log_refusal(t->path, EPERM, "MLflow cannot delete params or metrics");
+	if (!t->n.key)
+		return -EISDIR;
+	err = key_find(fs, t);
+	if (err)
+		return err;
+	switch (t->key) {
+	case KEY_FILE:
+		err = store_delete_tag(fs->store, NULL, kk->sec, &ref, t->n.key);
+		if (err)
+			err = log_refusal(t->path, -err, "cannot delete the tag: %s",
+					  store_errmsg());
+		return err;
+	case KEY_DIR:
+		return -EISDIR;
+	default:
+		/* Created, never written: nothing stored. */
+		return fs_pending_state(fs, t->path) == 1 ? 0 : -ENOENT;
+	}
+}
+
+static int keys_rmdir(struct fs *fs, struct target *t)
+{
+	int err;
+
+	if (!t->n.key)
+		return log_refusal(t->path, EPERM, "this folder cannot be removed");
+	err = key_find(fs, t);
+	if (err)
+		return err;
+	switch (t->key) {
+	case KEY_FILE:
+		return -ENOTDIR;
+	case KEY_DIR:
+		return -ENOTEMPTY;
+	default:
+		if (fs_pending_state(fs, t->path) != 2)
+			return -ENOENT;
+		fs_pending_drop(fs, t->path, 1);
+		return 0;
+	}
+}
+
+static int keys_rename(struct fs *fs, struct target *a, struct target *b, unsigned flags)
+{
+	const struct key_kind *kk = key_kind_of(a->n.kind);
+	struct store_ref ref = ref_of(a);
+	int err;
+
+	if (kk->sec == SEC_PARAMS || kk->sec == SEC_METRICS)
+		return log_refusal(a->path, EPERM, "MLflow cannot rename params or metrics");
+	/* A tag keeps its owner; rename(2) replaces an existing target. */
+	if (kk->writer == H_READ || a->n.kind != b->n.kind || !a->n.key || !b->n.key ||
+	    b->missing || strcmp(a->exp.id, b->exp.id) || strcmp(a->run.run_id, b->run.run_id))
+		return log_refusal(a->path, EPERM, "this cannot be moved to '%s'", b->path);
+	err = key_find(fs, b);
+	if (err)
+		return err;
+	if (b->key == KEY_DIR)
+		return log_refusal(b->path, EISDIR, "'%s' is a folder of keys", b->n.key);
+	if (b->key == KEY_FILE && (flags & RENAME_NOREPLACE))
+		return -EEXIST;
+	err = fs_name_check(b->path, "key", STORE_KEY_MAX);
+	if (!err)
+		err = fs_key_check(b->path, b->n.key);
+	if (!err && (err = store_rename_tag(fs->store, NULL, kk->sec, &ref, a->n.key, b->n.key)))
+		err = log_refusal(a->path, -err, "cannot rename the tag: %s", store_errmsg());
+	return err;
+}
+
+const struct kind_ops fs_keys_ops = {
+	.getattr = keys_getattr,
+	.list = keys_list,
+	.open = keys_open,
+	.mkdir = keys_mkdir,
+	.unlink = keys_unlink,
+	.rmdir = keys_rmdir,
+	.rename = keys_rename,
+	.truncate = keys_truncate,
+};

@@ -1,0 +1,610 @@
+/*
+ * fs_tree.c - the kinds of the tree's own folders and files: the root,
+ * experiments, runs and the registry as folders, the runs/ links, and the
+ * files rendered from the store (run.json, status, .mlflowfs/ ...).  Keys
+ * are fs_keys.c's, artifacts fs_art.c's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "fs-internal.h"
+#include "log.h"
+#include "options.h"
+
+/* The time of a folder: that of the deepest object it belongs to. */
+static int64_t node_ms(struct fs *fs, const struct target *t)
+{
+	if (t->has_version)
+		return t->version.last_updated_time;
+	if (t->has_model)
+		return t->model.last_updated_time;
+	if (t->has_run)
+		return t->run.last_change;
+	if (t->has_exp)
+		return t->exp.last_update_time;
+	return fs->mounted_ms;
+}
+
+static int dir_getattr(struct fs *fs, struct target *t, struct stat *st)
+{
+	if (t->missing)
+		return -ENOENT;
+	fs_fill_stat(fs, st, DIR_MODE, 0, node_ms(fs, t));
+	return 0;
+}
+
+static int cannot_remove(struct fs *fs, struct target *t)
+{
+	(void)fs;
+	return log_refusal(t->path, EPERM, "this folder cannot be removed");
+}
+
+static int exists(struct fs *fs, struct target *t, mode_t mode)
+{
+	(void)fs;
+	(void)mode;
+	return t->missing ? -ENOENT : -EEXIST;
+}
+
+/* Moving a node of the tree anywhere: refused, so mv does not copy instead. */
+static int cannot_move(struct fs *fs, struct target *from, struct target *to, unsigned flags)
+{
+	(void)fs;
+	(void)flags;
+	return log_refusal(from->path, EPERM, "this cannot be moved to '%s'", to->path);
+}
+
+const struct kind_ops fs_root_ops = {
+	.getattr = dir_getattr,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+/* .mlflowfs/, models/M/, models/M/versions/N/: fixed entries only. */
+const struct kind_ops fs_fixed_dir_ops = {
+	.getattr = dir_getattr,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+/* ---- experiments ----------------------------------------------------- */
+
+static int experiment_cb(void *ctx, const struct store_experiment *e)
+{
+	struct listing *l = ctx;
+	struct stat st;
+
+	fs_fill_stat(fs_get(), &st, DIR_MODE, 0, e->last_update_time);
+	return listing_add_encoded(l, e->name, &st);
+}
+
+static int experiments_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	(void)t;
+	return store_list_experiments(fs->store, experiment_cb, l);
+}
+
+const struct kind_ops fs_experiments_ops = {
+	.getattr = dir_getattr,
+	.list = experiments_list,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+static int run_cb(void *ctx, const struct store_run *r)
+{
+	struct listing *l = ctx;
+	struct stat st;
+
+	fs_fill_stat(fs_get(), &st, DIR_MODE, 0, r->last_change);
+	return listing_add_encoded(l, r->folder, &st);
+}
+
+static int experiment_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	return store_list_runs(fs->store, t->exp.id, run_cb, l);
+}
+
+static int experiment_mkdir(struct fs *fs, struct target *t, mode_t mode)
+{
+	int err;
+
+	(void)mode;
+	if (!t->missing)
+		return -EEXIST;
+	err = fs_name_check(t->path, "experiment", STORE_EXP_NAME_MAX);
+	if (!err && (err = store_create_experiment(fs->store, NULL, t->n.experiment, NULL)))
+		err = log_refusal(t->path, -err, "cannot create experiment '%s': %s",
+				  t->n.experiment, store_errmsg());
+	return err;
+}
+
+static int experiment_rmdir(struct fs *fs, struct target *t)
+{
+	int err = store_delete_experiment(fs->store, NULL, t->exp.id);
+
+	if (err)
+		err = log_refusal(t->path, -err, "cannot delete experiment '%s': %s", t->exp.name,
+				  store_errmsg());
+	return err;
+}
+
+static int experiment_rename(struct fs *fs, struct target *a, struct target *b, unsigned flags)
+{
+	int err;
+
+	if (b->n.kind != NODE_EXPERIMENT)
+		return cannot_move(fs, a, b, flags);
+	if (!b->missing && strcmp(a->exp.id, b->exp.id))
+		return log_refusal(b->path, EEXIST, "an experiment named '%s' exists",
+				   b->n.experiment);
+	err = fs_name_check(b->path, "experiment", STORE_EXP_NAME_MAX);
+	if (!err && (err = store_rename_experiment(fs->store, NULL, a->exp.id, b->n.experiment)))
+		err = log_refusal(a->path, -err, "cannot rename the experiment: %s",
+				  store_errmsg());
+	return err;
+}
+
+const struct kind_ops fs_experiment_ops = {
+	.getattr = dir_getattr,
+	.list = experiment_list,
+	.mkdir = experiment_mkdir,
+	.rmdir = experiment_rmdir,
+	.rename = experiment_rename,
+};
+
+/* ---- runs ------------------------------------------------------------ */
+
+static int run_mkdir(struct fs *fs, struct target *t, mode_t mode)
+{
+	struct store_run r;
+	char user[256];
+	int err;
+
+	(void)mode;
+	if (!t->missing)
+		return -EEXIST;
+	err = fs_name_check(t->path, "run", STORE_RUN_NAME_MAX);
+	if (err)
+		return err;
+	fs_caller_name(user, sizeof(user));
+	err = store_create_run(fs->store, NULL, t->exp.id, t->n.run, user, &r);
+	if (err)
+		return log_refusal(t->path, -err, "cannot create run '%s': %s", t->n.run,
+				   store_errmsg());
+	store_run_release(&r);
+	return 0;
+}
+
+static int run_rmdir(struct fs *fs, struct target *t)
+{
+	/* MLflow's soft delete: the run goes to the experiment's trash. */
+	int err = store_delete_run(fs->store, NULL, t->run.run_id);
+
+	if (err)
+		err = log_refusal(t->path, -err, "cannot delete run '%s': %s", t->run.run_id,
+				  store_errmsg());
+	return err;
+}
+
+static int run_rename(struct fs *fs, struct target *a, struct target *b, unsigned flags)
+{
+	int err;
+
+	if (b->n.kind != NODE_RUN)
+		return cannot_move(fs, a, b, flags);
+	if (strcmp(a->n.experiment, b->n.experiment))
+		return log_refusal(a->path, EPERM, "a run cannot move to another experiment");
+	if (!b->missing && strcmp(a->run.run_id, b->run.run_id))
+		return log_refusal(b->path, EEXIST, "a run named '%s' exists", b->n.run);
+	err = fs_name_check(b->path, "run", STORE_RUN_NAME_MAX);
+	if (!err && (err = store_rename_run(fs->store, NULL, a->run.run_id, b->n.run)))
+		err = log_refusal(a->path, -err, "cannot rename the run: %s", store_errmsg());
+	return err;
+}
+
+const struct kind_ops fs_run_ops = {
+	.getattr = dir_getattr,
+	.mkdir = run_mkdir,
+	.rmdir = run_rmdir,
+	.rename = run_rename,
+};
+
+/* ---- links ----------------------------------------------------------- */
+
+/* "<up>experiments/<E>/<R>", names encoded. */
+static int run_link_target(const struct store_experiment *e, const struct store_run *r,
+			   const char *up, struct buf *out)
+{
+	int err = buf_adds(out, up);
+
+	if (!err)
+		err = buf_adds(out, "experiments/");
+	if (!err)
+		err = path_encode(out, e->name);
+	if (!err)
+		err = buf_addch(out, '/');
+	return err ? err : path_encode(out, r->folder);
+}
+
+/*
+ * Where versions/<n>/artifacts points: the run's artifact folder in this
+ * mount, with the path below it that the version's source names.
+ */
+static int version_link_target(struct fs *fs, const struct target *t, struct buf *out)
+{
+	const struct store_version *v = &t->version;
+	struct store_experiment e = { 0 };
+	struct store_run r = { 0 };
+	const char *sub = NULL;
+	size_t n;
+	int err;
+
+	if (!v->run_id[0])
+		return -ENOENT;
+	err = store_get_run(fs->store, v->run_id, &r);
+	if (err)
+		return err;
+	if (!r.folder) {
+		err = -ENOENT;
+		goto out;
+	}
+	n = strlen(r.artifact_uri);
+	if (!strncmp(v->source, "runs:/", 6) && !strncmp(v->source + 6, r.run_id, 32) &&
+	    (v->source[38] == '/' || !v->source[38]))
+		sub = v->source + 38;
+	else if (!strncmp(v->source, r.artifact_uri, n) && (v->source[n] == '/' || !v->source[n]))
+		sub = v->source + n;
+	if (!sub) {
+		err = -ENOENT;
+		goto out;
+	}
+	err = store_get_experiment_by_id(fs->store, r.experiment_id, &e);
+	if (!err)
+		err = run_link_target(&e, &r, "../../../../", out);
+	if (!err)
+		err = buf_adds(out, "/artifacts");
+	if (!err)
+		err = buf_adds(out, sub);
+	store_experiment_release(&e);
+out:
+	store_run_release(&r);
+	return err;
+}
+
+struct alias_find {
+	const char *alias;
+	int64_t version;
+};
+
+static int alias_find_cb(void *ctx, const char *alias, int64_t version)
+{
+	struct alias_find *a = ctx;
+
+	if (strcmp(alias, a->alias))
+		return 0;
+	a->version = version;
+	return 1;
+}
+
+static int link_readlink(struct fs *fs, struct target *t, struct buf *out)
+{
+	struct alias_find a = { t->n.alias, 0 };
+	int err;
+
+	switch (t->n.kind) {
+	case NODE_RUNS_LINK:
+		return run_link_target(&t->exp, &t->run, "../", out);
+	case NODE_MODEL_ALIAS:
+		err = store_list_aliases(fs->store, t->n.model, alias_find_cb, &a);
+		if (err <= 0)
+			return err < 0 ? err : -ENOENT;
+		return buf_addf(out, "../versions/%" PRId64, a.version);
+	default:
+		return version_link_target(fs, t, out);
+	}
+}
+
+static int link_getattr(struct fs *fs, struct target *t, struct stat *st)
+{
+	struct buf text = BUF_INIT;
+	int err = link_readlink(fs, t, &text);
+
+	if (!err)
+		fs_fill_stat(fs, st, LINK_MODE, (off_t)text.len,
+			     t->has_run ? t->run.last_change : t->model.last_updated_time);
+	buf_release(&text);
+	return err;
+}
+
+static int cannot_unlink(struct fs *fs, struct target *t)
+{
+	(void)fs;
+	return log_refusal(t->path, EPERM, "this file cannot be removed");
+}
+
+/* runs/<id>, models/M/aliases/A, models/M/versions/N/artifacts */
+const struct kind_ops fs_link_ops = {
+	.getattr = link_getattr,
+	.readlink = link_readlink,
+	.unlink = cannot_unlink,
+	.rename = cannot_move,
+};
+
+struct all_runs {
+	struct fs *fs;
+	struct listing *l;
+	const struct store_experiment *exp;
+};
+
+static int all_runs_cb(void *ctx, const struct store_run *r)
+{
+	struct all_runs *a = ctx;
+	struct buf target = BUF_INIT;
+	struct stat st;
+	int err = run_link_target(a->exp, r, "../", &target);
+
+	if (!err) {
+		fs_fill_stat(a->fs, &st, LINK_MODE, (off_t)target.len, r->last_change);
+		err = listing_add(a->l, r->run_id, &st);
+	}
+	buf_release(&target);
+	return err;
+}
+
+static int all_experiments_cb(void *ctx, const struct store_experiment *e)
+{
+	struct all_runs *a = ctx;
+
+	a->exp = e;
+	return store_list_runs(a->fs->store, e->id, all_runs_cb, a);
+}
+
+static int runs_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	struct all_runs a = { fs, l, NULL };
+
+	(void)t;
+	return store_list_experiments(fs->store, all_experiments_cb, &a);
+}
+
+const struct kind_ops fs_runs_ops = {
+	.getattr = dir_getattr,
+	.list = runs_list,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+/* ---- the registry (read-only) ---------------------------------------- */
+
+static int model_cb(void *ctx, const struct store_model *m)
+{
+	struct listing *l = ctx;
+	struct stat st;
+
+	fs_fill_stat(fs_get(), &st, DIR_MODE, 0, m->last_updated_time);
+	return listing_add_encoded(l, m->name, &st);
+}
+
+static int models_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	(void)t;
+	return store_list_models(fs->store, model_cb, l);
+}
+
+const struct kind_ops fs_models_ops = {
+	.getattr = dir_getattr,
+	.list = models_list,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+/* models/M: a folder of fixed entries, or a model to make (read-only). */
+const struct kind_ops fs_model_dir_ops = {
+	.getattr = dir_getattr,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+struct alias_list {
+	struct fs *fs;
+	struct listing *l;
+	int64_t ms;
+};
+
+static int alias_cb(void *ctx, const char *alias, int64_t version)
+{
+	struct alias_list *a = ctx;
+	char target[48];
+	struct stat st;
+	int n = snprintf(target, sizeof(target), "../versions/%" PRId64, version);
+
+	fs_fill_stat(a->fs, &st, LINK_MODE, n, a->ms);
+	return listing_add_encoded(a->l, alias, &st);
+}
+
+static int aliases_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	struct alias_list a = { fs, l, t->model.last_updated_time };
+
+	return store_list_aliases(fs->store, t->n.model, alias_cb, &a);
+}
+
+const struct kind_ops fs_aliases_ops = {
+	.getattr = dir_getattr,
+	.list = aliases_list,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+static int version_cb(void *ctx, const struct store_version *v)
+{
+	struct listing *l = ctx;
+	char name[32];
+	struct stat st;
+
+	fs_fill_stat(fs_get(), &st, DIR_MODE, 0, v->last_updated_time);
+	snprintf(name, sizeof(name), "%" PRId64, v->version);
+	return listing_add(l, name, &st);
+}
+
+static int versions_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	return store_list_versions(fs->store, t->n.model, version_cb, l);
+}
+
+const struct kind_ops fs_versions_ops = {
+	.getattr = dir_getattr,
+	.list = versions_list,
+	.mkdir = exists,
+	.rmdir = cannot_remove,
+	.rename = cannot_move,
+};
+
+/* ---- rendered files -------------------------------------------------- */
+
+static const char *version_field(const struct store_version *v, enum version_field f)
+{
+	switch (f) {
+	case VF_SOURCE:
+		return v->source;
+	case VF_RUN_ID:
+		return v->run_id;
+	case VF_STATUS:
+		return v->status;
+	case VF_STAGE:
+		return v->stage;
+	default:
+		return v->description;
+	}
+}
+
+/* The content of a rendered file. */
+static int render(struct fs *fs, struct target *t, struct buf *out)
+{
+	int err;
+
+	switch (t->n.kind) {
+	case NODE_EXP_JSON:
+		return content_experiment_json(fs->store, &t->exp, out);
+	case NODE_RUN_ID:
+		return buf_addf(out, "%s\n", t->run.run_id);
+	case NODE_STATUS:
+		return buf_addf(out, "%s\n", t->run.status);
+	case NODE_RUN_JSON:
+		err = fs_target_snapshot(fs, t);
+		return err ? err : content_run_json(t->snap, out);
+	case NODE_CONTROL_STATUS:
+		err = buf_addf(out, "version: %s\nmountpoint: %s\n", PACKAGE_VERSION,
+			       fs->cfg->mountpoint);
+		return err ? err : store_describe(fs->store, out);
+	case NODE_CONTROL_ERRORS:
+		return log_render_errors(out);
+	case NODE_MODEL_DESC:
+		return buf_addf(out, "%s\n", t->model.description);
+	default:
+		return buf_addf(out, "%s\n", version_field(&t->version, t->n.field));
+	}
+}
+
+static int file_getattr(struct fs *fs, struct target *t, struct stat *st)
+{
+	struct buf text = BUF_INIT;
+	int err = render(fs, t, &text);
+
+	if (!err)
+		fs_fill_stat(fs, st, t->n.kind == NODE_STATUS ? RW_MODE : RO_MODE, (off_t)text.len,
+			     t->has_exp || t->has_model ? node_ms(fs, t) : fs_now_ms());
+	buf_release(&text);
+	return err;
+}
+
+static int is_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+/*
+ * Opens a rendered file: readers get the content as it is now; a writer of
+ * the status a buffer that starts empty (O_TRUNC) or with the status.
+ */
+static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,
+		     mode_t mode)
+{
+	struct buf text = BUF_INIT;
+	struct handle *h;
+	int err;
+
+	(void)mode;
+	if (create)
+		return -EEXIST;
+	if (is_write(fi->flags) && t->n.kind != NODE_STATUS)
+		return log_refusal(t->path, EACCES, "this file is read-only");
+	err = render(fs, t, &text);
+	if (err)
+		goto out;
+	h = fs_handle_new(fs, is_write(fi->flags) ? H_STATUS : H_READ, t->path);
+	if (!h) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memcpy(h->run_id, t->run.run_id, sizeof(h->run_id));
+	h->append = !!(fi->flags & O_APPEND);
+	if ((fi->flags & O_ACCMODE) != O_WRONLY)
+		err = blob_add(&h->content, text.data, text.len);
+	if (!err && h->kind == H_STATUS && !(fi->flags & O_TRUNC))
+		err = buf_add(&h->wbuf, text.data, text.len);
+	if (err) {
+		fs_handle_free(fs, h);
+		goto out;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+out:
+	buf_release(&text);
+	return err;
+}
+
+static int ro_truncate(struct fs *fs, struct target *t, off_t size)
+{
+	(void)fs;
+	(void)size;
+	return log_refusal(t->path, EACCES, "this file is read-only");
+}
+
+const struct kind_ops fs_ro_file_ops = {
+	.getattr = file_getattr,
+	.open = file_open,
+	.unlink = cannot_unlink,
+	.rename = cannot_move,
+	.truncate = ro_truncate,
+};
+
+static int status_truncate(struct fs *fs, struct target *t, off_t size)
+{
+	/* A value changes by a write: truncate(1) alone changes nothing. */
+	(void)fs;
+	(void)t;
+	(void)size;
+	return 0;
+}
+
+const struct kind_ops fs_status_ops = {
+	.getattr = file_getattr,
+	.open = file_open,
+	.unlink = cannot_unlink,
+	.rename = cannot_move,
+	.truncate = status_truncate,
+};
