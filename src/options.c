@@ -33,11 +33,12 @@ enum {
 static const struct fuse_opt option_table[] = {
 	MFS_OPT("--tracking-uri=%s", tracking_uri), MFS_OPT("tracking_uri=%s", tracking_uri),
 	MFS_OPT("--artifact-root=%s", artifact_root), MFS_OPT("artifact_root=%s", artifact_root),
-	MFS_OPT("cache_ttl=%lf", cache_ttl), FUSE_OPT_KEY("-h", KEY_HELP),
-	FUSE_OPT_KEY("--help", KEY_HELP), FUSE_OPT_KEY("-V", KEY_VERSION),
-	FUSE_OPT_KEY("--version", KEY_VERSION), FUSE_OPT_KEY("-f", KEY_FOREGROUND),
-	FUSE_OPT_KEY("-d", KEY_DEBUG), FUSE_OPT_KEY("debug", KEY_DEBUG),
-	FUSE_OPT_KEY("-s", KEY_SINGLE), FUSE_OPT_KEY("ro", KEY_READ_ONLY),
+	MFS_OPT("cache_ttl=%lf", cache_ttl), MFS_OPT("lock_timeout=%lf", lock_timeout),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND), FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("ro", KEY_READ_ONLY),
 	/* fstab words that mean something to mount(8), nothing to us. */
 	FUSE_OPT_KEY("noauto", KEY_DISCARD), FUSE_OPT_KEY("auto", KEY_DISCARD),
 	FUSE_OPT_KEY("user", KEY_DISCARD), FUSE_OPT_KEY("users", KEY_DISCARD),
@@ -141,6 +142,7 @@ int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg)
 
 	memset(&st, 0, sizeof(st));
 	st.cfg.cache_ttl = 2.0;
+	st.cfg.lock_timeout = 30.0;
 	*errmsg = NULL;
 	rc = join_long_options(args);
 	if (!rc)
@@ -288,6 +290,10 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 	if (!cfg->display_uri)
 		return fail(errmsg, "%s", "out of memory");
 
+	if (!(cfg->cache_ttl >= 0) || !(cfg->lock_timeout >= 0) || cfg->lock_timeout > 86400)
+		return fail(errmsg, "%s",
+			    "cache_ttl and lock_timeout are seconds, 0 or more (lock_timeout at "
+			    "most 86400)");
 	/* Each backend reads its own URI (store_open), after the daemon left
 	 * this folder: relative paths in it are relative to cwd. */
 	cfg->cwd = getcwd(NULL, 0);
@@ -337,6 +343,8 @@ void options_usage(FILE *out, const char *progname)
 		"    -d                     debug messages (implies -f)\n"
 		"    -s                     single-threaded\n"
 		"    -o cache_ttl=SECONDS   remote store: how long listings are cached\n"
+		"    -o lock_timeout=SECONDS  local store: how long a write waits for\n"
+		"                           another program's lock (default 30)\n"
 		"    -o OPT[,OPT...]        FUSE mount options (allow_other, ro, ...)\n"
 		"    -V, --version          print the version and exit\n"
 		"    -h, --help             print this help and exit\n",

@@ -21,6 +21,7 @@ struct mfs_config {
 	char *cwd;	     /* the folder mlflowfs started in, set by options_resolve() */
 	char *uri_arg;	     /* the TRACKING_URI positional argument, if any */
 	double cache_ttl;    /* remote store: seconds */
+	double lock_timeout; /* local store: seconds a write waits for another's lock */
 	int foreground;
 	int debug;
 	int single_thread;

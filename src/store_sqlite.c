@@ -34,8 +34,6 @@
 #include "sqldb.h"
 #include "store-internal.h"
 
-#define BUSY_TIMEOUT_MS 30000
-
 /*
  * Every statement the backend runs.  In the text, @EWS@ and @MWS@ become
  * "AND <alias>workspace = 'default'" when the experiments (@EWS@) or the
@@ -239,6 +237,7 @@ struct sqlite_store {
 	char *db_path;
 	char *artifact_root;
 	int wal;
+	int busy_ms; /* how long a write waits for another program's lock */
 };
 
 /* A descriptor's writes: sqldb keeps its transaction and error. */
@@ -1772,7 +1771,7 @@ static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 	if (rc != SQLITE_OK)
 		return open_fail(errmsg, ss->db_path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(db, ss->busy_ms);
 	connection_setup(db);
 
 	empty = schema_is_empty(db);
@@ -1923,7 +1922,8 @@ struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 	ss->base.read_only = cfg->read_only;
 	if (parse_uri(ss, cfg, errmsg))
 		goto fail;
-	if (sqldb_init(&ss->sql, ss->db_path, BUSY_TIMEOUT_MS))
+	ss->busy_ms = (int)(cfg->lock_timeout * 1000);
+	if (sqldb_init(&ss->sql, ss->db_path, ss->busy_ms))
 		goto nomem;
 	if (open_database(ss, &db, errmsg))
 		goto fail;

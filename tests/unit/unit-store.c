@@ -252,6 +252,7 @@ static int fx_paths(struct fx *f, const char *group)
 	f->cfg.artifact_root = f->root;
 	f->cfg.cwd = f->dir;
 	f->cfg.cache_ttl = 2.0;
+	f->cfg.lock_timeout = 30.0;
 	return 0;
 }
 
@@ -958,6 +959,7 @@ static void refuses_uri(const char *uri, const char *shown, const char *secret, 
 	cfg.tracking_uri = (char *)uri;
 	cfg.display_uri = (char *)shown;
 	cfg.cwd = (char *)"/";
+	cfg.lock_timeout = 30.0;
 	s = store_open(&cfg, &why);
 	ok(s == NULL && why && strstr(why, shown) && (!must || strstr(why, must)) &&
 		   (!secret || !strstr(why, secret)),
@@ -1102,6 +1104,7 @@ static void test_open_relative(void)
 	cfg.tracking_uri = (char *)"sqlite:///rel/sub/r.db";
 	cfg.display_uri = cfg.tracking_uri;
 	cfg.cwd = f.dir;
+	cfg.lock_timeout = 30.0;
 	s = open_cached(&cfg, NULL, &why);
 	if (!ok(s != NULL, "a relative sqlite URI opens"))
 		tap_diag("store_open: %s", why ? why : "(no message)");
