@@ -44,9 +44,11 @@ struct centry {
 	struct centry *lprev, *lnext;
 	char *key;
 	uint64_t hash;
-	uint64_t gen;	  /* the generation it was filled in; 0: holds nothing */
-	int64_t at_ms;	  /* when it was filled */
-	uint64_t changed; /* the write sequence of the last write that touched it */
+	uint64_t gen;  /* the generation it was filled in; 0: holds nothing */
+	int64_t at_ms; /* when it was filled */
+	/* The write sequence it is current at: that of the fetch that filled
+	 * it, or of the last write that changed or dropped it. */
+	uint64_t changed;
 	size_t cost;
 };
 
@@ -302,11 +304,13 @@ static int keepable(const struct ctable *t, const struct centry *e, uint64_t sta
 	return t->changed <= start && (!e || e->changed <= start);
 }
 
-/* Marks e filled now; lock held. */
-static void filled(struct cache *c, struct centry *e)
+/* Marks e filled now with what was fetched since write sequence start;
+ * lock held. */
+static void filled(struct cache *c, struct centry *e, uint64_t start)
 {
 	e->gen = c->gen;
 	e->at_ms = now_us() / 1000;
+	e->changed = start;
 }
 
 /* A write through the cache: the next sequence number; lock held. */
@@ -373,7 +377,7 @@ static int exp_lookup(struct cache *c, struct ctable *t, const char *key, exp_fe
 			exp_empty(&e->h);
 			e->err = err;
 			if (err || !store_experiment_copy(&e->e, out))
-				filled(c, &e->h);
+				filled(c, &e->h, start);
 			ctable_cost(t, &e->h, 1);
 		}
 	}
@@ -663,7 +667,7 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 		ix->by_id = fresh->by_id;
 		free(fresh);
 		fresh = NULL;
-		filled(c, &ix->h);
+		filled(c, &ix->h, start);
 		ctable_cost(&c->indexes, &ix->h, ix->n + 1);
 	} else {
 		ix = fresh;
@@ -962,7 +966,7 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 	    (e = (struct snap_ent *)ctable_get(&c->snaps, run_id, sizeof(*e)))) {
 		snap_empty(&e->h);
 		e->snap = store_snapshot_hold(got);
-		filled(c, &e->h);
+		filled(c, &e->h, start);
 		ctable_cost(&c->snaps, &e->h, snap_cost(got));
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -1106,7 +1110,7 @@ static int cache_reserve_steps(struct store *s, const char *run_id, const char *
 			if (!keepable(&c->steps, &e->h, start) && e->next > next)
 				next = e->next;
 			e->next = next;
-			filled(c, &e->h);
+			filled(c, &e->h, start);
 			ctable_cost(&c->steps, &e->h, 1);
 		}
 	} else {
@@ -1406,6 +1410,12 @@ static void cache_batch_free(struct store *s, struct store_batch *b)
 	store_batch_free(to_cache(s)->next, b);
 }
 
+static int describe_table(struct buf *out, const char *name, const struct ctable *t)
+{
+	return buf_addf(out, "cache_%s: %zu entries, %" PRIu64 " hits, %" PRIu64 " misses\n", name,
+			t->n, t->hits, t->misses);
+}
+
 static int cache_describe(struct store *s, struct buf *out)
 {
 	struct cache *c = to_cache(s);
@@ -1416,18 +1426,18 @@ static int cache_describe(struct store *s, struct buf *out)
 		err = buf_adds(out, "cache_ttl: until another client writes\n");
 	else
 		err = buf_addf(out, "cache_ttl: %.3f s\n", (double)c->ttl_ms / 1000);
-	err = err ? err
-		  : buf_addf(out,
-			     "cache_entries: %zu experiments, %zu run lists (%zu runs), %zu runs, "
-			     "%zu metrics\n"
-			     "cache_hits: %" PRIu64 "\n"
-			     "cache_misses: %" PRIu64 "\n",
-			     c->exp_by_name.n + c->exp_by_id.n, c->indexes.n, c->indexes.cost,
-			     c->snaps.n, c->steps.n,
-			     c->exp_by_name.hits + c->exp_by_id.hits + c->indexes.hits +
-				     c->snaps.hits + c->steps.hits,
-			     c->exp_by_name.misses + c->exp_by_id.misses + c->indexes.misses +
-				     c->snaps.misses + c->steps.misses);
+	if (!err)
+		err = describe_table(out, "experiments", &c->exp_by_name);
+	if (!err)
+		err = describe_table(out, "experiment_ids", &c->exp_by_id);
+	if (!err)
+		err = describe_table(out, "run_lists", &c->indexes);
+	if (!err)
+		err = buf_addf(out, "cache_listed_runs: %zu\n", c->indexes.cost - c->indexes.n);
+	if (!err)
+		err = describe_table(out, "runs", &c->snaps);
+	if (!err)
+		err = describe_table(out, "steps", &c->steps);
 	pthread_mutex_unlock(&c->lock);
 	return err ? err : store_describe(c->next, out);
 }
