@@ -282,9 +282,54 @@ int metric_parse_line(const char *line, size_t len, struct metric_point *pt, con
 	return 0;
 }
 
+/* The fewest significant digits, p, for which "%.(p-1)e" reads back to v. */
+static int shortest_precision(double v, char *out)
+{
+	int precision, digits;
+	const char *p, *e;
+
+	/*
+	 * A double's shortest decimal has at most 15 digits, or else 16 or 17.
+	 * With at most 15, it is v rounded to 15 digits with its trailing zeros
+	 * dropped: v is within half an ulp of it, far less than half of the
+	 * 15th digit.  So two or three tries find it, where counting up from
+	 * one digit took up to seventeen.  Subnormals have fewer bits than
+	 * that argument needs and are counted up.
+	 */
+	if (fabs(v) >= DBL_MIN) {
+		for (precision = 15; precision <= 17; precision++) {
+			double back;
+
+			snprintf(out, METRIC_VALUE_MAX, "%.*e", precision - 1, v);
+			back = strtod(out, NULL);
+			if (memcmp(&back, &v, sizeof(v)) == 0)
+				break;
+		}
+		if (precision > 15)
+			return precision;
+		e = strchr(out, 'e');
+		for (digits = 0, p = out; p < e; p++)
+			digits += *p >= '0' && *p <= '9';
+		while (e > out && (e[-1] == '0' || e[-1] == '.')) {
+			digits -= e[-1] == '0';
+			e--;
+		}
+		return digits > 0 ? digits : 1;
+	}
+	for (precision = 1; precision < 17; precision++) {
+		double back;
+
+		snprintf(out, METRIC_VALUE_MAX, "%.*e", precision - 1, v);
+		back = strtod(out, NULL);
+		if (memcmp(&back, &v, sizeof(v)) == 0)
+			break;
+	}
+	return precision;
+}
+
 size_t metric_format_value(double v, char *out)
 {
-	int precision, exponent, n = 0;
+	int precision, exponent, n;
 
 	/* printf() would say "-nan" for a NaN with its sign bit set. */
 	if (!isfinite(v)) {
@@ -299,14 +344,8 @@ size_t metric_format_value(double v, char *out)
 	 * and "0.1" reads better than "0.10000000000000001".  Bits are compared
 	 * rather than values so that -0 does not print as "0".
 	 */
-	for (precision = 1; precision <= 17; precision++) {
-		double back;
-
-		n = snprintf(out, METRIC_VALUE_MAX, "%.*e", precision - 1, v);
-		back = strtod(out, NULL);
-		if (memcmp(&back, &v, sizeof(v)) == 0)
-			break;
-	}
+	precision = shortest_precision(v, out);
+	n = snprintf(out, METRIC_VALUE_MAX, "%.*e", precision - 1, v);
 	/*
 	 * Those digits, written out in full while the exponent is moderate (as
 	 * Python's repr does): "100" and "1700000000000" rather than "1e+02"
