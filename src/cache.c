@@ -1371,11 +1371,6 @@ static int cache_list_aliases(struct store *s, const char *model, store_alias_cb
 
 /* ---- the rest passes through ----------------------------------------- */
 
-static int cache_artifact_dir(struct store *s, const struct store_run *run, char **path)
-{
-	return store_artifact_dir(to_cache(s)->next, run, path);
-}
-
 static const char *cache_artifact_root(const struct store *s)
 {
 	return store_artifact_root(((const struct cache *)s)->next);
@@ -1523,5 +1518,4 @@ static const struct store_ops cache_ops = {
 	.list_versions = cache_list_versions,
 	.get_version = cache_get_version,
 	.list_aliases = cache_list_aliases,
-	.artifact_dir = cache_artifact_dir,
 };

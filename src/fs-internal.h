@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "art.h"
 #include "buf.h"
 #include "content.h"
 #include "path.h"
@@ -42,6 +43,7 @@ struct fs_seen {
 
 struct fs {
 	struct store *store;
+	struct art_registry *art;
 	const struct mfs_config *cfg;
 	uid_t uid;
 	gid_t gid;
@@ -118,6 +120,7 @@ struct kind_ops {
 	int (*chown)(struct fs *fs, struct target *t, uid_t uid, gid_t gid);
 	int (*utimens)(struct fs *fs, struct target *t, const struct timespec tv[2]);
 	int (*access)(struct fs *fs, struct target *t, int mask);
+	int (*statfs)(struct fs *fs, struct target *t, struct statvfs *st);
 };
 
 /* The kinds' operations (fs_tree.c, fs_keys.c, fs_art.c). */
@@ -144,8 +147,17 @@ const char *fs_status_parse(const char *text, size_t len, int prefix);
 /* Whether the last component of path is a name libfuse hides removed open
  * files under (.fuse_hidden and 16 hex digits). */
 int fs_hidden_name(const char *path);
+/* Whether renaming from to to is libfuse hiding a file removed while open:
+ * to is such a name in the same folder, and from is open in this mount.
+ * Any other rename to such a name is an ordinary one. */
+int fs_is_hide(struct fs *fs, const char *from, const char *to);
 /* The caller's login name, for new runs. */
 void fs_caller_name(char *out, size_t size);
+
+/* A store call's failure for path, logged (SPEC §3: every failure says
+ * why); -ENOENT (and a file that is no folder, or the other way round)
+ * is an answer, not a failure, and passes quietly. */
+int fs_store_err(const char *path, int err);
 
 /* Parses path and finds the objects it names: 0, or -ENOENT if one is
  * missing.  With make, a missing last object is t->missing, not -ENOENT.
@@ -197,7 +209,7 @@ void fs_dir_free_all(struct fs *fs);
 /* ---- fs_file.c: open files -------------------------------------------- */
 
 enum handle_kind {
-	H_ARTIFACT, /* fd is the file on disk */
+	H_ARTIFACT, /* art is the open artifact */
 	H_READ,	    /* content holds what reads return */
 	H_PARAM,    /* wbuf collects the value */
 	H_TAG,
@@ -208,7 +220,8 @@ enum handle_kind {
 struct handle {
 	enum handle_kind kind;
 	enum store_section sec; /* H_PARAM, H_TAG, H_METRIC */
-	int fd;
+	struct art_file *art;	/* H_ARTIFACT */
+	int hidden;		/* H_ARTIFACT removed while open: path is libfuse's hidden name */
 	int append;
 	struct blob content;
 	struct buf wbuf;
@@ -220,7 +233,9 @@ struct handle {
 	char run_id[STORE_RUN_ID_MAX];
 	char experiment_id[STORE_ID_MAX];
 	char *key;
-	char *path;		    /* for messages and the pending table */
+	/* For messages and the pending table; an artifact's follows renames
+	 * made through the mount, protected by fs->open_lock. */
+	char *path;
 	int pending;		    /* path is registered as a pending created file */
 	pthread_mutex_t lock;	    /* FUSE may use one handle from several threads */
 	struct handle *prev, *next; /* in fs->handles, protected by fs->open_lock */
@@ -237,11 +252,6 @@ int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size
 /* Makes what h wrote safe (SPEC §4): final at close, durable at fsync. */
 int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final);
 int fs_file_truncate(struct handle *h, off_t size);
-
-/* ---- fs_art.c: artifacts' own handle operations ------------------------ */
-
-int fs_art_fgetattr(struct handle *h, struct stat *st);
-int fs_art_statfs(struct fs *fs, struct statvfs *st);
 
 /* ---- fs_watch.c: other writers' changes in stat() ---------------------- */
 

@@ -80,7 +80,7 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	int err;
 
 	if (h && h->kind == H_ARTIFACT)
-		return fs_art_fgetattr(h, st);
+		return art_fstat(h->art, st);
 	if (!path)
 		path = h ? h->path : "/";
 	err = fs_resolve(fs, path, &t, 0);
@@ -172,7 +172,7 @@ static int fill_listing(struct fs *fs, const char *path, struct listing *l)
 			err = listing_add(l, d->name, &st);
 	}
 	if (!err && ops_of(&t)->list)
-		err = ops_of(&t)->list(fs, &t, l);
+		err = fs_store_err(path, ops_of(&t)->list(fs, &t, l));
 	else if (!err && !fixed)
 		err = -ENOTDIR;
 	buf_release(&child);
@@ -278,7 +278,7 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 	 * .fuse_hidden<16 hex digits>: for a virtual file that is its removal.
 	 * Only then: a rename by hand to such a name is an ordinary rename.
 	 */
-	if (a.n.kind != NODE_ARTIFACTS && fs_hidden_name(to) && fs_file_is_open(fs, from)) {
+	if (a.n.kind != NODE_ARTIFACTS && !flags && fs_is_hide(fs, from, to)) {
 		err = ops_of(&a)->unlink ? ops_of(&a)->unlink(fs, &a)
 					 : log_refusal(from, EPERM, "this file cannot be removed");
 		fs_target_release(&a);
@@ -374,7 +374,7 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	int err;
 
 	if (h && h->kind == H_ARTIFACT)
-		return fchmod(h->fd, mode) < 0 ? -errno : 0;
+		return art_chmod(fs->art, NULL, h->art, mode);
 	if (!path)
 		path = h ? h->path : "/";
 	err = fs_resolve(fs, path, &t, 0);
@@ -394,7 +394,7 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 	int err;
 
 	if (h && h->kind == H_ARTIFACT)
-		return fchown(h->fd, uid, gid) < 0 ? -errno : 0;
+		return art_chown(fs->art, NULL, h->art, uid, gid);
 	if (!path)
 		path = h ? h->path : "/";
 	err = fs_resolve(fs, path, &t, 0);
@@ -414,7 +414,7 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 	int err;
 
 	if (h && h->kind == H_ARTIFACT)
-		return futimens(h->fd, tv) < 0 ? -errno : 0;
+		return art_utimens(fs->art, NULL, h->art, tv);
 	if (h || !path)
 		return 0; /* touch on a virtual file: its times come from the store */
 	err = fs_resolve(fs, path, &t, 0);
@@ -467,8 +467,19 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 static int fs_statfs(const char *path, struct statvfs *st)
 {
-	(void)path;
-	return fs_art_statfs(fs_get(), st);
+	struct fs *fs = fs_get();
+	const char *root = store_artifact_root(fs->store);
+	struct target t;
+	int err = 1;
+
+	/* Below a run's artifacts/, its repository's; elsewhere the artifact
+	 * root's, where new artifacts go. */
+	if (path && !fs_resolve(fs, path, &t, 0) && ops_of(&t)->statfs)
+		err = ops_of(&t)->statfs(fs, &t, st);
+	fs_target_release(&t);
+	if (err <= 0)
+		return err;
+	return statvfs(root ? root : "/", st) < 0 && statvfs("/", st) < 0 ? -errno : 0;
 }
 
 /* No extended attributes are kept, anywhere: refused and logged.  (getxattr
@@ -542,7 +553,7 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 
 	(void)path;
 	/* close() is when what the descriptor wrote is made safe (SPEC §4). */
-	return h->kind == H_ARTIFACT ? 0 : fs_file_sync(fs_get(), h, 0, 1);
+	return fs_file_sync(fs_get(), h, 0, 1);
 }
 
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -551,7 +562,7 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 
 	(void)path;
 	if (h->kind == H_ARTIFACT)
-		return (datasync ? fdatasync(h->fd) : fsync(h->fd)) < 0 ? -errno : 0;
+		return art_sync(h->art, datasync ? ART_SYNC_DATA : ART_SYNC_ALL);
 	return fs_file_sync(fs_get(), h, 1, 0);
 }
 
@@ -575,7 +586,7 @@ static int fs_fallocate(const char *path, int mode, off_t off, off_t len, struct
 	(void)path;
 	if (h->kind != H_ARTIFACT)
 		return -EOPNOTSUPP;
-	return fallocate(h->fd, mode, off, len) < 0 ? -errno : 0;
+	return art_fallocate(h->art, mode, off, len);
 }
 
 /* ---- the daemon -------------------------------------------------------- */
@@ -585,9 +596,11 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	/*
 	 * Kernel caches of 1 s (never 0); no negative cache, so a name made by
 	 * another client shows at once.  A file removed while open is hidden
-	 * by libfuse (renamed .fuse_hidden* in its own folder, removed at its
-	 * last close): fstat() on it asks by path, so it must keep one.
-	 * Read-only descriptors need no flush.
+	 * by libfuse (renamed .fuse_hidden*, unlinked at its last close), so
+	 * fstat() and the like on it keep working: the kernel asks for those
+	 * by path, and the high-level API could not find a path for a removed
+	 * node.  The rename is a removal here (fs_art.c), so nothing hidden
+	 * stays on disk.  Read-only descriptors need no flush.
 	 */
 	cfg->hard_remove = 0;
 	cfg->entry_timeout = 1.0;
@@ -604,13 +617,14 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fuse_get_context()->private_data;
 }
 
-struct fs *fs_new(struct store *store, const struct mfs_config *cfg)
+struct fs *fs_new(struct store *store, struct art_registry *art, const struct mfs_config *cfg)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
 
 	if (!fs)
 		return NULL;
 	fs->store = store;
+	fs->art = art;
 	fs->cfg = cfg;
 	fs->uid = getuid();
 	fs->gid = getgid();

@@ -31,8 +31,12 @@ void fs_handle_free(struct fs *fs, struct handle *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	pthread_mutex_unlock(&fs->open_lock);
-	if (h->fd >= 0)
-		close(h->fd);
+	if (h->art) {
+		int err = art_close(h->art);
+
+		if (err)
+			log_warn("%s: closing failed: %s", h->path, strerror(-err));
+	}
 	if (h->pending)
 		fs_pending_drop(fs, h->path, 0);
 	store_batch_free(fs->store, h->batch);
@@ -69,7 +73,6 @@ struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *p
 	if (!h)
 		return NULL;
 	h->kind = kind;
-	h->fd = -1;
 	blob_init(&h->content);
 	buf_init(&h->wbuf, 0);
 	h->path = strdup(path);
@@ -278,13 +281,10 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
 {
 	struct buf next = BUF_INIT;
-	ssize_t n;
 	int err;
 
-	if (h->kind == H_ARTIFACT) {
-		n = pwrite(h->fd, data, size, off);
-		return n < 0 ? -errno : (int)n;
-	}
+	if (h->kind == H_ARTIFACT)
+		return (int)art_write(h->art, data, size, off);
 	if (h->kind == H_READ)
 		return -EBADF;
 	pthread_mutex_lock(&h->lock);
@@ -414,14 +414,28 @@ int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 {
 	int err;
 
-	if (h->kind == H_ARTIFACT || h->kind == H_READ)
+	if (h->kind == H_READ)
 		return 0;
+	if (h->kind == H_ARTIFACT) {
+		/* A remote repository uploads here: close(2) reports it. */
+		err = final ? art_sync(h->art, ART_SYNC_CLOSE) : 0;
+		return err ? log_refusal(h->path, -err, "cannot store the artifact: %s",
+					 art_errmsg()[0] ? art_errmsg() : strerror(-err))
+			   : 0;
+	}
 	pthread_mutex_lock(&h->lock);
 	/* An unfinished metric line waits for its end: it is not logged at fsync. */
 	if (h->kind == H_METRIC)
 		err = final && h->wbuf.len ? metric_lines(fs, h, "", 0, 1) : 0;
 	else
 		err = apply_value(fs, h);
+	if (err && final) {
+		/* close() said it failed: the release after it must not try
+		 * again, and succeed behind the back of a program that saw the
+		 * error and may write the same again. */
+		h->wrote = 0;
+		buf_reset(&h->wbuf);
+	}
 	if (!err && h->batch && (h->dirty || durable)) {
 		err = store_batch_commit(fs->store, h->batch, durable);
 		if (err) {
@@ -439,10 +453,8 @@ int fs_file_read(struct handle *h, char *out, size_t size, off_t off)
 {
 	ssize_t n;
 
-	if (h->kind == H_ARTIFACT) {
-		n = pread(h->fd, out, size, off);
-		return n < 0 ? -errno : (int)n;
-	}
+	if (h->kind == H_ARTIFACT)
+		return (int)art_read(h->art, out, size, off);
 	pthread_mutex_lock(&h->lock);
 	n = blob_read(&h->content, out, size, off);
 	pthread_mutex_unlock(&h->lock);
@@ -452,7 +464,7 @@ int fs_file_read(struct handle *h, char *out, size_t size, off_t off)
 int fs_file_truncate(struct handle *h, off_t size)
 {
 	if (h->kind == H_ARTIFACT)
-		return ftruncate(h->fd, size) < 0 ? -errno : 0;
+		return art_ftruncate(h->art, size);
 	if (h->kind == H_READ)
 		return -EACCES;
 	/* Metrics: accepted, changes nothing (SPEC §3). */

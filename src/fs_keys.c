@@ -125,7 +125,7 @@ static int key_find(struct fs *fs, struct target *t)
 				 : KEY_MISSING;
 		goto out;
 	}
-	err = store_get_kv(fs->store, kk->sec, &ref, t->n.key, &t->kv_own);
+	err = fs_store_err(t->path, store_get_kv(fs->store, kk->sec, &ref, t->n.key, &t->kv_own));
 	if (!err) {
 		t->kv = &t->kv_own;
 		t->key = KEY_FILE;
@@ -134,6 +134,8 @@ static int key_find(struct fs *fs, struct target *t)
 	if (err != -ENOENT)
 		goto out;
 	err = store_list_kv(fs->store, kk->sec, &ref, prefix, stop_at_first, NULL);
+	if (err < 0)
+		err = fs_store_err(t->path, err);
 	if (err >= 0) {
 		t->key = err ? KEY_DIR : KEY_MISSING;
 		err = 0;
@@ -170,7 +172,8 @@ static int key_stat(struct fs *fs, const struct target *t, const struct store_kv
 	int err;
 
 	if (t->n.kind == NODE_HISTORY) {
-		err = store_history_stat(fs->store, t->run.run_id, kv->key, &hs);
+		err = fs_store_err(t->path,
+				   store_history_stat(fs->store, t->run.run_id, kv->key, &hs));
 		size = (off_t)hs.bytes;
 	} else {
 		err = render_value(t, kv, &text);
@@ -356,7 +359,8 @@ static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, 
 	    (reading || (h->kind != H_METRIC && !(fi->flags & O_TRUNC))))
 		err = render_value(t, t->kv, &text);
 	if (!err && reading && t->n.kind == NODE_HISTORY)
-		err = content_history(fs->store, t->run.run_id, t->n.key, &h->content, NULL);
+		err = fs_store_err(t->path, content_history(fs->store, t->run.run_id, t->n.key,
+							    &h->content, NULL));
 	else if (!err && reading)
 		err = blob_add(&h->content, text.data, text.len);
 	if (!err && h->kind != H_READ && h->kind != H_METRIC && !(fi->flags & O_TRUNC))

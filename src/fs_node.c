@@ -210,6 +210,14 @@ int fs_hidden_name(const char *path)
 	return 1;
 }
 
+int fs_is_hide(struct fs *fs, const char *from, const char *to)
+{
+	const char *name = last_component(to);
+
+	return fs_hidden_name(to) && !strncmp(from, to, (size_t)(name - to)) &&
+	       !strchr(from + (name - to), '/') && fs_file_is_open(fs, from);
+}
+
 /* The user a new run is recorded for: the caller's login name. */
 void fs_caller_name(char *out, size_t size)
 {
@@ -319,6 +327,13 @@ int fs_pending_state(struct fs *fs, const char *path)
 
 /* ---- resolving paths ------------------------------------------------- */
 
+int fs_store_err(const char *path, int err)
+{
+	if (!err || err == -ENOENT || err == -ENOTDIR || err == -EISDIR)
+		return err;
+	return log_refusal(path, -err, "%s", store_errmsg()[0] ? store_errmsg() : strerror(-err));
+}
+
 void fs_target_release(struct target *t)
 {
 	path_release(&t->n);
@@ -335,7 +350,14 @@ void fs_target_release(struct target *t)
 	memset(t, 0, sizeof(*t));
 }
 
+static int resolve(struct fs *fs, const char *path, struct target *t, int make);
+
 int fs_resolve(struct fs *fs, const char *path, struct target *t, int make)
+{
+	return fs_store_err(path, resolve(fs, path, t, make));
+}
+
+static int resolve(struct fs *fs, const char *path, struct target *t, int make)
 {
 	enum node_kind kind;
 	int err;
@@ -404,7 +426,8 @@ int fs_target_snapshot(struct fs *fs, struct target *t)
 		return 0;
 	if (!t->has_run)
 		return -ENOENT;
-	return store_get_snapshot(fs->store, t->run.run_id, SNAP_ALL, &t->snap);
+	return fs_store_err(t->path,
+			    store_get_snapshot(fs->store, t->run.run_id, SNAP_ALL, &t->snap));
 }
 
 /* ---- attributes ------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "art.h"
 #include "cache.h"
 #include "fs.h"
 #include "log.h"
@@ -115,6 +116,7 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_loop_config *loop_cfg = NULL;
+	struct art_registry *art;
 	struct mfs_config cfg;
 	struct store *store;
 	struct fuse *fuse;
@@ -147,6 +149,15 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	}
 	log_setup(0, cfg.debug);
+	/*
+	 * Other users are checked as a bind mount checks them: by the kernel,
+	 * against the owner and mode each getattr shows.  Without it a daemon
+	 * running as root would serve every caller with root's rights.
+	 */
+	if (cfg.allow_other && fuse_opt_add_arg(&args, "-odefault_permissions")) {
+		fprintf(stderr, "mlflowfs: out of memory\n");
+		goto out_opts;
+	}
 	/* mount(8) shows "sqlite:///... on MNT type fuse.mlflowfs". */
 	if (add_mount_names(&args, cfg.display_uri)) {
 		fprintf(stderr, "mlflowfs: out of memory\n");
@@ -177,10 +188,16 @@ int main(int argc, char *argv[])
 	 * on; ours must not apply again to artifacts made for the caller.
 	 */
 	cfg.umask = umask(0);
-	fs = fs_new(store, &cfg);
-	if (!fs) {
+	/* Artifacts are reached by their URI's scheme, whatever the store. */
+	art = art_registry_new(store_artifact_root(store));
+	if (!art) {
 		fprintf(stderr, "mlflowfs: out of memory\n");
 		goto out_store;
+	}
+	fs = fs_new(store, art, &cfg);
+	if (!fs) {
+		fprintf(stderr, "mlflowfs: out of memory\n");
+		goto out_art;
 	}
 	fuse = fuse_new(&args, &fs_operations, sizeof(fs_operations), fs);
 	if (!fuse)
@@ -228,6 +245,8 @@ out_fuse:
 	fuse_destroy(fuse);
 out_fs:
 	fs_free(fs);
+out_art:
+	art_registry_free(art);
 out_store:
 	/* Commits what is still open: an unmount loses nothing acknowledged. */
 	store_close(store);

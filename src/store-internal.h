@@ -70,7 +70,6 @@ typedef int store_get_version_fn(struct store *s, const char *model, int64_t ver
 				 struct store_version *out);
 typedef int store_list_aliases_fn(struct store *s, const char *model, store_alias_cb *cb,
 				  void *ctx);
-typedef int store_artifact_dir_fn(struct store *s, const struct store_run *run, char **path);
 
 /*
  * Unless a slot says otherwise it is called by its store_*() wrapper, which
@@ -128,7 +127,6 @@ struct store_ops {
 	store_list_versions_fn *list_versions;
 	store_get_version_fn *get_version;
 	store_list_aliases_fn *list_aliases;
-	store_artifact_dir_fn *artifact_dir;
 };
 
 /* The part of every store the wrappers read; stores embed it first. */

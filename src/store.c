@@ -539,10 +539,3 @@ int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, v
 	errmsg[0] = '\0';
 	return s->ops->list_aliases(s, model, cb, ctx);
 }
-
-int store_artifact_dir(struct store *s, const struct store_run *run, char **path)
-{
-	errmsg[0] = '\0';
-	*path = NULL;
-	return s->ops->artifact_dir(s, run, path);
-}

@@ -305,10 +305,4 @@ int store_get_version(struct store *s, const char *model, int64_t version,
 void store_version_release(struct store_version *v);
 int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx);
 
-/*
- * The local folder that holds a run's artifacts, as a new string the caller
- * frees; -ENOTSUP when the artifact URI is not a folder on this machine.
- */
-int store_artifact_dir(struct store *s, const struct store_run *run, char **path);
-
 #endif

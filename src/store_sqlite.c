@@ -1531,68 +1531,6 @@ static int sqlite_list_aliases(struct store *s, const char *model, store_alias_c
 			       &c, "t", model));
 }
 
-/* ---- artifacts, status ----------------------------------------------- */
-
-/* A file: URI's local path, percent-decoded: 0, -ENOTSUP (not on this
- * machine, or not absolute) or -ENOMEM. */
-static int file_uri_path(const char *uri, char **path)
-{
-	struct buf b = BUF_INIT;
-	const char *p = uri + 5;
-
-	*path = NULL;
-	if (!strncmp(p, "//", 2)) {
-		p += 2;
-		if (!strncmp(p, "localhost/", 10))
-			p += 9;
-		else if (*p != '/')
-			return -ENOTSUP;
-	}
-	if (*p != '/')
-		return -ENOTSUP;
-	if (path_uri_decode(&b, p, strlen(p))) {
-		buf_release(&b);
-		return -ENOMEM;
-	}
-	*path = buf_detach(&b);
-	return *path ? 0 : -ENOMEM;
-}
-
-static int sqlite_artifact_dir(struct store *s, const struct store_run *run, char **path)
-{
-	struct sqlite_store *ss = to_sqlite(s);
-	const char *uri = run->artifact_uri ? run->artifact_uri : "";
-	const char *rest;
-	int err = 0;
-
-	*path = NULL;
-	if (uri[0] == '/') {
-		*path = strdup(uri);
-	} else if (!strncmp(uri, "file:", 5)) {
-		err = file_uri_path(uri, path);
-	} else if (!strncmp(uri, "mlflow-artifacts:", 17)) {
-		/* A server's proxied artifacts: under its --artifacts-destination,
-		 * which is our artifact root when both keep the default beside
-		 * the database. */
-		rest = uri + 17;
-		if (!strncmp(rest, "//", 2)) {
-			rest = strchr(rest + 2, '/');
-			if (!rest)
-				rest = "";
-		}
-		while (*rest == '/')
-			rest++;
-		if (asprintf(path, "%s/%s", ss->artifact_root, rest) < 0)
-			*path = NULL;
-	} else {
-		err = -ENOTSUP;
-	}
-	if (err == -ENOTSUP)
-		store_set_errmsg("the artifacts of run '%s' are at '%s', not on this machine",
-				 run->run_id, uri);
-	return err ? err : *path ? 0 : -ENOMEM;
-}
-
 static const char *sqlite_artifact_root(const struct store *s)
 {
 	return ((const struct sqlite_store *)s)->artifact_root;
@@ -1984,5 +1922,4 @@ static const struct store_ops sqlite_ops = {
 	.list_versions = sqlite_list_versions,
 	.get_version = sqlite_get_version,
 	.list_aliases = sqlite_list_aliases,
-	.artifact_dir = sqlite_artifact_dir,
 };

@@ -3050,72 +3050,23 @@ static void test_stall(void)
 
 /* ---- artifacts ------------------------------------------------------- */
 
-struct artifact_case {
-	const char *uri;
-	const char *want; /* the folder; under the artifact root when under_root */
-	int under_root;
-	int err;
-};
-
-static const struct artifact_case artifact_cases[] = {
-	{ "/srv/mlruns/1/abc/artifacts", "/srv/mlruns/1/abc/artifacts", 0, 0 },
-	{ "file:///srv/mlruns/1/abc/artifacts", "/srv/mlruns/1/abc/artifacts", 0, 0 },
-	{ "file:///srv/ml%20runs/x", "/srv/ml runs/x", 0, 0 },
-	{ "file:/srv/mlruns/x", "/srv/mlruns/x", 0, 0 },
-	{ "file://localhost/srv/x", "/srv/x", 0, 0 },
-	{ "mlflow-artifacts:/1/abc/artifacts", "1/abc/artifacts", 1, 0 },
-	{ "mlflow-artifacts://localhost:5000/1/abc/artifacts", "1/abc/artifacts", 1, 0 },
-	{ "s3://bucket/mlruns/1/abc/artifacts", NULL, 0, -ENOTSUP },
-	{ "gs://bucket/x", NULL, 0, -ENOTSUP },
-	{ "", NULL, 0, -ENOTSUP },
-	{ "file://fileserver/share/x", NULL, 0, -ENOTSUP },
-	{ "file:relative/x", NULL, 0, -ENOTSUP },
-};
-
-static void test_artifact_dir(void)
+/* A run the store made keeps its artifacts where MLflow puts them. */
+static void test_artifact_uri(void)
 {
-	char exp[STORE_ID_MAX], *path, *want;
+	char exp[STORE_ID_MAX], *want;
 	struct store_run r;
-	size_t i;
-	int err;
 	struct fx f;
 
 	if (fx_setup(&f, "artifacts")) {
 		fx_teardown(&f);
 		return;
 	}
-	for (i = 0; i < sizeof(artifact_cases) / sizeof(artifact_cases[0]); i++) {
-		const struct artifact_case *c = &artifact_cases[i];
-
-		memset(&r, 0, sizeof(r));
-		snprintf(r.run_id, sizeof(r.run_id), "%s", "0123456789abcdef0123456789abcdef");
-		r.artifact_uri = (char *)c->uri;
-		path = (char *)"unset";
-		err = store_artifact_dir(f.s, &r, &path);
-		want = c->want ? (c->under_root ? strf("%s/%s", f.root, c->want) : strdup(c->want))
-			       : NULL;
-		if (c->err) {
-			ok(err == c->err && path == NULL, "'%s': %d (want %d), no path", c->uri,
-			   err, c->err);
-			ok(store_errmsg()[0] != '\0', "and store_errmsg says why: %s",
-			   store_errmsg());
-		} else {
-			ok(err == 0 && path && want && !strcmp(path, want), "'%s' is '%s'", c->uri,
-			   err ? "(error)" : path);
-		}
-		free(want);
-		if (path && strcmp(path, "unset"))
-			free(path);
-	}
-
-	/* A run the store made: its folder under the experiment's location. */
 	ok(!new_exp(&f, "art", exp), "an experiment");
 	if (store_create_run(f.s, NULL, exp, "r", "u", &r) == 0) {
-		is_int(store_artifact_dir(f.s, &r, &path), 0, "artifact_dir of a new run");
 		want = strf("%s/%s/%s/artifacts", f.root, exp, r.run_id);
-		is_str(path, want, "it is <root>/<exp id>/<run id>/artifacts");
+		is_str(r.artifact_uri, want,
+		       "its artifact URI is <root>/<exp id>/<run id>/artifacts");
 		free(want);
-		free(path);
 		store_run_release(&r);
 	} else {
 		ok(0, "create a run");
@@ -3465,7 +3416,7 @@ int main(void)
 	test_delete_run();
 	test_sync();
 	test_stall();
-	test_artifact_dir();
+	test_artifact_uri();
 	test_registry();
 	test_all_runs();
 	test_threads();
