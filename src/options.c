@@ -23,6 +23,7 @@ enum {
 	KEY_SINGLE,
 	KEY_DISCARD,
 	KEY_READ_ONLY,
+	KEY_ALLOW_OTHER,
 };
 
 #define MFS_OPT(t, f)                                \
@@ -38,7 +39,7 @@ static const struct fuse_opt option_table[] = {
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND), FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-s", KEY_SINGLE),
-	FUSE_OPT_KEY("ro", KEY_READ_ONLY),
+	FUSE_OPT_KEY("ro", KEY_READ_ONLY), FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	/* fstab words that mean something to mount(8), nothing to us. */
 	FUSE_OPT_KEY("noauto", KEY_DISCARD), FUSE_OPT_KEY("auto", KEY_DISCARD),
 	FUSE_OPT_KEY("user", KEY_DISCARD), FUSE_OPT_KEY("users", KEY_DISCARD),
@@ -96,6 +97,9 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	case KEY_READ_ONLY:
 		cfg->read_only = 1;
 		return 1; /* and the kernel mounts read-only */
+	case KEY_ALLOW_OTHER:
+		cfg->allow_other = 1;
+		return 1; /* and libfuse passes it on */
 	default:
 		/* Everything else is a FUSE option: keep it for fuse_new(). */
 		return 1;
@@ -345,7 +349,8 @@ void options_usage(FILE *out, const char *progname)
 		"    -o cache_ttl=SECONDS   remote store: how long listings are cached\n"
 		"    -o lock_timeout=SECONDS  local store: how long a write waits for\n"
 		"                           another program's lock (default 30)\n"
-		"    -o OPT[,OPT...]        FUSE mount options (allow_other, ro, ...)\n"
+		"    -o OPT[,OPT...]        FUSE mount options (allow_other, ro, ...);\n"
+		"                           allow_other implies default_permissions\n"
 		"    -V, --version          print the version and exit\n"
 		"    -h, --help             print this help and exit\n",
 		progname);

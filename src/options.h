@@ -25,7 +25,8 @@ struct mfs_config {
 	int foreground;
 	int debug;
 	int single_thread;
-	int read_only; /* -o ro */
+	int read_only;	 /* -o ro */
+	int allow_other; /* -o allow_other: implies default_permissions */
 	int show_help;
 	int show_version;
 	int nonopt_count; /* positional arguments seen */

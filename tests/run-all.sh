@@ -19,7 +19,7 @@ fi
 
 packages="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
 libsqlite3-dev libcurl4-openssl-dev libjansson-dev groff-base sqlite3 rsync \
-python3 python3-venv python3-dev"
+python3 python3-venv python3-dev perl openssl bindfs"
 "$top/contrib/install-packages.sh" $packages
 
 # The virtual environments are made once and kept; a changed requirements
@@ -37,6 +37,28 @@ venv() {
 }
 venv .venv tests/requirements.txt
 venv .venv-old tests/requirements-old.txt
+
+# pjdfstest (tests/e2e/test_pjdfstest.py) from the vendored source, where CI
+# keeps it beside the repository: built once per tarball into .cache/, which
+# both runs (plain and --sanitizers) share, as they share its bindfs count.
+pjd_tar="$top/../shared/vendor/pjdfstest-85a8aea.tar.gz"
+if [ -f "$pjd_tar" ]; then
+	pjd="$top/.cache/pjdfstest-$(sha256sum "$pjd_tar" | cut -c1-16)"
+	if [ ! -x "$pjd/pjdfstest" ]; then
+		echo "run-all: building pjdfstest in $pjd"
+		rm -rf "$pjd.tmp"
+		mkdir -p "$pjd.tmp"
+		tar xzf "$pjd_tar" -C "$pjd.tmp" --strip-components=1
+		(cd "$pjd.tmp" && autoreconf -ifs >/dev/null 2>&1 && ./configure -q >/dev/null &&
+			make -s pjdfstest >/dev/null)
+		rm -rf "$pjd"
+		mv "$pjd.tmp" "$pjd"
+	fi
+	PJDFSTEST_DIR=$pjd
+	export PJDFSTEST_DIR
+else
+	echo "run-all: $pjd_tar is missing: the pjdfstest test will be skipped"
+fi
 
 [ -x configure ] && [ configure -nt configure.ac ] && [ Makefile.in -nt Makefile.am ] || autoreconf -fi
 mkdir -p "$build"

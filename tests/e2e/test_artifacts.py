@@ -85,6 +85,20 @@ def test_fresh_runs_artifacts_takes_a_folder_first(mount, client, run_dir):
     assert os.listdir(other / "artifacts") == ["latest"]
 
 
+def test_artifacts_out_of_reach_refuse_access_and_the_run_still_lists(mount, client):
+    # SPEC §5: a run whose artifacts are elsewhere (here s3:, which no
+    # repository serves) shows an artifacts/ that refuses access.
+    exp = client.create_experiment("far", artifact_location="s3://bucket/far")
+    client.create_run(exp, run_name="r")
+    run = mount.run("far", "r")
+    assert "artifacts" in os.listdir(run)
+    assert stat.S_ISDIR(os.stat(run / "artifacts").st_mode)
+    expect_errno(errno.ENOTSUP, os.listdir, run / "artifacts")
+    expect_errno(errno.ENOTSUP, (run / "artifacts" / "f").write_text, "x")
+    assert_refusal_logged(mount, run / "artifacts", errno.ENOTSUP)
+    assert "s3:" in mount.log()
+
+
 def test_attributes_of_a_fresh_runs_artifacts_folder(mount, client, run_dir):
     a = run_dir / "artifacts"
     os.chmod(a, 0o700)
@@ -653,6 +667,77 @@ def test_attributes_of_an_unlinked_open_artifact(mount, client, run_dir, art, di
         assert os.fstat(fd).st_mtime == 1_000_000_000
     finally:
         os.close(fd)
+
+
+def test_files_removed_while_open_in_two_folders(mount, client, run_dir, art, disk):
+    # libfuse hides a file removed while open under a name of its own in its
+    # folder; neither file may show anywhere, nor take the other's place.
+    os.mkdir(art / "a")
+    os.mkdir(art / "b")
+    fds = {}
+    try:
+        for folder in ("a", "b"):
+            f = art / folder / "scratch"
+            fds[folder] = os.open(f, os.O_RDWR | os.O_CREAT, 0o640)
+            os.write(fds[folder], f"kept in {folder}".encode())
+        for folder in ("a", "b"):
+            os.unlink(art / folder / "scratch")
+        for folder, fd in fds.items():
+            want = f"kept in {folder}".encode()
+            assert os.pread(fd, 100, 0) == want
+            st = os.fstat(fd)
+            assert (st.st_size, st.st_nlink, stat.S_IMODE(st.st_mode)) == (len(want), 0, 0o640)
+            os.fchmod(fd, 0o600)
+            assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
+            os.write(fd, b"!")
+            assert os.fstat(fd).st_size == len(want) + 1
+        for folder in ("a", "b"):
+            assert os.listdir(art / folder) == []
+            assert os.listdir(disk / folder) == []
+        assert sorted(os.listdir(art)) == ["a", "b", "first.txt"]
+        assert sh(f"find {disk.parent} -name '.*'").stdout == ""
+        assert list_artifacts_recursive(client, run_id_of(run_dir)) == {
+            "first.txt": 6, "a": None, "b": None}
+        # The names are free again at once.
+        (art / "a" / "scratch").write_text("new")
+        assert os.pread(fds["a"], 100, 0) == b"kept in a!"
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    assert tree(disk) == {"first.txt": ("file", b"first\n"), "a": ("dir",),
+                          "a/scratch": ("file", b"new"), "b": ("dir",)}
+    assert sh(f"find {disk.parent} -name '.*'").stdout == ""
+
+
+def test_rename_over_an_open_artifact_keeps_the_reader(mount, client, run_dir, art, disk):
+    (art / "sub").mkdir()
+    (art / "sub" / "model").write_text("old")
+    reader = open(art / "sub" / "model")
+    try:
+        (art / "sub" / "new").write_text("new")
+        os.rename(art / "sub" / "new", art / "sub" / "model")
+        assert reader.read() == "old"
+        assert os.fstat(reader.fileno()).st_nlink == 0
+        assert os.listdir(disk / "sub") == ["model"]
+    finally:
+        reader.close()
+    assert (disk / "sub" / "model").read_text() == "new"
+    assert sh(f"find {disk.parent} -name '.*'").stdout == ""
+
+
+def test_an_open_artifact_renamed_then_removed(mount, client, run_dir, art, disk):
+    fd = os.open(art / "one", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"data")
+        os.mkdir(art / "d")
+        os.rename(art / "one", art / "d" / "two")
+        os.rename(art / "d", art / "e")
+        os.unlink(art / "e" / "two")
+        assert os.fstat(fd).st_size == 4 and os.pread(fd, 10, 0) == b"data"
+        assert os.listdir(disk / "e") == []
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(disk)) == ["e", "first.txt"]
 
 
 def test_rm_r_of_a_subfolder(mount, client, run_dir, art, disk):

@@ -454,6 +454,32 @@ def test_renaming_params_and_metrics_fails_eperm(mount, run_dir):
     assert listing(run_dir / "params") == ["lr"]
 
 
+def test_renaming_a_tag_onto_a_fuse_hidden_name_is_refused(mount, run_dir, client):
+    # libfuse renames a file removed while open to a name of its own; a
+    # rename to such a name is a removal only when libfuse makes it (the
+    # exact form, of a file open in this mount).  Any other is an ordinary
+    # rename, and a key with a leading '.' is written %2E.
+    tags = run_dir / "tags"
+    for name in (".fuse_hidden1", ".fuse_hidden0000000a00000001"):
+        refused(mount, errno.EINVAL, os.rename, tags / "k", tags / name, path=tags / name,
+                reason=r"%2E")
+    with open(tags / "k") as f:
+        refused(mount, errno.EINVAL, os.rename, tags / "k", tags / ".fuse_hidden_k",
+                path=tags / ".fuse_hidden_k", reason=r"%2E")
+        assert f.read() == "v\n"
+    assert sh(f"mv {tags}/k {tags}/.fuse_hidden0000000b00000001", check=False).returncode != 0
+    assert client.get_run(rid(run_dir)).data.tags["k"] == "v"
+    assert "k" in listing(tags)
+
+
+def test_removing_an_open_tag_deletes_it(mount, run_dir, client):
+    with open(run_dir / "tags" / "k") as f:
+        os.unlink(run_dir / "tags" / "k")
+        assert f.read() == "v\n"
+    assert "k" not in client.get_run(rid(run_dir)).data.tags
+    assert "k" not in listing(run_dir / "tags")
+
+
 def test_deleting_params_and_metrics_fails_eperm(mount, run_dir):
     paths = [run_dir / n for n in ("params/lr", "metrics/loss", "history/loss")]
     each_refused(mount, errno.EPERM, [(p, os.unlink, p) for p in paths],
