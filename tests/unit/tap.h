@@ -39,18 +39,18 @@ static inline void tap_diag(const char *fmt, ...)
 	printf("\n");
 }
 
-#define is_str(got, want, name)                                                              \
-	do {                                                                                 \
-		const char *g_ = (got), *w_ = (want);                                        \
-		if (!ok(g_ && w_ ? strcmp(g_, w_) == 0 : g_ == w_, "%s", name))              \
+#define is_str(got, want, name)                                                                  \
+	do {                                                                                     \
+		const char *g_ = (got), *w_ = (want);                                            \
+		if (!ok(g_ && w_ ? strcmp(g_, w_) == 0 : g_ == w_, "%s", name))                  \
 			tap_diag("got '%s', want '%s'", g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
 	} while (0)
 
-#define is_int(got, want, name)                                                          \
-	do {                                                                             \
-		long long g_ = (long long)(got), w_ = (long long)(want);                 \
-		if (!ok(g_ == w_, "%s", name))                                           \
-			tap_diag("got %lld, want %lld", g_, w_);                         \
+#define is_int(got, want, name)                                          \
+	do {                                                             \
+		long long g_ = (long long)(got), w_ = (long long)(want); \
+		if (!ok(g_ == w_, "%s", name))                           \
+			tap_diag("got %lld, want %lld", g_, w_);         \
 	} while (0)
 
 static inline int tap_done(void)
