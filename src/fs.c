@@ -226,36 +226,36 @@ static int fs_mkdir(const char *path, mode_t mode)
 	return err;
 }
 
-static int fs_unlink(const char *path)
+/* unlink (dir 0) and rmdir (dir 1) of a name. */
+static int remove_name(const char *path, int dir)
 {
 	struct fs *fs = fs_get();
+	const struct kind_ops *ops;
 	struct target t;
 	int err = models_refuse(path);
 
 	if (err)
 		return err;
 	err = fs_resolve(fs, path, &t, 0);
-	if (!err)
-		err = ops_of(&t)->unlink ? ops_of(&t)->unlink(fs, &t)
-					 : log_refusal(path, EPERM, "this file cannot be removed");
+	ops = err ? NULL : ops_of(&t);
+	if (ops && dir)
+		err = ops->rmdir ? ops->rmdir(fs, &t)
+				 : log_refusal(path, EPERM, "this folder cannot be removed");
+	else if (ops)
+		err = ops->unlink ? ops->unlink(fs, &t)
+				  : log_refusal(path, EPERM, "this file cannot be removed");
 	fs_target_release(&t);
 	return err;
 }
 
+static int fs_unlink(const char *path)
+{
+	return remove_name(path, 0);
+}
+
 static int fs_rmdir(const char *path)
 {
-	struct fs *fs = fs_get();
-	struct target t;
-	int err = models_refuse(path);
-
-	if (err)
-		return err;
-	err = fs_resolve(fs, path, &t, 0);
-	if (!err)
-		err = ops_of(&t)->rmdir ? ops_of(&t)->rmdir(fs, &t)
-					: log_refusal(path, EPERM, "this folder cannot be removed");
-	fs_target_release(&t);
-	return err;
+	return remove_name(path, 1);
 }
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)

@@ -176,7 +176,6 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 static int assign_steps(struct fs *fs, struct handle *h, struct metric_point *pts, size_t n)
 {
 	int64_t now = fs_now_ms(), floor = INT64_MIN, first;
-
 	size_t i = 0, j;
 	int err;
 

@@ -72,22 +72,6 @@ static const struct store_kvs *section(const struct target *t, const struct key_
 	}
 }
 
-/* The first key of kvs at or after prefix in byte order. */
-static size_t lower_bound(const struct store_kvs *kvs, const char *prefix)
-{
-	size_t lo = 0, hi = kvs ? kvs->n : 0;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (strcmp(kvs->v[mid].key, prefix) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 static int stop_at_first(void *ctx, const struct store_kv *kv)
 {
 	(void)ctx;
@@ -118,7 +102,7 @@ static int key_find(struct fs *fs, struct target *t)
 			goto out;
 		kvs = section(t, kk);
 		t->kv = store_kvs_find(kvs, t->n.key);
-		i = lower_bound(kvs, prefix);
+		i = store_kvs_lower_bound(kvs, prefix);
 		t->key = t->kv ? KEY_FILE
 			 : i < (kvs ? kvs->n : 0) && !strncmp(kvs->v[i].key, prefix, strlen(prefix))
 				 ? KEY_DIR
@@ -305,7 +289,7 @@ static int keys_list(struct fs *fs, struct target *t, struct listing *l)
 	if (kk->of_run) {
 		err = fs_target_snapshot(fs, t);
 		kvs = err ? NULL : section(t, kk);
-		for (i = lower_bound(kvs, c.prefix);
+		for (i = store_kvs_lower_bound(kvs, c.prefix);
 		     !err && kvs && i < kvs->n && !strncmp(kvs->v[i].key, c.prefix, plen); i++)
 			err = list_key(&c, &kvs->v[i]);
 	} else {

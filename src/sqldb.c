@@ -642,22 +642,34 @@ static void reader_put(struct sqldb *d, struct sqldb_conn *c)
 	pthread_mutex_unlock(&d->pool_lock);
 }
 
-struct sqldb_conn *sqldb_read_begin(struct sqldb *d)
+/*
+ * Takes the writer for a read, waiting for its holder unless the holder
+ * waits for another program's lock: 1 when taken, 0 when the writer is
+ * stalled (it has no transaction open then: it waits to begin one).
+ */
+static int writer_take_unless_stalled(struct sqldb *d)
 {
-	errmsg[0] = '\0';
+	int taken;
+
 	pthread_mutex_lock(&d->lock);
 	while (d->held && !d->blocked)
 		pthread_cond_wait(&d->cond, &d->lock);
-	if (!d->held) {
+	taken = !d->held;
+	if (taken)
 		d->held = 1;
-		pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->lock);
+	return taken;
+}
+
+struct sqldb_conn *sqldb_read_begin(struct sqldb *d)
+{
+	errmsg[0] = '\0';
+	if (writer_take_unless_stalled(d)) {
 		/* A read sees what was queued: this process's writes show at once. */
 		flush_locked(d);
 		return &d->w;
 	}
-	/* The writer waits for another program, and has no transaction open
-	 * (it is waiting to begin one): a reader sees all we wrote. */
-	pthread_mutex_unlock(&d->lock);
+	/* With no transaction of ours open, a reader sees all we wrote. */
 	pthread_mutex_lock(&d->pool_lock);
 	d->stalled_reads++;
 	pthread_mutex_unlock(&d->pool_lock);
@@ -669,17 +681,10 @@ struct sqldb_conn *sqldb_read_long_begin(struct sqldb *d)
 	if (d->no_readers)
 		return sqldb_read_begin(d);
 	errmsg[0] = '\0';
-	pthread_mutex_lock(&d->lock);
-	while (d->held && !d->blocked)
-		pthread_cond_wait(&d->cond, &d->lock);
-	if (!d->held) {
+	if (writer_take_unless_stalled(d)) {
 		/* What this process wrote goes in first, for the reader to see. */
-		d->held = 1;
-		pthread_mutex_unlock(&d->lock);
 		commit_locked(d);
 		writer_give(d);
-	} else {
-		pthread_mutex_unlock(&d->lock);
 	}
 	return reader_get(d);
 }
@@ -718,16 +723,9 @@ int sqldb_others_version(struct sqldb *d, uint64_t *v)
 {
 	int rc;
 
-	pthread_mutex_lock(&d->lock);
-	while (d->held && !d->blocked)
-		pthread_cond_wait(&d->cond, &d->lock);
-	if (d->held) {
-		/* Another program holds the lock: it is changing the store. */
-		pthread_mutex_unlock(&d->lock);
+	/* Another program holds the lock: it is changing the store. */
+	if (!writer_take_unless_stalled(d))
 		return -EAGAIN;
-	}
-	d->held = 1;
-	pthread_mutex_unlock(&d->lock);
 	if (!d->version) {
 		rc = sqlite3_prepare_v3(d->w.db, "PRAGMA data_version", -1,
 					SQLITE_PREPARE_PERSISTENT, &d->version, NULL);

@@ -329,22 +329,26 @@ void store_kvs_put(const struct store_kvs *kvs)
 	free(k);
 }
 
-const struct store_kv *store_kvs_find(const struct store_kvs *kvs, const char *key)
+size_t store_kvs_lower_bound(const struct store_kvs *kvs, const char *key)
 {
 	size_t lo = 0, hi = kvs ? kvs->n : 0;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(kvs->v[mid].key, key);
 
-		if (!c)
-			return &kvs->v[mid];
-		if (c < 0)
+		if (strcmp(kvs->v[mid].key, key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return lo;
+}
+
+const struct store_kv *store_kvs_find(const struct store_kvs *kvs, const char *key)
+{
+	size_t i = store_kvs_lower_bound(kvs, key);
+
+	return kvs && i < kvs->n && !strcmp(kvs->v[i].key, key) ? &kvs->v[i] : NULL;
 }
 
 struct store_snapshot *store_snapshot_new(void)

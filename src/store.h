@@ -247,6 +247,9 @@ void store_snapshot_put(const struct store_snapshot *snap);
 const struct store_snapshot *store_snapshot_hold(const struct store_snapshot *snap);
 /* The key of a snapshot section, or NULL (binary search). */
 const struct store_kv *store_kvs_find(const struct store_kvs *kvs, const char *key);
+/* The index of the first key at or after key in byte order (kvs->n if none;
+ * 0 for a NULL kvs). */
+size_t store_kvs_lower_bound(const struct store_kvs *kvs, const char *key);
 
 /* ---- keys ------------------------------------------------------------ */
 
