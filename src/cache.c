@@ -1196,8 +1196,17 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	size_t i;
 	int err = store_log_metrics(c->next, b, run_id, key, pts, n);
 
-	if (err)
+	if (err) {
+		/* The steps reserved for these points were not used: the next
+		 * auto-step is the store's one more than its highest again. */
+		if (!step_key(&k, run_id, key)) {
+			pthread_mutex_lock(&c->lock);
+			touch(&c->steps, buf_str(&k), wrote(c), sizeof(struct step_ent));
+			pthread_mutex_unlock(&c->lock);
+		}
+		buf_release(&k);
 		return err;
+	}
 	for (i = 1; i < n; i++) {
 		const struct metric_point *p = &pts[i];
 
