@@ -394,7 +394,10 @@ int sqldb_write_begin(struct sqldb *d, struct sqldb_batch *b, int queue)
 		pthread_mutex_lock(&d->lock);
 		d->txn_open = 1;
 		clock_gettime(CLOCK_MONOTONIC, &d->txn_began);
-		pthread_cond_broadcast(&d->cond);
+		/* A committer already timing an earlier transaction finds this
+		 * one when it wakes: waking it now would cost every write. */
+		if (d->committer_idle)
+			pthread_cond_signal(&d->commit_cond);
 		pthread_mutex_unlock(&d->lock);
 	}
 	if (err)
@@ -465,7 +468,9 @@ static void *committer_main(void *arg)
 		struct timespec now, due;
 
 		if (!d->txn_open) {
-			pthread_cond_wait(&d->cond, &d->lock);
+			d->committer_idle = 1;
+			pthread_cond_wait(&d->commit_cond, &d->lock);
+			d->committer_idle = 0;
 			continue;
 		}
 		due = d->txn_began;
@@ -477,7 +482,7 @@ static void *committer_main(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec < due.tv_sec ||
 		    (now.tv_sec == due.tv_sec && now.tv_nsec < due.tv_nsec)) {
-			pthread_cond_timedwait(&d->cond, &d->lock, &due);
+			pthread_cond_timedwait(&d->commit_cond, &d->lock, &due);
 			continue;
 		}
 		if (d->held) {
@@ -778,6 +783,7 @@ int sqldb_init(struct sqldb *d, const char *path, int busy_ms)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->cond, &ca);
+	pthread_cond_init(&d->commit_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	return 0;
 }
@@ -813,6 +819,7 @@ void sqldb_release(struct sqldb *d)
 		pthread_mutex_lock(&d->lock);
 		d->stop = 1;
 		pthread_cond_broadcast(&d->cond);
+		pthread_cond_signal(&d->commit_cond);
 		pthread_mutex_unlock(&d->lock);
 		pthread_join(d->committer, NULL);
 	}
@@ -835,6 +842,7 @@ void sqldb_release(struct sqldb *d)
 	free(d->sql);
 	free(d->path);
 	pthread_cond_destroy(&d->cond);
+	pthread_cond_destroy(&d->commit_cond);
 	pthread_cond_destroy(&d->pool_cond);
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->batch_lock);

@@ -64,8 +64,11 @@ struct sqldb {
 	 * set by the taker.  blocked says the holder waits for another
 	 * program's lock; readers then use read-only connections.
 	 */
-	pthread_mutex_t lock; /* guards held, blocked, stop, txn_open, txn_began */
-	pthread_cond_t cond;  /* held dropped, blocked rose, a transaction opened or stop */
+	/* guards held, blocked, stop, txn_open, txn_began, committer_idle */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	    /* held dropped, blocked rose, or stop */
+	pthread_cond_t commit_cond; /* the idle committer: a transaction opened, or stop */
+	int committer_idle;	    /* it waits for a transaction to open */
 	int held;
 	int blocked;
 	int stop;
