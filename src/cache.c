@@ -25,8 +25,6 @@
 #include "options.h"
 #include "store-internal.h"
 
-/* How often next's watch is asked at most: a change shows this late. */
-#define WATCH_EVERY_US 1000
 /* Budgets of the tables, in entries (snapshots and indexes weigh more). */
 #define EXP_MAX	  1024
 #define INDEX_MAX 20000 /* runs in all indexes, beyond the one in use */
@@ -205,11 +203,11 @@ struct cache {
 	struct store *next;
 	int64_t ttl_ms;	      /* < 0: entries live until the watch moves */
 	pthread_mutex_t lock; /* guards everything below */
-	int watch;	      /* next has a watch */
+	int watch;	      /* next has a watch; read without the lock too */
 	uint64_t gen;
-	uint64_t others;   /* next's watch at the last look */
-	int64_t looked_us; /* when that was */
-	uint64_t wseq;	   /* writes through the cache */
+	uint64_t others; /* next's watch at the last look */
+	uint64_t wseq;	 /* writes through the cache */
+	int listing;	 /* run lists being fetched from next */
 	struct ctable exp_by_name, exp_by_id, indexes, snaps, steps;
 };
 
@@ -262,25 +260,19 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Asks next's watch (at most every WATCH_EVERY_US) whether another client
- * changed the store; if so, everything cached so far is stale. */
+/* Asks next's watch (cheap: at every read) whether another client changed
+ * the store; if so, everything cached so far is stale. */
 static void watch(struct cache *c)
 {
-	int64_t now = now_us();
 	uint64_t v = 0;
 	int err;
 
-	pthread_mutex_lock(&c->lock);
-	if (!c->watch || now - c->looked_us < WATCH_EVERY_US) {
-		pthread_mutex_unlock(&c->lock);
+	if (!__atomic_load_n(&c->watch, __ATOMIC_RELAXED))
 		return;
-	}
-	c->looked_us = now;
-	pthread_mutex_unlock(&c->lock);
 	err = store_others_version(c->next, &v);
 	pthread_mutex_lock(&c->lock);
 	if (err == -ENOSYS) {
-		c->watch = 0;
+		__atomic_store_n(&c->watch, 0, __ATOMIC_RELAXED);
 	} else if (err || v != c->others) {
 		/* -EAGAIN: another program holds the lock and is writing. */
 		c->others = v;
@@ -640,20 +632,22 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 	}
 	c->indexes.misses++;
 	start = c->wseq;
+	c->listing++;
 	pthread_mutex_unlock(&c->lock);
 
 	fresh = calloc(1, sizeof(*fresh));
-	if (!fresh)
-		return -ENOMEM;
-	err = store_list_runs(c->next, experiment_id, index_collect, fresh);
+	err = fresh ? store_list_runs(c->next, experiment_id, index_collect, fresh) : -ENOMEM;
 	if (!err)
 		err = index_rebuild(fresh);
+	pthread_mutex_lock(&c->lock);
+	c->listing--;
 	if (err) {
-		index_empty(&fresh->h);
+		pthread_mutex_unlock(&c->lock);
+		if (fresh)
+			index_empty(&fresh->h);
 		free(fresh);
 		return err;
 	}
-	pthread_mutex_lock(&c->lock);
 	ix = (struct index_ent *)ctable_find(&c->indexes, experiment_id);
 	if (keepable(&c->indexes, HEAD(ix), start) &&
 	    (ix = (struct index_ent *)ctable_get(&c->indexes, experiment_id, sizeof(*ix)))) {
@@ -792,6 +786,17 @@ static struct index_ent *index_of_run(struct cache *c, const char *run_id, struc
 	return NULL;
 }
 
+/*
+ * A write changed a run that no cached list holds: a list being fetched
+ * now may have read it before, so no list fetched meanwhile is kept.
+ * Lock held.
+ */
+static void run_unlisted_changed(struct cache *c, uint64_t seq)
+{
+	if (c->listing)
+		c->indexes.changed = seq;
+}
+
 static void index_drop_run(struct index_ent *ix, struct store_run *r)
 {
 	size_t i = (size_t)(r - ix->runs);
@@ -837,6 +842,8 @@ static void refresh_run(struct cache *c, const char *run_id)
 			touch(&c->indexes, ix->h.key, seq, sizeof(*ix));
 		else
 			ix->h.changed = seq;
+	} else {
+		run_unlisted_changed(c, seq);
 	}
 	pthread_mutex_unlock(&c->lock);
 	store_run_release(&now);
@@ -1069,7 +1076,22 @@ static int cache_rename_tag(struct store *s, struct store_batch *b, enum store_s
 
 static void step_empty(struct centry *h)
 {
-	(void)h;
+	((struct step_ent *)h)->next = INT64_MIN;
+}
+
+/* A steps entry, made empty (no point known) if missing; lock held. */
+static struct step_ent *step_get(struct cache *c, const char *key)
+{
+	struct step_ent *e = (struct step_ent *)ctable_find(&c->steps, key);
+
+	if (e)
+		return e;
+	e = (struct step_ent *)ctable_get(&c->steps, key, sizeof(*e));
+	if (e) {
+		step_empty(&e->h);
+		ctable_cost(&c->steps, &e->h, 1);
+	}
+	return e;
 }
 
 /* The steps table's key: a run id is always 32 characters. */
@@ -1104,10 +1126,13 @@ static int cache_reserve_steps(struct store *s, const char *run_id, const char *
 		}
 		pthread_mutex_lock(&c->lock);
 		e = (struct step_ent *)ctable_find(&c->steps, buf_str(&k));
-		/* Points logged meanwhile moved the step past what next said. */
-		if (!valid(c, &c->steps, HEAD(e)) &&
-		    (e = (struct step_ent *)ctable_get(&c->steps, buf_str(&k), sizeof(*e)))) {
-			if (!keepable(&c->steps, &e->h, start) && e->next > next)
+		/*
+		 * What the entry still knows is a floor: steps reserved before
+		 * (never handed out again while it is kept) and points logged
+		 * meanwhile.  A failed write emptied it (step_empty).
+		 */
+		if (!valid(c, &c->steps, HEAD(e)) && (e = step_get(c, buf_str(&k)))) {
+			if (e->next > next)
 				next = e->next;
 			e->next = next;
 			filled(c, &e->h, start);
@@ -1188,7 +1213,9 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	const struct metric_point *best = &pts[0];
 	const struct store_snapshot *patched = NULL;
 	struct buf k = BUF_INIT;
+	struct index_ent *ix;
 	struct store_run *r;
+	int latest = 1;
 	struct step_ent *st;
 	struct snap_ent *e;
 	int64_t max_step = pts[0].step;
@@ -1218,13 +1245,27 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	}
 	pthread_mutex_lock(&c->lock);
 	seq = wrote(c);
-	/* The run's time moves with its metrics' (SPEC §2: ls -t). */
-	if (index_of_run(c, run_id, &r) && best->timestamp > r->last_change)
-		r->last_change = best->timestamp;
 	e = (struct snap_ent *)ctable_find(&c->snaps, run_id);
 	if (valid(c, &c->snaps, HEAD(e)) && e->snap->metrics &&
 	    e->snap->metrics->n <= SNAP_PATCH_MAX)
 		patched = snap_patch(e->snap, key, best);
+	/*
+	 * The run's time moves with its metrics' latest points (SPEC §2: ls
+	 * -t).  The snapshot tells whether the point became its metric's
+	 * latest; without it, a point below a step the metric already has
+	 * cannot be, and anything else is taken to be.
+	 */
+	if (patched) {
+		latest = patched != e->snap;
+	} else if (!step_key(&k, run_id, key)) {
+		st = (struct step_ent *)ctable_find(&c->steps, buf_str(&k));
+		latest = !st || st->next == INT64_MIN || best->step >= st->next - 1;
+	}
+	ix = index_of_run(c, run_id, &r);
+	if (ix && latest && best->timestamp > r->last_change)
+		r->last_change = best->timestamp;
+	else if (!ix)
+		run_unlisted_changed(c, seq);
 	if (patched) {
 		snap_empty(&e->h);
 		e->snap = patched;
@@ -1232,11 +1273,11 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	} else {
 		touch(&c->snaps, run_id, seq, sizeof(*e));
 	}
-	if (!step_key(&k, run_id, key)) {
-		st = (struct step_ent *)ctable_find(&c->steps, buf_str(&k));
-		if (valid(c, &c->steps, HEAD(st)) && max_step >= st->next)
-			st->next = max_step == INT64_MAX ? INT64_MAX : max_step + 1;
-	}
+	/* The next auto-step follows the highest step logged, also when a
+	 * look-up of it is under way (which takes this as a floor). */
+	buf_reset(&k);
+	if (!step_key(&k, run_id, key) && (st = step_get(c, buf_str(&k))) && max_step >= st->next)
+		st->next = max_step == INT64_MAX ? INT64_MAX : max_step + 1;
 	pthread_mutex_unlock(&c->lock);
 	buf_release(&k);
 	return 0;
