@@ -171,6 +171,22 @@ static int enter(struct fake_store *f, enum fake_op op)
 	return err;
 }
 
+/* A read has what it answers: the test's hook may write meanwhile. */
+static void in_flight(struct fake_store *f, enum fake_op op)
+{
+	if (f->in_flight)
+		f->in_flight(f, op, f->in_flight_arg);
+}
+
+/* A run given out as a bare backend gives it, when asked to: no folder. */
+static void drop_folder(const struct fake_store *f, struct store_run *r)
+{
+	if (f->no_folders) {
+		free(r->folder);
+		r->folder = NULL;
+	}
+}
+
 /* Answers err with a message, as a backend does. */
 __attribute__((format(printf, 2, 3))) static int refuse(int err, const char *fmt, ...)
 {
@@ -529,6 +545,28 @@ static int64_t run_last_change(const struct fk_run *r)
 	return last;
 }
 
+/* last_change as store_sqlite computes it: from the latest point of each
+ * metric only (MAX(timestamp) of latest_metrics), not from every point. */
+static int64_t run_last_change_latest(const struct fk_run *r)
+{
+	int64_t last = r->r.start_time > r->r.end_time ? r->r.start_time : r->r.end_time;
+	const struct fk_point *p;
+	size_t i;
+
+	for (i = 0; i < r->nm; i++) {
+		p = metric_latest(&r->m[i]);
+		if (p && p->ts > last)
+			last = p->ts;
+	}
+	return last;
+}
+
+/* The run's last change, by the rule the test asked for. */
+static int64_t run_changed_at(const struct fake_store *f, const struct fk_run *r)
+{
+	return f->last_change_latest ? run_last_change_latest(r) : run_last_change(r);
+}
+
 static struct fk_model *model_by_name(struct fake_world *w, const char *name)
 {
 	size_t i;
@@ -777,10 +815,20 @@ static const char *fake_artifact_root(const struct store *s)
 
 static int fake_others_version(struct store *s, uint64_t *v)
 {
-	int err = enter(to_fake(s), FAKE_others_version);
+	struct fake_store *f = to_fake(s);
+	int err = enter(f, FAKE_others_version);
 
-	*v = 0; /* nobody else writes to this world */
+	pthread_mutex_lock(&f->lock);
+	*v = f->others_version; /* 0: nobody else writes to this world */
+	pthread_mutex_unlock(&f->lock);
 	return err;
+}
+
+void fake_store_set_others_version(struct fake_store *f, uint64_t v)
+{
+	pthread_mutex_lock(&f->lock);
+	f->others_version = v;
+	pthread_mutex_unlock(&f->lock);
 }
 
 void fake_store_fail(struct fake_store *f, enum fake_op op, int err)
@@ -952,6 +1000,8 @@ static int fake_get_experiment(struct store *s, const char *name, struct store_e
 	err = e ? store_experiment_copy(out, &e->e)
 		: refuse(-ENOENT, "no active experiment named '%s'", name);
 	pthread_mutex_unlock(&f->lock);
+	if (!err || err == -ENOENT)
+		in_flight(f, FAKE_get_experiment);
 	return err;
 }
 
@@ -967,6 +1017,8 @@ static int fake_get_experiment_by_id(struct store *s, const char *id, struct sto
 	e = exp_by_id(f->w, id);
 	err = e ? store_experiment_copy(out, &e->e) : refuse(-ENOENT, "no experiment '%s'", id);
 	pthread_mutex_unlock(&f->lock);
+	if (!err || err == -ENOENT)
+		in_flight(f, FAKE_get_experiment_by_id);
 	return err;
 }
 
@@ -1065,6 +1117,10 @@ static int fake_list_runs(struct store *s, const char *experiment_id, store_run_
 	if (err)
 		done--;
 	pthread_mutex_unlock(&f->lock);
+	for (i = 0; i < done; i++)
+		drop_folder(f, &copy[i]);
+	if (!err)
+		in_flight(f, FAKE_list_runs);
 	for (i = 0; !err && i < done; i++)
 		err = cb(ctx, &copy[i]);
 	for (i = 0; i < done; i++)
@@ -1097,6 +1153,8 @@ static int fake_find_run(struct store *s, const char *experiment_id, const char 
 	err = hit ? run_out(f->w, hit, out)
 		  : refuse(-ENOENT, "no run '%s' in experiment '%s'", folder, experiment_id);
 	pthread_mutex_unlock(&f->lock);
+	if (!err)
+		drop_folder(f, out);
 	return err;
 }
 
@@ -1112,6 +1170,10 @@ static int fake_get_run(struct store *s, const char *run_id, struct store_run *o
 	r = run_by_id(f->w, run_id);
 	err = r ? run_out(f->w, r, out) : refuse(-ENOENT, "no run '%s'", run_id);
 	pthread_mutex_unlock(&f->lock);
+	if (!err) {
+		drop_folder(f, out);
+		in_flight(f, FAKE_get_run);
+	}
 	return err;
 }
 
@@ -1137,6 +1199,10 @@ static int fake_create_run(struct store *s, struct store_batch *b, const char *e
 		goto out;
 	}
 	snprintf(id, sizeof(id), "%032x", ++f->w->next_run_id);
+	if (f->create_id[0]) {
+		snprintf(id, sizeof(id), "%s", f->create_id);
+		f->create_id[0] = '\0';
+	}
 	r = seed_run(f->w, experiment_id, id, name, now_ms(), 0);
 	if (r) {
 		free(r->r.user_id);
@@ -1145,6 +1211,8 @@ static int fake_create_run(struct store *s, struct store_batch *b, const char *e
 	err = r && r->r.user_id ? kvs_set(&r->tags, "mlflow.user", user) : -ENOMEM;
 	if (!err)
 		err = run_out(f->w, r, out);
+	if (!err)
+		drop_folder(f, out);
 out:
 	return write_leave(f, fb, err);
 }
@@ -1220,9 +1288,33 @@ static int fake_set_status(struct store *s, struct store_batch *b, const char *r
 		for (i = 0; i < 3; i++)
 			if (!strcmp(status, terminal[i]))
 				r->r.end_time = now_ms();
-		r->r.last_change = run_last_change(r);
+		r->r.last_change = run_changed_at(f, r);
 	}
 	return write_leave(f, fb, err);
+}
+
+/* What phantom_runs makes of a run id the world does not hold. */
+static int phantom_snapshot(struct store_snapshot *snap, const char *run_id, unsigned want)
+{
+	struct store_run *r = &snap->run;
+
+	snprintf(r->run_id, sizeof(r->run_id), "%s", run_id);
+	snprintf(r->experiment_id, sizeof(r->experiment_id), "0");
+	snprintf(r->status, sizeof(r->status), "FINISHED");
+	r->name = strdup("");
+	r->user_id = strdup("alice");
+	r->artifact_uri = strdup("");
+	r->start_time = r->end_time = r->last_change = FAKE_T0;
+	if (!r->name || !r->user_id || !r->artifact_uri)
+		return -ENOMEM;
+	if ((want & SNAP_PARAMS) && !(snap->params = store_kvs_new(0)))
+		return -ENOMEM;
+	if ((want & SNAP_METRICS) && !(snap->metrics = store_kvs_new(0)))
+		return -ENOMEM;
+	if ((want & SNAP_TAGS) && !(snap->tags = store_kvs_new(0)))
+		return -ENOMEM;
+	snap->have = want & SNAP_ALL;
+	return 0;
 }
 
 static int fake_get_snapshot(struct store *s, const char *run_id, unsigned want,
@@ -1242,11 +1334,17 @@ static int fake_get_snapshot(struct store *s, const char *run_id, unsigned want,
 		return -ENOMEM;
 	pthread_mutex_lock(&f->lock);
 	r = run_by_id(f->w, run_id);
+	if (!r && f->phantom_runs) {
+		err = phantom_snapshot(snap, run_id, want);
+		goto out;
+	}
 	if (!r) {
 		err = refuse(-ENOENT, "no run '%s'", run_id);
 		goto out;
 	}
 	err = run_out(f->w, r, &snap->run);
+	if (!err)
+		drop_folder(f, &snap->run);
 	if (!err && (want & SNAP_PARAMS) && !(snap->params = kvs_export(&r->params)))
 		err = -ENOMEM;
 	if (!err && (want & SNAP_METRICS) && !(snap->metrics = metrics_export(r)))
@@ -1260,6 +1358,7 @@ out:
 		store_snapshot_put(snap);
 		return err;
 	}
+	in_flight(f, FAKE_get_snapshot);
 	*out = snap;
 	return 0;
 }
@@ -1421,6 +1520,18 @@ static struct fk_kvs *tag_section(struct fake_store *f, enum store_section sec,
 	return section_of(f, sec, ref, err);
 }
 
+/* sync_run_name: the run's name follows its mlflow.runName tag. */
+static int run_rename(struct fk_run *r, const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy)
+		return -ENOMEM;
+	free(r->r.name);
+	r->r.name = copy;
+	return 0;
+}
+
 static int fake_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
 			const struct store_ref *ref, const char *key, const char *value)
 {
@@ -1434,6 +1545,8 @@ static int fake_set_tag(struct store *s, struct store_batch *b, enum store_secti
 	kvs = tag_section(f, sec, ref, &err);
 	if (kvs)
 		err = kvs_set(kvs, key, value);
+	if (!err && f->sync_run_name && sec == SEC_RUN_TAGS && !strcmp(key, "mlflow.runName"))
+		err = run_rename(run_by_id(f->w, ref->run_id), value);
 	return write_leave(f, fb, err);
 }
 
@@ -1491,7 +1604,10 @@ static int fake_next_step(struct store *s, const char *run_id, const char *key, 
 	r = run_by_id(f->w, run_id);
 	*next = metric_next(r ? metric_find(r, key) : NULL);
 	pthread_mutex_unlock(&f->lock);
-	return r ? 0 : refuse(-ENOENT, "no run '%s'", run_id);
+	if (!r)
+		return refuse(-ENOENT, "no run '%s'", run_id);
+	in_flight(f, FAKE_next_step);
+	return 0;
 }
 
 static struct fk_reserv *reserv_get(struct fake_world *w, const char *run_id, const char *key)
@@ -1582,7 +1698,7 @@ static int fake_log_metrics(struct store *s, struct store_batch *b, const char *
 	for (i = 0; m && !err && i < n; i++)
 		err = metric_add(m, pts[i].value, pts[i].step, pts[i].timestamp);
 	if (r)
-		r->r.last_change = run_last_change(r);
+		r->r.last_change = run_changed_at(f, r);
 	return write_leave(f, fb, err);
 }
 

@@ -117,6 +117,39 @@ struct fake_store {
 	int64_t reserve_floor;
 	size_t reserve_n;
 	struct fake_world *w; /* protected by lock */
+
+	/*
+	 * Knobs for testing what wraps the fake (the cache, unit-cache.c).
+	 * All zero, as fake_store_new() leaves them, the fake is as described
+	 * above; set them before the fake is shared between threads.
+	 */
+	/* What others_version answers in *v, unless fail[] says otherwise;
+	 * set with fake_store_set_others_version(). */
+	uint64_t others_version; /* protected by lock */
+	/* Answer as a bare backend does (store-internal.h): every run given
+	 * out (list_runs, find_run, get_run, create_run, get_snapshot) has
+	 * folder NULL, so folders shown through a wrapper are the wrapper's. */
+	int no_folders;
+	/* set_tag of mlflow.runName on a run renames the run too, as MLflow's
+	 * stores do. */
+	int sync_run_name;
+	/* get_snapshot answers a run id the world does not hold with an empty
+	 * active run of experiment "0" (no name, no keys): as many runs as a
+	 * test wants to look up. */
+	int phantom_runs;
+	/* A run's last_change after set_status and log_metrics: from the
+	 * latest point of each metric only, as store_sqlite computes it
+	 * (MAX(timestamp) of latest_metrics); 0: from every point. */
+	int last_change_latest;
+	/* If set, the id of the next run create_run makes (then cleared). */
+	char create_id[STORE_RUN_ID_MAX];
+	/* Called by get_experiment and get_experiment_by_id (found or
+	 * -ENOENT), and by a successful list_runs, get_run, get_snapshot or
+	 * next_step, after it read the world and before it answers, with no
+	 * lock of the fake held: what the hook writes lands while the read is
+	 * in flight. */
+	void (*in_flight)(struct fake_store *f, enum fake_op op, void *arg);
+	void *in_flight_arg;
 };
 
 /* A new store holding the world above; NULL without memory.  Free it with
@@ -129,6 +162,8 @@ int fake_op_parse(const char *name, size_t len);
 
 /* Makes op answer err (a -errno; 0 to stop failing). */
 void fake_store_fail(struct fake_store *f, enum fake_op op, int err);
+/* Moves what others_version answers: another client "changed" the store. */
+void fake_store_set_others_version(struct fake_store *f, uint64_t v);
 
 /* Batches made so far, and those not yet freed. */
 unsigned fake_store_batches_made(struct fake_store *f);
