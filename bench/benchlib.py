@@ -1,6 +1,6 @@
 """benchlib.py - plumbing shared by the mlflowfs benchmark drivers (ingest.py, read.py).
 
-Finds the binaries, mounts and always unmounts mlflowfs and noopfs, runs configurations
+Finds the binaries, mounts and always unmounts mlflowfs, noopfs and passfs, runs configurations
 round-robin and prints min / median / max with ratios of medians. Standard library only:
 everything that needs MLflow runs in a fresh process of the MLflow venv (mlflow_peer.py).
 Run as a script, `python3 benchlib.py machine` prints the machine description.
@@ -65,7 +65,7 @@ def build_warning(binary):
 
 
 def helper(name):
-    """Path of a benchmark helper built by build.sh (noopfs, writer, sqlfloor)."""
+    """Path of a benchmark helper built by build.sh (noopfs, passfs, writer, sqlfloor)."""
     path = os.path.join(BENCH_DIR, name)
     if not os.access(path, os.X_OK):
         die(f"'{path}' is missing: run bench/build.sh first")
@@ -248,6 +248,12 @@ def mount_noopfs(mnt, log, ndir=10000, direct_io=False):
     return Mount([helper("noopfs"), "-f", mnt], mnt, os.path.join(mnt, "d"), log, env)
 
 
+def mount_passfs(source, mnt, log, ready, direct_io=False):
+    """Serve the folder source through passfs; ready is a name inside it."""
+    env = {"PASS_DIO": "1" if direct_io else "0"}
+    return Mount([helper("passfs"), source, "-f", mnt], mnt, os.path.join(mnt, ready), log, env)
+
+
 def proc_status(pid, fields=("VmRSS", "VmHWM")):
     """Returns {field: kB} from /proc/<pid>/status."""
     out = {}
@@ -376,8 +382,12 @@ def fmt(x):
     return f"{x:.3g}"
 
 
+def verdict_mark(ok):
+    return "\u2714" if ok else "\u2718"  # ✔ ✘
+
+
 def ratio_line(label, num, den, target=None, higher_is_better=True, results=None):
-    """Prints num/den (medians of two measures); with a target, PASS/FAIL/pending."""
+    """Prints num/den (medians of two measures); with a target, ✔ (met), ✘ or pending."""
     res = results
     have = res.has(num) and res.has(den)
     goal = ""
@@ -390,7 +400,7 @@ def ratio_line(label, num, den, target=None, higher_is_better=True, results=None
     verdict = ""
     if target is not None:
         ok = r >= target if higher_is_better else r <= target
-        verdict = "PASS" if ok else "FAIL"
+        verdict = verdict_mark(ok)
     # Rounds run side by side, so the ratio within each round is robust to load that comes
     # and goes between rounds (FUSE round trips change 2-3x with it): shown for reference.
     a, b = res.samples[num], res.samples[den]

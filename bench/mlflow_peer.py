@@ -9,6 +9,9 @@ MLflow and prints one JSON object as its last line of output.
     log_batch DB N BATCH           N points through MlflowClient.log_batch, BATCH per call
     populate DB NRUNS SEED         an experiment of NRUNS runs x (5 params, 5 metrics)
     search_runs DB EXPERIMENT_ID   time mlflow.search_runs and answer "which run has best acc"
+    populate_runs DB NAME NRUNS SEED [PREFIX]   experiment NAME of NRUNS such runs (scale.py)
+    populate_history DB NAME KEY=N...           one run with N points of each KEY (scale.py)
+    metric_history DB RUN_ID KEY N  time MlflowClient.get_metric_history, expecting N points
 """
 
 import json
@@ -98,21 +101,14 @@ PARAMS = ("lr", "batch_size", "optimizer", "seed", "epochs")
 METRICS = ("acc", "loss", "f1", "precision", "recall")
 
 
-def cmd_populate(db, nruns, seed):
-    """Writes the runs straight into MLflow's tables, row for row as MLflow's store writes
-    them for MlflowClient.create_run + log_batch + set_terminated, then checks that MLflow
-    sees all of them."""
-    nruns, rng = int(nruns), random.Random(int(seed))
-    client = _client(db)
-    name = "read%d" % nruns
-    eid = client.create_experiment(name)
-    art = client.get_experiment(eid).artifact_location
-    t0 = time.perf_counter()
+def _run_rows(eid, art, nruns, rng, prefix="run-"):
+    """The rows MLflow's store writes for nruns runs made with MlflowClient.create_run +
+    log_batch (5 params, 5 metrics) + set_terminated: (runs, tags, params, metrics)."""
     runs, tags, params, metrics = [], [], [], []
     base = _now_ms() - nruns * 1000
     for i in range(nruns):
         rid = uuid.UUID(int=rng.getrandbits(128), version=4).hex
-        rname = "run-%05d" % i
+        rname = "%s%05d" % (prefix, i)
         start = base + i * 1000
         end = start + 500
         runs.append((rid, rname, "UNKNOWN", "", "", "unknown", "FINISHED", start, end, "",
@@ -127,6 +123,17 @@ def cmd_populate(db, nruns, seed):
         ]
         for key in METRICS:
             metrics.append((key, rng.random(), end, rid, 0, 0))
+    return runs, tags, params, metrics
+
+
+def _insert_rows(db, runs, tags, params, metrics):
+    """Inserts _run_rows() (and metric points: latest_metrics holds each (key, run)'s
+    greatest (step, timestamp, value), as MLflow keeps it) in one transaction."""
+    latest = {}
+    for k, v, ts, rid, step, nan in metrics:
+        old = latest.get((k, rid))
+        if old is None or (step, ts, v) >= (old[3], old[2], old[1]):
+            latest[(k, rid)] = (k, v, ts, step, nan, rid)
     con = sqlite3.connect(db)
     con.execute("PRAGMA foreign_keys = ON")
     with con:
@@ -139,9 +146,21 @@ def cmd_populate(db, nruns, seed):
         con.executemany("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan)"
                         " VALUES (?,?,?,?,?,?)", metrics)
         con.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan,"
-                        " run_uuid) VALUES (?,?,?,?,?,?)",
-                        [(k, v, ts, step, nan, rid) for k, v, ts, rid, step, nan in metrics])
+                        " run_uuid) VALUES (?,?,?,?,?,?)", latest.values())
     con.close()
+
+
+def cmd_populate(db, nruns, seed):
+    """Writes the runs straight into MLflow's tables, row for row as MLflow's store writes
+    them for MlflowClient.create_run + log_batch + set_terminated, then checks that MLflow
+    sees all of them."""
+    nruns, rng = int(nruns), random.Random(int(seed))
+    client = _client(db)
+    name = "read%d" % nruns
+    eid = client.create_experiment(name)
+    art = client.get_experiment(eid).artifact_location
+    t0 = time.perf_counter()
+    _insert_rows(db, *_run_rows(eid, art, nruns, rng))
     insert_s = time.perf_counter() - t0
 
     # MLflow must see every run, with its data, as if it had written them itself.
@@ -187,12 +206,82 @@ def cmd_search_runs(db, experiment_id):
             "best": {"run": best["tags.mlflow.runName"], "acc": float(best["metrics.acc"])}}
 
 
+def cmd_populate_runs(db, name, nruns, seed, prefix="run-"):
+    """Experiment name (made by MLflow) with nruns runs written as cmd_populate writes them;
+    checks that MLflow sees every run and, for a sample, its data."""
+    nruns, rng = int(nruns), random.Random(int(seed))
+    client = _client(db)
+    eid = client.create_experiment(name)
+    art = client.get_experiment(eid).artifact_location
+    t0 = time.perf_counter()
+    rows = _run_rows(eid, art, nruns, rng, prefix)
+    _insert_rows(db, *rows)
+    insert_s = time.perf_counter() - t0
+    found = client.search_runs([eid], max_results=50000)
+    if len(found) != nruns:
+        raise SystemExit(f"populate_runs: MLflow sees {len(found)} runs, expected {nruns}")
+    for r in found[:: max(1, nruns // 20)]:
+        if sorted(r.data.params) != sorted(PARAMS) or sorted(r.data.metrics) != sorted(METRICS):
+            raise SystemExit(f"populate_runs: run {r.info.run_id} lacks params or metrics")
+    return {"experiment_id": eid, "experiment_name": name, "nruns": nruns,
+            "insert_seconds": insert_s,
+            "runs": {r[1]: r[0] for r in rows[0][:: max(1, nruns // 4)]}}
+
+
+def cmd_populate_history(db, name, *key_counts):
+    """Experiment name with one run "h" (both made by MLflow) holding, for each KEY=N,
+    N points of KEY written straight into the metrics table: point i has step i, value
+    _point_value(i) and timestamp t0 + i ms, as MLflow's log_batch stores them."""
+    client = _client(db)
+    eid = client.create_experiment(name)
+    rid = client.create_run(eid, run_name="h").info.run_id
+    t0 = time.perf_counter()
+    ts0 = _now_ms() - 10**7
+    counts = {}
+    for kc in key_counts:
+        key, _, n = kc.partition("=")
+        counts[key] = int(n)
+    points = [(key, _point_value(i), ts0 + i, rid, i, 0)
+              for key, n in counts.items() for i in range(n)]
+    _insert_rows(db, [], [], [], points)
+    insert_s = time.perf_counter() - t0
+    run = client.get_run(rid)
+    for key, n in counts.items():
+        got = run.data.metrics.get(key)
+        if got != _point_value(n - 1):
+            raise SystemExit(f"populate_history: MLflow's latest {key} is {got}, "
+                             f"expected {_point_value(n - 1)}")
+    return {"experiment_id": eid, "experiment_name": name, "run_id": rid, "run_name": "h",
+            "counts": counts, "ts0": ts0, "insert_seconds": insert_s}
+
+
+def cmd_metric_history(db, run_id, key, n):
+    """Times one MlflowClient.get_metric_history(run_id, key) call; the store's start-up is
+    paid before, by an untimed get_run. Checks every point's step and value."""
+    n = int(n)
+    client = _client(db)
+    client.get_run(run_id)
+    t0 = time.perf_counter()
+    hist = client.get_metric_history(run_id, key)
+    secs = time.perf_counter() - t0
+    if len(hist) != n:
+        raise SystemExit(f"metric_history: {len(hist)} points, expected {n}")
+    steps = sorted((m.step, m.value) for m in hist)
+    bad = [i for i, (step, v) in enumerate(steps) if step != i or v != _point_value(i)]
+    if bad:
+        raise SystemExit(f"metric_history: point {bad[0]} reads {steps[bad[0]]}")
+    return {"n": len(hist), "seconds": secs}
+
+
 COMMANDS = {
     "template": cmd_template,
     "log_metric": cmd_log_metric,
     "log_batch": cmd_log_batch,
     "populate": cmd_populate,
     "search_runs": cmd_search_runs,
+    "populate_runs": cmd_populate_runs,
+    "populate_history": cmd_populate_history,
+    "metric_history": cmd_metric_history,
 }
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # (the floor FUSE imposes with open + write + flush + release per line). Timed inside bash with
 # $EPOCHREALTIME, `seq` run before the timer starts; REPS (5) rounds, round-robin.
 # Each mlflowfs round logs into a new run and checks with sqlite3 that all NLINES points
-# arrived. Prints ms per 1,000 lines (min / median / max) and ratios of medians.
+# arrived. Prints ms per 1,000 lines (min / median / max) and ratios of medians. Target:
+# mlflowfs / noopfs (direct_io) at most TARGET (1.5), printed with a check or cross mark.
 # Env: MLFLOWFS (binary; 'none': peers only), MLFLOW_PY (MLflow venv python), REPS,
 # NLINES, BENCH_TIMEOUT (s, per command; 300), KEEP=1 (keep the work folder).
 set -euo pipefail
@@ -13,6 +14,7 @@ export LC_ALL=C
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPS=${REPS:-5}
 NLINES=${NLINES:-1000}
+TARGET=1.5 # mlflowfs / noopfs(direct_io), times: at most
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
 PY=${MLFLOW_PY:-/tmp/venv318/bin/python}
 NOOPFS=$BENCH/noopfs
@@ -257,12 +259,16 @@ echo
 echo "ratios (median / median; time, so lower is better)"
 if [[ -n $MED_MLFLOWFS ]]; then
 	printf '  %-34s %8s\n' "mlflowfs / tmpfs" "$(ratio "$MED_MLFLOWFS" "$MED_TMPFS")"
-	printf '  %-34s %8s\n' "mlflowfs / noopfs" "$(ratio "$MED_MLFLOWFS" "$MED_NOOP")"
+	r=$(ratio "$MED_MLFLOWFS" "$MED_NOOP")
+	if awk -v r="$r" -v t="$TARGET" 'BEGIN { exit !(r <= t) }'; then mark=✔; else mark=✘; fi
+	printf '  %-34s %8s   target <= %s %s\n' "mlflowfs / noopfs(direct_io)" "$r" "$TARGET" "$mark"
 elif [[ -n $FAILED ]]; then
 	printf '  %-34s %8s   %s\n' "mlflowfs / tmpfs" FAIL "$FAILED"
+	printf '  %-34s %8s   target <= %s\n' "mlflowfs / noopfs(direct_io)" FAIL "$TARGET"
 	[[ ${KEEP:-} == 1 ]] || echo "(the work folder is removed at exit: KEEP=1 keeps it)"
 else
-	printf '  %-34s %8s\n' "mlflowfs / tmpfs" pending "mlflowfs / noopfs" pending
+	printf '  %-34s %8s\n' "mlflowfs / tmpfs" pending
+	printf '  %-34s %8s   target <= %s\n' "mlflowfs / noopfs(direct_io)" pending "$TARGET"
 fi
 printf '  %-34s %8s\n' "(info) noopfs / tmpfs" "$(ratio "$MED_NOOP" "$MED_TMPFS")"
 [[ -z $FAILED ]]
