@@ -28,7 +28,7 @@
 /* Budgets of the tables, in entries (snapshots and indexes weigh more). */
 #define EXP_MAX	  1024
 #define INDEX_MAX 20000 /* runs in all indexes, beyond the one in use */
-#define SNAP_MAX  4096
+#define SNAP_MAX  4096	/* KiB of snapshots (snap_cost) */
 #define STEP_MAX  4096
 /* A snapshot with more metrics than this is dropped, not copied, when a
  * point changes one. */
@@ -275,6 +275,8 @@ static void watch(struct cache *c)
 		__atomic_store_n(&c->watch, 0, __ATOMIC_RELAXED);
 	} else if (err || v != c->others) {
 		/* -EAGAIN: another program holds the lock and is writing. */
+		log_debug("cache: the store changed (%s): dropping what is cached",
+			  err ? strerror(-err) : "another client wrote");
 		c->others = v;
 		c->gen++;
 	}
@@ -584,6 +586,58 @@ static int index_collect(void *ctx, const struct store_run *run)
 	return 0;
 }
 
+/* Whether run a comes after run b in the list: (start time, run id). */
+static int run_after(const struct store_run *a, const struct store_run *b)
+{
+	if (a->start_time != b->start_time)
+		return a->start_time > b->start_time;
+	return strcmp(a->run_id, b->run_id) > 0;
+}
+
+/*
+ * Adds a run just made to the list at its place: mostly the end (it is the
+ * newest), or a few places before it when runs made in the same
+ * millisecond sort by id.  It takes its name unless an older run has it.
+ * Only the runs it moves are entered again in the tables, unless a newer
+ * one of its name must give the name up (then all are, as after a listing).
+ */
+static int index_insert(struct index_ent *ix, const struct store_run *run)
+{
+	size_t n = ix->n, p = n, j, moved, folder_slot[8], id_slot[8];
+	struct store_run added;
+
+	while (p > 0 && run_after(&ix->runs[p - 1], run))
+		p--;
+	moved = n - p;
+	for (j = p; j < n; j++)
+		if (run->name[0] && !strcmp(ix->runs[j].name, run->name))
+			moved = SIZE_MAX; /* a newer run of its name: it gives it up */
+	if (moved > sizeof(id_slot) / sizeof(id_slot[0]) || (n + 1) * 2 + 2 > ix->nslots) {
+		if (index_collect(ix, run))
+			return -ENOMEM;
+		memmove(&added, &ix->runs[n], sizeof(added));
+		memmove(&ix->runs[p + 1], &ix->runs[p], (n - p) * sizeof(added));
+		ix->runs[p] = added;
+		return index_rebuild(ix);
+	}
+	/* Where the runs it moves stand in the tables, found before they move. */
+	for (j = 0; j < moved; j++) {
+		folder_slot[j] = slot_find(ix, ix->by_folder, 1, ix->runs[p + j].folder);
+		id_slot[j] = slot_find(ix, ix->by_id, 0, ix->runs[p + j].run_id);
+	}
+	if (index_collect(ix, run))
+		return -ENOMEM;
+	added = ix->runs[n];
+	memmove(&ix->runs[p + 1], &ix->runs[p], moved * sizeof(added));
+	ix->runs[p] = added;
+	for (j = 0; j < moved; j++) {
+		if (ix->by_folder[folder_slot[j]] == p + j + 1)
+			ix->by_folder[folder_slot[j]] = (uint32_t)(p + j + 2);
+		ix->by_id[id_slot[j]] = (uint32_t)(p + j + 2);
+	}
+	return index_place(ix, p);
+}
+
 /* The run a folder name names, or failing that the run of that id. */
 static struct store_run *index_lookup(const struct index_ent *ix, const char *folder)
 {
@@ -631,6 +685,8 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 		return err;
 	}
 	c->indexes.misses++;
+	log_debug("cache: listing the runs of experiment %s (%s)", experiment_id,
+		  ix ? "out of date" : "not cached");
 	start = c->wseq;
 	c->listing++;
 	pthread_mutex_unlock(&c->lock);
@@ -854,7 +910,6 @@ static int cache_create_run(struct store *s, struct store_batch *b, const char *
 {
 	struct cache *c = to_cache(s);
 	struct index_ent *ix;
-	struct store_run *last;
 	uint64_t seq;
 	int err = store_create_run(c->next, b, experiment_id, name, user, out);
 
@@ -864,19 +919,8 @@ static int cache_create_run(struct store *s, struct store_batch *b, const char *
 	seq = wrote(c);
 	ix = (struct index_ent *)ctable_find(&c->indexes, experiment_id);
 	if (valid(c, &c->indexes, HEAD(ix))) {
-		/*
-		 * The new run is the newest: it goes last, and takes its name
-		 * if no older run has it.  No listing again, at any size.
-		 */
-		last = ix->n ? &ix->runs[ix->n - 1] : NULL;
-		err = -EAGAIN;
-		if (!last || last->start_time < out->start_time ||
-		    (last->start_time == out->start_time && strcmp(last->run_id, out->run_id) < 0))
-			err = index_collect(ix, out);
-		if (!err && ix->n * 2 + 2 > ix->nslots)
-			err = index_rebuild(ix);
-		else if (!err)
-			err = index_place(ix, ix->n - 1);
+		/* No listing again, at any size: the new run joins the list. */
+		err = index_insert(ix, out);
 		if (!err) {
 			ix->h.changed = seq;
 			ctable_cost(&c->indexes, &ix->h, ix->n + 1);
@@ -929,19 +973,37 @@ static void snap_empty(struct centry *h)
 	e->snap = NULL;
 }
 
+/* The heap a section takes, roughly: its array, and each string with
+ * malloc's own words. */
+static size_t kvs_bytes(const struct store_kvs *kvs)
+{
+	size_t i, n = 0;
+
+	if (!kvs)
+		return 0;
+	n = sizeof(*kvs) + kvs->cap * sizeof(kvs->v[0]);
+	for (i = 0; i < kvs->n; i++)
+		n += strlen(kvs->v[i].key) + 17 +
+		     (kvs->v[i].value ? strlen(kvs->v[i].value) + 17 : 0);
+	return n;
+}
+
+/* What a snapshot weighs in the table's budget: one per KiB it holds, so
+ * that memory, not the number of runs, bounds the table. */
 static size_t snap_cost(const struct store_snapshot *snap)
 {
-	size_t keys = (snap->params ? snap->params->n : 0) +
-		      (snap->metrics ? snap->metrics->n : 0) + (snap->tags ? snap->tags->n : 0);
+	size_t bytes = sizeof(*snap) + kvs_bytes(snap->params) + kvs_bytes(snap->metrics) +
+		       kvs_bytes(snap->tags);
 
-	return 1 + keys / 16;
+	return 1 + bytes / 1024;
 }
 
 static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want,
 			      struct store_snapshot **out)
 {
 	struct cache *c = to_cache(s);
-	const struct store_snapshot *got;
+	const struct store_snapshot *got, *old = NULL;
+	struct store_snapshot *mine;
 	struct snap_ent *e;
 	uint64_t start;
 	int err;
@@ -955,14 +1017,27 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
+	/* The sections it has stay: only the missing ones are fetched. */
+	if (valid(c, &c->snaps, HEAD(e)))
+		old = store_snapshot_hold(e->snap);
 	c->snaps.misses++;
 	start = c->wseq;
 	pthread_mutex_unlock(&c->lock);
 
-	/* The whole run: the next read of the run wants another section. */
-	err = store_get_snapshot(c->next, run_id, SNAP_ALL, &got);
+	err = store_get_snapshot(c->next, run_id, want & ~(old ? old->have : 0u), &got);
+	mine = (struct store_snapshot *)got;
+	if (!err && old) {
+		if (!(mine->have & SNAP_PARAMS) && (old->have & SNAP_PARAMS))
+			mine->params = store_kvs_hold(old->params);
+		if (!(mine->have & SNAP_METRICS) && (old->have & SNAP_METRICS))
+			mine->metrics = store_kvs_hold(old->metrics);
+		if (!(mine->have & SNAP_TAGS) && (old->have & SNAP_TAGS))
+			mine->tags = store_kvs_hold(old->tags);
+		mine->have |= old->have;
+	}
+	store_snapshot_put(old);
 	if (!err)
-		err = set_folder(c, &((struct store_snapshot *)got)->run);
+		err = set_folder(c, &mine->run);
 	if (err) {
 		store_snapshot_put(got);
 		return err;
@@ -1094,44 +1169,49 @@ static struct step_ent *step_get(struct cache *c, const char *key)
 	return e;
 }
 
-/* The steps table's key: a run id is always 32 characters. */
-static int step_key(struct buf *out, const char *run_id, const char *key)
+/* Room for a steps table's key: a run id and a key of MLflow's length. */
+#define STEP_KEY_MAX (32 + STORE_KEY_MAX * 4 + 1)
+
+/* The steps table's key (a run id is always 32 characters), on the
+ * caller's stack: a write() must not pay a malloc for it.  -ENAMETOOLONG
+ * for a key longer than MLflow takes (it is then not cached). */
+static int step_key(char *out, const char *run_id, const char *key)
 {
-	return buf_addf(out, "%.32s%s", run_id, key);
+	int n = snprintf(out, STEP_KEY_MAX, "%.32s%s", run_id, key);
+
+	return n >= STEP_KEY_MAX ? -ENAMETOOLONG : 0;
 }
 
 static int cache_reserve_steps(struct store *s, const char *run_id, const char *key, int64_t floor,
 			       size_t n, int64_t *first)
 {
 	struct cache *c = to_cache(s);
-	struct buf k = BUF_INIT;
+	char k[STEP_KEY_MAX];
 	struct step_ent *e;
 	uint64_t start;
 	int64_t next;
 	int err;
 
-	if (step_key(&k, run_id, key))
-		return -ENOMEM;
+	if (step_key(k, run_id, key))
+		return store_reserve_steps(c->next, run_id, key, floor, n, first);
 	watch(c);
 	pthread_mutex_lock(&c->lock);
-	e = (struct step_ent *)ctable_find(&c->steps, buf_str(&k));
+	e = (struct step_ent *)ctable_find(&c->steps, k);
 	if (!valid(c, &c->steps, HEAD(e))) {
 		c->steps.misses++;
 		start = c->wseq;
 		pthread_mutex_unlock(&c->lock);
 		err = store_next_step(c->next, run_id, key, &next);
-		if (err) {
-			buf_release(&k);
+		if (err)
 			return err;
-		}
 		pthread_mutex_lock(&c->lock);
-		e = (struct step_ent *)ctable_find(&c->steps, buf_str(&k));
+		e = (struct step_ent *)ctable_find(&c->steps, k);
 		/*
 		 * What the entry still knows is a floor: steps reserved before
 		 * (never handed out again while it is kept) and points logged
 		 * meanwhile.  A failed write emptied it (step_empty).
 		 */
-		if (!valid(c, &c->steps, HEAD(e)) && (e = step_get(c, buf_str(&k)))) {
+		if (!valid(c, &c->steps, HEAD(e)) && (e = step_get(c, k))) {
 			if (e->next > next)
 				next = e->next;
 			e->next = next;
@@ -1148,13 +1228,42 @@ static int cache_reserve_steps(struct store *s, const char *run_id, const char *
 	if (e)
 		e->next = *first > INT64_MAX - (int64_t)n ? INT64_MAX : *first + (int64_t)n;
 	pthread_mutex_unlock(&c->lock);
-	buf_release(&k);
 	return 0;
 }
 
 static int cache_next_step(struct store *s, const char *run_id, const char *key, int64_t *next)
 {
 	return store_next_step(to_cache(s)->next, run_id, key, next);
+}
+
+/*
+ * Patches snap in place when the cache holds it alone (no reader can have
+ * it: readers get theirs from the cache, under its lock) and key is in it:
+ * a write() then costs no copy.  1 when done, and *latest whether best
+ * became the key's latest point; 0 when a copy is needed.  Lock held.
+ */
+static int snap_patch_alone(const struct store_snapshot *snap, const char *key,
+			    const struct metric_point *best, int *latest)
+{
+	struct store_snapshot *s = (struct store_snapshot *)snap;
+	struct store_kv *kv;
+
+	if (__atomic_load_n(&s->refs, __ATOMIC_ACQUIRE) != 1 || !s->metrics ||
+	    __atomic_load_n(&s->metrics->refs, __ATOMIC_ACQUIRE) != 1)
+		return 0;
+	kv = (struct store_kv *)store_kvs_find(s->metrics, key);
+	if (!kv)
+		return 0;
+	*latest = metric_later(best->step, best->timestamp, best->value, kv->step, kv->timestamp,
+			       kv->num);
+	if (*latest) {
+		kv->num = best->value;
+		kv->step = best->step;
+		kv->timestamp = best->timestamp;
+		if (best->timestamp > s->run.last_change)
+			s->run.last_change = best->timestamp;
+	}
+	return 1;
 }
 
 /* A copy of snap whose metric key has pts' latest point, or NULL. */
@@ -1212,7 +1321,8 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	struct cache *c = to_cache(s);
 	const struct metric_point *best = &pts[0];
 	const struct store_snapshot *patched = NULL;
-	struct buf k = BUF_INIT;
+	char k[STEP_KEY_MAX];
+	int keyed = !step_key(k, run_id, key), alone = 0;
 	struct index_ent *ix;
 	struct store_run *r;
 	int latest = 1;
@@ -1226,12 +1336,11 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	if (err) {
 		/* The steps reserved for these points were not used: the next
 		 * auto-step is the store's one more than its highest again. */
-		if (!step_key(&k, run_id, key)) {
+		if (keyed) {
 			pthread_mutex_lock(&c->lock);
-			touch(&c->steps, buf_str(&k), wrote(c), sizeof(struct step_ent));
+			touch(&c->steps, k, wrote(c), sizeof(struct step_ent));
 			pthread_mutex_unlock(&c->lock);
 		}
-		buf_release(&k);
 		return err;
 	}
 	for (i = 1; i < n; i++) {
@@ -1246,7 +1355,9 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	pthread_mutex_lock(&c->lock);
 	seq = wrote(c);
 	e = (struct snap_ent *)ctable_find(&c->snaps, run_id);
-	if (valid(c, &c->snaps, HEAD(e)) && e->snap->metrics &&
+	if (valid(c, &c->snaps, HEAD(e)))
+		alone = snap_patch_alone(e->snap, key, best, &latest);
+	if (!alone && valid(c, &c->snaps, HEAD(e)) && e->snap->metrics &&
 	    e->snap->metrics->n <= SNAP_PATCH_MAX)
 		patched = snap_patch(e->snap, key, best);
 	/*
@@ -1257,8 +1368,8 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	 */
 	if (patched) {
 		latest = patched != e->snap;
-	} else if (!step_key(&k, run_id, key)) {
-		st = (struct step_ent *)ctable_find(&c->steps, buf_str(&k));
+	} else if (!alone && keyed) {
+		st = (struct step_ent *)ctable_find(&c->steps, k);
 		latest = !st || st->next == INT64_MIN || best->step >= st->next - 1;
 	}
 	ix = index_of_run(c, run_id, &r);
@@ -1269,17 +1380,16 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	if (patched) {
 		snap_empty(&e->h);
 		e->snap = patched;
-		e->h.changed = seq;
-	} else {
-		touch(&c->snaps, run_id, seq, sizeof(*e));
 	}
+	if (alone || patched)
+		e->h.changed = seq;
+	else
+		touch(&c->snaps, run_id, seq, sizeof(*e));
 	/* The next auto-step follows the highest step logged, also when a
 	 * look-up of it is under way (which takes this as a floor). */
-	buf_reset(&k);
-	if (!step_key(&k, run_id, key) && (st = step_get(c, buf_str(&k))) && max_step >= st->next)
+	if (keyed && (st = step_get(c, k)) && max_step >= st->next)
 		st->next = max_step == INT64_MAX ? INT64_MAX : max_step + 1;
 	pthread_mutex_unlock(&c->lock);
-	buf_release(&k);
 	return 0;
 }
 

@@ -164,8 +164,9 @@ int fs_store_err(const char *path, int err);
  * Release t either way. */
 int fs_resolve(struct fs *fs, const char *path, struct target *t, int make);
 void fs_target_release(struct target *t);
-/* The run of t as one snapshot (fetched once per target). */
-int fs_target_snapshot(struct fs *fs, struct target *t);
+/* The run of t as one snapshot with (at least) the sections in want
+ * (fetched once per target). */
+int fs_target_snapshot(struct fs *fs, struct target *t, unsigned want);
 
 /* The attributes of a node of ours: owner the mounting user. */
 void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms);

@@ -59,6 +59,14 @@ static struct store_ref ref_of(const struct target *t)
 	return ref;
 }
 
+/* The snapshot section a key kind of a run shows, as a SNAP_* bit. */
+static unsigned section_bit(const struct key_kind *kk)
+{
+	return kk->sec == SEC_PARAMS	? SNAP_PARAMS
+	       : kk->sec == SEC_METRICS ? SNAP_METRICS
+					: SNAP_TAGS;
+}
+
 /* The section of the run's snapshot a key kind shows. */
 static const struct store_kvs *section(const struct target *t, const struct key_kind *kk)
 {
@@ -97,7 +105,7 @@ static int key_find(struct fs *fs, struct target *t)
 	if (asprintf(&prefix, "%s/", t->n.key) < 0)
 		return -ENOMEM;
 	if (kk->of_run) {
-		err = fs_target_snapshot(fs, t);
+		err = fs_target_snapshot(fs, t, section_bit(kk));
 		if (err)
 			goto out;
 		kvs = section(t, kk);
@@ -287,7 +295,7 @@ static int keys_list(struct fs *fs, struct target *t, struct listing *l)
 	}
 	plen = strlen(c.prefix);
 	if (kk->of_run) {
-		err = fs_target_snapshot(fs, t);
+		err = fs_target_snapshot(fs, t, section_bit(kk));
 		kvs = err ? NULL : section(t, kk);
 		for (i = store_kvs_lower_bound(kvs, c.prefix);
 		     !err && kvs && i < kvs->n && !strncmp(kvs->v[i].key, c.prefix, plen); i++)

@@ -420,14 +420,15 @@ missing:
 	return err;
 }
 
-int fs_target_snapshot(struct fs *fs, struct target *t)
+int fs_target_snapshot(struct fs *fs, struct target *t, unsigned want)
 {
-	if (t->snap)
+	if (t->snap && (t->snap->have & want) == want)
 		return 0;
 	if (!t->has_run)
 		return -ENOENT;
-	return fs_store_err(t->path,
-			    store_get_snapshot(fs->store, t->run.run_id, SNAP_ALL, &t->snap));
+	store_snapshot_put(t->snap);
+	t->snap = NULL;
+	return fs_store_err(t->path, store_get_snapshot(fs->store, t->run.run_id, want, &t->snap));
 }
 
 /* ---- attributes ------------------------------------------------------ */

@@ -504,7 +504,7 @@ static int render(struct fs *fs, struct target *t, struct buf *out)
 	case NODE_STATUS:
 		return buf_addf(out, "%s\n", t->run.status);
 	case NODE_RUN_JSON:
-		err = fs_target_snapshot(fs, t);
+		err = fs_target_snapshot(fs, t, SNAP_ALL);
 		return err ? err : content_run_json(t->snap, out);
 	case NODE_CONTROL_STATUS:
 		err = buf_addf(out, "version: %s\nmountpoint: %s\n", PACKAGE_VERSION,

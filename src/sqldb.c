@@ -747,6 +747,11 @@ int sqldb_others_version(struct sqldb *d, uint64_t *v)
 	return rc == SQLITE_ROW ? 0 : -EAGAIN;
 }
 
+uint64_t sqldb_commit_failures(struct sqldb *d)
+{
+	return __atomic_load_n(&d->commit_failures, __ATOMIC_RELAXED);
+}
+
 void sqldb_stats(struct sqldb *d, struct sqldb_stats *out)
 {
 	memset(out, 0, sizeof(*out));

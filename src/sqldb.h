@@ -204,5 +204,8 @@ void sqldb_batch_release(struct sqldb *d, struct sqldb_batch *b);
  * while the writer is stalled. */
 int sqldb_others_version(struct sqldb *d, uint64_t *v);
 void sqldb_stats(struct sqldb *d, struct sqldb_stats *out);
+/* Transactions lost since start, read without a lock: cheap enough for
+ * every read. */
+uint64_t sqldb_commit_failures(struct sqldb *d);
 
 #endif

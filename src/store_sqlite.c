@@ -338,7 +338,6 @@ static void sqlite_batch_free(struct store *s, struct store_batch *b)
 static int sqlite_others_version(struct store *s, uint64_t *v)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct sqldb_stats st;
 	struct timespec ts;
 	int64_t now;
 	uint64_t dv;
@@ -360,8 +359,7 @@ static int sqlite_others_version(struct store *s, uint64_t *v)
 	err = ss->watch_err;
 	pthread_mutex_unlock(&ss->watch_lock);
 	/* A lost commit of ours counts at once: it was shown meanwhile. */
-	sqldb_stats(&ss->sql, &st);
-	*v += st.commit_failures << 32;
+	*v += sqldb_commit_failures(&ss->sql) << 32;
 	return err;
 }
 

@@ -536,17 +536,25 @@ static void test_second_read(void)
 		fx_close(&x, base);
 	}
 
-	/* A snapshot is fetched whole: a read of other sections hits. */
+	/*
+	 * A snapshot is fetched by sections: a read of other sections fetches
+	 * those only, keeping what it has; then every section hits.
+	 */
 	fx_open(&x, 1, 2.0);
 	err = store_get_snapshot(x.s, A, SNAP_PARAMS, &snap);
 	check_int(err, 0, "get_snapshot(params) answers");
 	store_snapshot_put(snap);
 	is_calls(&x, "get_snapshot list_runs", "get_snapshot(params)");
 	err = store_get_snapshot(x.s, A, SNAP_METRICS | SNAP_TAGS, &snap);
-	check(!err && snap->metrics && snap->tags && snap->metrics->n == 4 && snap->tags->n == 4,
-	      "get_snapshot(metrics, tags) after (params) answers them");
+	check(!err && snap->metrics && snap->tags && snap->metrics->n == 4 && snap->tags->n == 4 &&
+		      snap->params && (snap->have & SNAP_ALL) == SNAP_ALL,
+	      "get_snapshot(metrics, tags) after (params) answers them, params kept");
 	store_snapshot_put(snap);
-	is_calls(&x, "", "get_snapshot(metrics, tags) after (params)");
+	is_calls(&x, "get_snapshot", "get_snapshot(metrics, tags) after (params)");
+	err = store_get_snapshot(x.s, A, SNAP_ALL, &snap);
+	check_int(err, 0, "get_snapshot(all) answers");
+	store_snapshot_put(snap);
+	is_calls(&x, "", "get_snapshot(all) after both: every section hits");
 	fx_close(&x, "sections of a snapshot");
 }
 

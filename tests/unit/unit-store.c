@@ -2363,7 +2363,7 @@ static void test_snapshots(void)
 	is_int(store_log_param(f.s, b, run, "lr", "0.1"), 0, "log a param in it");
 	is_int(store_set_tag(f.s, b, SEC_RUN_TAGS, &ref, "note", "x"), 0, "set a tag");
 	is_int(store_log_metrics(f.s, b, run, "loss", p, 1), 0, "log a point");
-	is_int(store_get_snapshot(f.s, run, SNAP_PARAMS, &s1), 0, "snapshot it again");
+	is_int(store_get_snapshot(f.s, run, SNAP_ALL, &s1), 0, "snapshot it again");
 	if (s1) {
 		kv = store_kvs_find(s1->params, "lr");
 		ok(kv && !strcmp(kv->value, "0.1"), "the uncommitted param is there");
