@@ -6,6 +6,9 @@
 # Each mlflowfs round logs into a new run and checks with sqlite3 that all NLINES points
 # arrived. Prints ms per 1,000 lines (min / median / max) and ratios of medians. Target:
 # mlflowfs / noopfs (direct_io) at most TARGET (1.5), printed with a check or cross mark.
+# For information, the commit floor: the same NLINES points put into the same database by
+# sqlfloor one per transaction (close() commits what the descriptor wrote, SPEC §4), and
+# mlflowfs against noopfs plus that floor.
 # Env: MLFLOWFS (binary; 'none': peers only), MLFLOW_PY (MLflow venv python), REPS,
 # NLINES, BENCH_TIMEOUT (s, per command; 300), KEEP=1 (keep the work folder).
 set -euo pipefail
@@ -18,6 +21,7 @@ TARGET=1.5 # mlflowfs / noopfs(direct_io), times: at most
 CMD_TIMEOUT=${BENCH_TIMEOUT:-300}
 PY=${MLFLOW_PY:-/tmp/venv318/bin/python}
 NOOPFS=$BENCH/noopfs
+SQLFLOOR=$BENCH/sqlfloor
 
 die() {
 	echo "shell.sh: $*" >&2
@@ -203,7 +207,7 @@ else
 	echo "mlflowfs: pending (no binary, or MLFLOWFS=none)"
 fi
 
-T_TMPFS=() T_NOOP=() T_MLFLOWFS=()
+T_TMPFS=() T_NOOP=() T_MLFLOWFS=() T_FLOOR=()
 for rep in $(seq "$REPS"); do
 	printf 'round %d/%d: [tmpfs]' "$rep" "$REPS"
 	rm -f "$SHM/x"
@@ -220,6 +224,15 @@ for rep in $(seq "$REPS"); do
 				T_MLFLOWFS+=("$us")
 			else
 				FAILED="round $rep: $got points in the metrics table, expected $NLINES"
+			fi
+			# The commit floor, into the same run under another key.
+			run=$(sqlite3 -cmd ".timeout 30000" "$DB" \
+				"SELECT run_uuid FROM runs WHERE name = 'r$rep'")
+			if [[ -x $SQLFLOOR && -n $run ]]; then
+				printf ' [commit floor]'
+				s=$("$SQLFLOOR" "$DB" "$run" "$NLINES" 1 floor |
+					sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')
+				[[ -n $s ]] && T_FLOOR+=("$(awk -v s="$s" 'BEGIN { printf "%d", s * 1e6 }')")
 			fi
 		else
 			FAILED="round $rep: the loop failed (daemon log: $MLFLOWFS_LOG)"
@@ -253,6 +266,13 @@ if ((${#T_MLFLOWFS[@]} > 0)) && [[ -z $FAILED ]]; then
 	printf '  %-10s %10s %10s %10s\n' mlflowfs "$a" "$b" "$c"
 	MED_MLFLOWFS=$b
 fi
+MED_FLOOR=
+if ((${#T_FLOOR[@]} > 0)); then
+	read -r a b c <<<"$(per_k "${T_FLOOR[@]}")"
+	printf '  %-10s %10s %10s %10s   (info) sqlfloor, one point per transaction\n' \
+		"commit" "$a" "$b" "$c"
+	MED_FLOOR=$b
+fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3g", a / b }'; }
 echo
@@ -271,4 +291,11 @@ else
 	printf '  %-34s %8s   target <= %s\n' "mlflowfs / noopfs(direct_io)" pending "$TARGET"
 fi
 printf '  %-34s %8s\n' "(info) noopfs / tmpfs" "$(ratio "$MED_NOOP" "$MED_TMPFS")"
+if [[ -n $MED_MLFLOWFS && -n $MED_FLOOR ]]; then
+	printf '  %-34s %8s\n' "(info) (noopfs + commit) / noopfs" \
+		"$(awk -v n="$MED_NOOP" -v f="$MED_FLOOR" 'BEGIN { printf "%.3g", (n + f) / n }')"
+	printf '  %-34s %8s\n' "(info) mlflowfs / (noopfs + commit)" \
+		"$(awk -v m="$MED_MLFLOWFS" -v n="$MED_NOOP" -v f="$MED_FLOOR" \
+			'BEGIN { printf "%.3g", m / (n + f) }')"
+fi
 [[ -z $FAILED ]]

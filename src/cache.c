@@ -27,7 +27,7 @@
 
 /* Budgets of the tables, in entries (snapshots and indexes weigh more). */
 #define EXP_MAX	  1024
-#define INDEX_MAX 20000 /* runs in all indexes, beyond the one in use */
+#define INDEX_MAX 40000 /* runs in all lists: a list of 20,000 beside others */
 #define SNAP_MAX  4096	/* KiB of snapshots (snap_cost) */
 #define STEP_MAX  4096
 /* A snapshot with more metrics than this is dropped, not copied, when a
@@ -586,6 +586,16 @@ static int index_collect(void *ctx, const struct store_run *run)
 	return 0;
 }
 
+static struct store_run *index_lookup_id(const struct index_ent *ix, const char *run_id)
+{
+	size_t slot;
+
+	if (!ix->nslots)
+		return NULL;
+	slot = slot_find(ix, ix->by_id, 0, run_id);
+	return ix->by_id[slot] ? &ix->runs[ix->by_id[slot] - 1] : NULL;
+}
+
 /* Whether run a comes after run b in the list: (start time, run id). */
 static int run_after(const struct store_run *a, const struct store_run *b)
 {
@@ -606,6 +616,9 @@ static int index_insert(struct index_ent *ix, const struct store_run *run)
 	size_t n = ix->n, p = n, j, moved, folder_slot[8], id_slot[8];
 	struct store_run added;
 
+	/* A list fetched after the run was made has it already. */
+	if (index_lookup_id(ix, run->run_id))
+		return 0;
 	while (p > 0 && run_after(&ix->runs[p - 1], run))
 		p--;
 	moved = n - p;
@@ -649,16 +662,6 @@ static struct store_run *index_lookup(const struct index_ent *ix, const char *fo
 	if (ix->by_folder[slot])
 		return &ix->runs[ix->by_folder[slot] - 1];
 	slot = slot_find(ix, ix->by_id, 0, folder);
-	return ix->by_id[slot] ? &ix->runs[ix->by_id[slot] - 1] : NULL;
-}
-
-static struct store_run *index_lookup_id(const struct index_ent *ix, const char *run_id)
-{
-	size_t slot;
-
-	if (!ix->nslots)
-		return NULL;
-	slot = slot_find(ix, ix->by_id, 0, run_id);
 	return ix->by_id[slot] ? &ix->runs[ix->by_id[slot] - 1] : NULL;
 }
 

@@ -31,7 +31,7 @@
 
 /* The budgets of cache.c's tables, in entries of the smallest weight. */
 #define EXP_MAX	  1024
-#define INDEX_MAX 20000
+#define INDEX_MAX 40000
 #define SNAP_MAX  4096
 #define STEP_MAX  4096
 
