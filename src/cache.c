@@ -1007,7 +1007,9 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 	struct cache *c = to_cache(s);
 	const struct store_snapshot *got, *old = NULL;
 	struct store_snapshot *mine;
+	struct store_run run, *listed;
 	struct snap_ent *e;
+	int known;
 	uint64_t start;
 	int err;
 
@@ -1023,12 +1025,23 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 	/* The sections it has stay: only the missing ones are fetched. */
 	if (valid(c, &c->snaps, HEAD(e)))
 		old = store_snapshot_hold(e->snap);
+	/* A listed run's info is here already: the store need not read it. */
+	known = index_of_run(c, run_id, &listed) && !store_run_copy(&run, listed);
 	c->snaps.misses++;
 	start = c->wseq;
 	pthread_mutex_unlock(&c->lock);
 
-	err = store_get_snapshot(c->next, run_id, want & ~(old ? old->have : 0u), &got);
+	err = store_get_snapshot(c->next, run_id,
+				 (want & ~(old ? old->have : 0u)) | (known ? SNAP_RUN_KNOWN : 0u),
+				 &got);
 	mine = (struct store_snapshot *)got;
+	if (!err && known) {
+		store_run_release(&mine->run);
+		mine->run = run;
+		known = 0;
+	}
+	if (known)
+		store_run_release(&run);
 	if (!err && old) {
 		if (!(mine->have & SNAP_PARAMS) && (old->have & SNAP_PARAMS))
 			mine->params = store_kvs_hold(old->params);

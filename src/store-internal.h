@@ -106,7 +106,9 @@ struct store_ops {
 	store_rename_run_fn *rename_run;
 	store_delete_run_fn *delete_run;
 	store_set_status_fn *set_status;
-	/* A new snapshot (store_snapshot_new) the caller owns. */
+	/* A new snapshot (store_snapshot_new) the caller owns.  With
+	 * SNAP_RUN_KNOWN in want the caller has the run's info already: the
+	 * store may leave snapshot->run zeroed. */
 	store_get_snapshot_fn *get_snapshot;
 	store_list_kv_fn *list_kv;
 	store_get_kv_fn *get_kv;
@@ -128,6 +130,9 @@ struct store_ops {
 	store_get_version_fn *get_version;
 	store_list_aliases_fn *list_aliases;
 };
+
+/* For get_snapshot between stores: the caller knows the run's info. */
+#define SNAP_RUN_KNOWN (1u << 8)
 
 /* The part of every store the wrappers read; stores embed it first. */
 struct store {

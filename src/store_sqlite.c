@@ -983,7 +983,7 @@ static int sqlite_get_snapshot(struct store *s, const char *run_id, unsigned wan
 		return done(-EIO);
 	}
 	/* One read of the connection: the sections agree with each other. */
-	err = get_run_on(c, run_id, &snap->run);
+	err = want & SNAP_RUN_KNOWN ? 0 : get_run_on(c, run_id, &snap->run);
 	if (!err && (want & SNAP_PARAMS))
 		err = snapshot_section(c, SEC_PARAMS, run_id, &snap->params);
 	if (!err && (want & SNAP_METRICS))
