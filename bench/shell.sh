@@ -7,8 +7,8 @@
 # arrived. Prints ms per 1,000 lines (min / median / max) and ratios of medians. Target:
 # mlflowfs / noopfs (direct_io) at most TARGET (1.5), printed with a check or cross mark.
 # For information, the commit floor: the same NLINES points put into the same database by
-# sqlfloor one per transaction (close() commits what the descriptor wrote, SPEC §4), and
-# mlflowfs against noopfs plus that floor.
+# sqlfloor one per transaction (close() commits what the descriptor wrote: mlflowfs(1),
+# WHEN DATA IS SAFE), and mlflowfs against noopfs plus that floor.
 # Env: MLFLOWFS (binary; 'none': peers only), MLFLOW_PY (MLflow venv python), REPS,
 # NLINES, BENCH_TIMEOUT (s, per command; 300), KEEP=1 (keep the work folder).
 set -euo pipefail

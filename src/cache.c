@@ -508,7 +508,8 @@ static size_t slot_find(const struct index_ent *ix, const uint32_t *table, int b
 	return i;
 }
 
-/* Gives run i its folder by SPEC §2's rule and enters it in both tables. */
+/* Gives run i its folder by the naming rule of mlflowfs(1), THE TREE, and
+ * enters it in both tables. */
 static int index_place(struct index_ent *ix, size_t i)
 {
 	struct store_run *r = &ix->runs[i];
@@ -1377,7 +1378,7 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	    e->snap->metrics->n <= SNAP_PATCH_MAX)
 		patched = snap_patch(e->snap, key, best);
 	/*
-	 * The run's time moves with its metrics' latest points (SPEC §2: ls
+	 * The run's time moves with its metrics' latest points (mlflowfs(1), THE TREE: ls
 	 * -t).  The snapshot tells whether the point became its metric's
 	 * latest; without it, a point below a step the metric already has
 	 * cannot be, and anything else is taken to be.

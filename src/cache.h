@@ -3,7 +3,7 @@
  * tables or forwards to next, so handlers never know whether caching is on.
  *
  * It keeps experiments, each experiment's runs with their folder names
- * (SPEC §2's naming rule lives here, the same for every backend), run
+ * (the naming rule of mlflowfs(1), THE TREE, lives here, the same for every backend), run
  * snapshots and the next auto-step of metrics.  Writes through it change or
  * drop what they touch, so this mount reads its own writes at once.  What
  * other clients change is seen when next's watch (others_version) moves;

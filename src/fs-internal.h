@@ -154,7 +154,7 @@ int fs_is_hide(struct fs *fs, const char *from, const char *to);
 /* The caller's login name, for new runs. */
 void fs_caller_name(char *out, size_t size);
 
-/* A store call's failure for path, logged (SPEC §3: every failure says
+/* A store call's failure for path, logged (mlflowfs(1), WRITING: every failure says
  * why); -ENOENT (and a file that is no folder, or the other way round)
  * is an answer, not a failure, and passes quietly. */
 int fs_store_err(const char *path, int err);
@@ -194,7 +194,7 @@ int listing_has(const struct listing *l, const char *name);
 /* Artifacts: their attributes are the disk's, fs_watch need not track them. */
 void listing_untracked(struct listing *l);
 /* Key folders: sorted, and a key that is also a folder shows once, as the
- * key (SPEC §2), when the listing is done. */
+ * key (mlflowfs(1), THE TREE), when the listing is done. */
 void listing_dedupe(struct listing *l);
 
 /* Open folders: the listing is taken at the first readdir (by fill, which
@@ -228,7 +228,7 @@ struct handle {
 	struct buf wbuf;
 	int wrote;		   /* wbuf holds something to log at flush */
 	int failed;		   /* a write was refused (-errno): nothing is logged at flush */
-	struct store_batch *batch; /* this descriptor's writes (SPEC §4) */
+	struct store_batch *batch; /* this descriptor's writes (mlflowfs(1), WHEN DATA IS SAFE) */
 	int dirty;		   /* the batch has writes not yet committed */
 	size_t value_max;	   /* characters a value may have */
 	char run_id[STORE_RUN_ID_MAX];
@@ -250,7 +250,7 @@ void fs_file_free_all(struct fs *fs);
 int fs_file_is_open(struct fs *fs, const char *path);
 int fs_file_read(struct handle *h, char *out, size_t size, off_t off);
 int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off);
-/* Makes what h wrote safe (SPEC §4): final at close, durable at fsync. */
+/* Makes what h wrote safe (mlflowfs(1), WHEN DATA IS SAFE): final at close, durable at fsync. */
 int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final);
 int fs_file_truncate(struct handle *h, off_t size);
 

@@ -552,7 +552,7 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 	struct handle *h = handle_of(fi);
 
 	(void)path;
-	/* close() is when what the descriptor wrote is made safe (SPEC §4). */
+	/* close() makes what the descriptor wrote safe (mlflowfs(1), WHEN DATA IS SAFE). */
 	return fs_file_sync(fs_get(), h, 0, 1);
 }
 

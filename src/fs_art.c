@@ -170,7 +170,7 @@ static int art_getattr(struct fs *fs, struct target *t, struct stat *st)
 	err = art_stat(fs->art, &loc, st);
 	if ((err == -ENOENT || err == -ENOTSUP) && !loc.path[0]) {
 		/* No artifact yet: an empty folder until the first one.  Out
-		 * of reach (SPEC §5): a folder that refuses what is in it, so
+		 * of reach (mlflowfs(1), ARTIFACTS): a folder that refuses what is in it, so
 		 * that the run's folder still lists. */
 		fs_fill_stat(fs, st, DIR_MODE, 0, t->run.start_time);
 		return 0;

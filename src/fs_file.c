@@ -2,9 +2,9 @@
  * fs_file.c - open files.  Virtual files are read through direct I/O (a read
  * always shows the store now, whatever size the kernel cached); writes to a
  * param, tag or status are collected and logged at close or fsync, metric
- * lines are logged as they complete, a write all or nothing (SPEC §3).  A
+ * lines are logged as they complete, a write all or nothing (mlflowfs(1), WRITING).  A
  * descriptor's writes go into its own batch, so its close() reports its
- * own failures and nobody else's (SPEC §4).
+ * own failures and nobody else's (mlflowfs(1), WHEN DATA IS SAFE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -169,7 +169,7 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 }
 
 /*
- * Points without a step get the next ones (SPEC §3: one more than the
+ * Points without a step get the next ones (mlflowfs(1), WRITING: one more than the
  * highest step of the metric so far, which counts the explicit steps
  * earlier in the same write); points without a time get now.
  */
@@ -375,7 +375,7 @@ out:
  * Drops the kernel's cached attributes of the files a write changed besides
  * its own (which the kernel refreshes itself): the run folder and run.json,
  * a metric's history, an experiment's .experiment.json.  Sizes stay exact
- * (SPEC §2) although attributes are cached for a second.
+ * (mlflowfs(1), THE TREE) although attributes are cached for a second.
  */
 static void invalidate_related(const struct handle *h)
 {
@@ -408,7 +408,7 @@ out:
 	buf_release(&path);
 }
 
-/* Makes what the handle wrote safe: apply it, then commit (SPEC §4). */
+/* Makes what the handle wrote safe: apply it, then commit (mlflowfs(1), WHEN DATA IS SAFE). */
 int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 {
 	int err;
@@ -466,7 +466,7 @@ int fs_file_truncate(struct handle *h, off_t size)
 		return art_ftruncate(h->art, size);
 	if (h->kind == H_READ)
 		return -EACCES;
-	/* Metrics: accepted, changes nothing (SPEC §3). */
+	/* Metrics: accepted, changes nothing (mlflowfs(1), WRITING). */
 	pthread_mutex_lock(&h->lock);
 	if (h->kind != H_METRIC && (size_t)size < h->wbuf.len)
 		buf_truncate(&h->wbuf, (size_t)size);

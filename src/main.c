@@ -129,7 +129,7 @@ int main(int argc, char *argv[])
 	/*
 	 * Each FUSE thread would get a malloc arena of its own, and the pages
 	 * freed in one are not reused by another: two keep the daemon's memory
-	 * near what it holds (SPEC: memory does not grow with data).
+	 * near what it holds, not what it has seen.
 	 */
 	mallopt(M_ARENA_MAX, 2);
 	if (options_parse(&args, &cfg, &msg)) {

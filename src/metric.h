@@ -5,7 +5,7 @@
  *     VALUE
  *     STEP VALUE
  *     STEP VALUE TIMESTAMP_MS
- * with fields split by spaces, tabs or one comma (SPEC §3).  history/<key>
+ * with fields split by spaces, tabs or one comma (mlflowfs(1), WRITING).  history/<key>
  * prints "STEP VALUE TIMESTAMP_MS" lines that read back through the same
  * parser.  Numbers print as the shortest text that reads back to the same
  * double: "0.1", "nan", "inf", "-inf".

@@ -1,7 +1,8 @@
 /*
  * options.c - command line and environment into struct mfs_config.  Options
  * are data (a fuse_opt table over offsetof); the store-selection rule of
- * SPEC §1 and the URI forms live in options_resolve().
+ * The store-selection order (mlflowfs(1), STORES) and the URI forms live in
+ * options_resolve().
  */
 #include <errno.h>
 #include <fuse.h>

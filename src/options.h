@@ -1,7 +1,7 @@
 /*
  * options.h - the daemon's configuration: a fuse_opt table fills struct
  * mfs_config from the command line, then options_resolve() applies the
- * store-selection order of SPEC §1 (argument/option, MLFLOW_TRACKING_URI,
+ * store-selection order of mlflowfs(1), STORES (argument/option, MLFLOW_TRACKING_URI,
  * the embedded default) and makes every path absolute before daemonising.
  */
 #ifndef MFS_OPTIONS_H

@@ -1,7 +1,7 @@
 /*
  * path.c - the mount tree's shape: which absolute path names which node, and
  * the percent-encoding that lets any MLflow name be one file-name component.
- * It knows the fixed names of SPEC §2 and nothing about what exists; the
+ * It knows the fixed names of the tree (mlflowfs(1), THE TREE) and nothing about what exists; the
  * store decides that.
  */
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include "path.h"
 
 /*
- * The tree of SPEC §2 as data: every kind of node, the folder it is in, its
+ * The tree (mlflowfs(1), THE TREE) as data: every kind of node, the folder it is in, its
  * fixed name (NULL: any other name there, decoded into one of the node's
  * fields), and what may follow it.  path_parse() walks it, and listings
  * show a folder's fixed entries from it, in this order.

@@ -6,7 +6,7 @@
  * key "train/loss").  Whether those objects exist is the store's business.
  *
  * Names in the tree are percent-encoded where a file name cannot hold them
- * (SPEC §2 "Names"): '/' as %2F, '%' as %25, and a leading '.' as %2E.
+ * (mlflowfs(1), THE TREE, Names): '/' as %2F, '%' as %25, and a leading '.' as %2E.
  * Decoding accepts upper- or lower-case hex and leaves any other '%' as it
  * is, so "50%off" and "50%25off" both name the experiment "50%off".
  */

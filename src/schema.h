@@ -3,7 +3,7 @@
  * database that MLflow opens as its own, and checking at mount time that an
  * existing one has every table and column mlflowfs reads or writes.
  *
- * Nothing here alters a database it did not create (SPEC §1).
+ * Nothing here alters a database it did not create (mlflowfs(1), STORES).
  */
 #ifndef MFS_SCHEMA_H
 #define MFS_SCHEMA_H

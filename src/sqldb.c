@@ -339,7 +339,7 @@ static void end_txn(struct sqldb *d, int commit)
 /*
  * Runs the caller's deferred work (queued metric points) into the open
  * transaction.  If it fails, the whole transaction is lost, as a failed
- * commit would lose it: its batches learn it at their commit (SPEC §4).
+ * commit would lose it: its batches learn it at their commit (mlflowfs(1), WHEN DATA IS SAFE).
  */
 static int flush_locked(struct sqldb *d)
 {

@@ -21,7 +21,8 @@
 #include <stdint.h>
 #include <time.h>
 
-/* The longest a write transaction stays open (SPEC §4: at least every 20 ms). */
+/* The longest a write transaction stays open: commits come at least every
+ * 20 ms (mlflowfs(1), WHEN DATA IS SAFE). */
 #define SQLDB_COMMIT_MS 20
 /* The most read-only connections opened, lazily, for long reads and for
  * reads during a stall. */
@@ -193,7 +194,7 @@ void sqldb_queued(struct sqldb *d);
 /* Runs the deferred work now (a long burst need not wait for a commit). */
 void sqldb_flush_now(struct sqldb *d);
 
-/* Batches (SPEC §4): free only after any write into it returned. */
+/* Batches (mlflowfs(1), WHEN DATA IS SAFE): free only after any write into it returned. */
 void sqldb_batch_init(struct sqldb_batch *b);
 /* Commits the open transaction if b wrote into it (durable: and fsyncs the
  * files), then returns and forgets b's first failure (-EIO). */

@@ -15,7 +15,7 @@
  *
  * Writes go into a batch (struct store_batch), one per open file: the batch
  * carries its own error, so a write that could not be made safe fails the
- * close() of the descriptor that wrote it and of no other (SPEC §4).
+ * close() of the descriptor that wrote it and of no other (mlflowfs(1), WHEN DATA IS SAFE).
  */
 #ifndef MFS_STORE_H
 #define MFS_STORE_H
@@ -72,7 +72,7 @@ struct store_run {
 	char experiment_id[STORE_ID_MAX];
 	char status[16]; /* RUNNING SCHEDULED FINISHED FAILED KILLED */
 	char *name;	 /* the run name, "" if it has none */
-	char *folder;	 /* its folder in the experiment (SPEC §2), or NULL when deleted */
+	char *folder;	 /* its folder (mlflowfs(1), THE TREE); NULL when deleted */
 	char *user_id;
 	char *artifact_uri;
 	int deleted;
@@ -180,7 +180,7 @@ const char *store_artifact_root(const struct store *s);
  */
 int store_others_version(struct store *s, uint64_t *v);
 
-/* ---- write batches (SPEC §4) ----------------------------------------- */
+/* ---- write batches (mlflowfs(1), WHEN DATA IS SAFE) ------------------- */
 
 /* A new, empty batch; NULL without memory. */
 struct store_batch *store_batch_new(struct store *s);
@@ -277,7 +277,7 @@ int store_rename_tag(struct store *s, struct store_batch *b, enum store_section 
 /* ---- metrics --------------------------------------------------------- */
 
 /*
- * Reserves n consecutive steps for points logged without one (SPEC §3: one
+ * Reserves n consecutive steps for points logged without one (mlflowfs(1), WRITING: one
  * more than the highest step of the metric in the run, 0 first) and at
  * least floor (INT64_MIN: none; else one more than the highest explicit
  * step about to be logged with them): *first is the first of them.

@@ -5,7 +5,7 @@
  * It parses its own URIs (sqlite:///relative.db, sqlite:////abs/path.db).
  *
  * The writer connection (sqldb.c) serves every thread, so reads see this
- * mount's writes at once, committed or not (SPEC §4); writes share one
+ * mount's writes at once, committed or not (mlflowfs(1), WHEN DATA IS SAFE); writes share one
  * transaction committed within 20 ms, and at every close() and fsync().
  */
 #include <errno.h>

@@ -21,7 +21,7 @@ AT_FDCWD = -100
 
 def eventually(check, timeout=3.0, interval=0.01):
     """Calls check() until it returns without AssertionError (or an MLflow
-    'not found'); returns its value.  For what the SPEC lets the daemon commit
+    'not found'); returns its value.  For what the daemon may commit
     in the background (at least every 20 ms), never for close()/fsync()."""
     deadline = time.monotonic() + timeout
     while True:

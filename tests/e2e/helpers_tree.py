@@ -1,5 +1,5 @@
 """Helpers for test_tree.py and test_reads.py: MLflow objects made with the
-real client, the folder names SPEC §2 derives from them, snapshots of the
+real client, the folder names mlflowfs(1), THE TREE derives from them, snapshots of the
 registry tables, and checks of the daemon's refusal log."""
 import errno
 import math
@@ -24,13 +24,13 @@ def new_experiment(client, mount, name, tags=None):
 
 
 def encode(name):
-    """A name as SPEC §2 lists it: '%' -> %25, '/' -> %2F, leading '.' -> %2E."""
+    """A name as mlflowfs(1), THE TREE lists it: '%' -> %25, '/' -> %2F, leading '.' -> %2E."""
     out = name.replace("%", "%25").replace("/", "%2F")
     return "%2E" + out[1:] if out.startswith(".") else out
 
 
 def expected_folders(client, experiment_id):
-    """{run_id: folder name} by SPEC §2, from what MLflow reports: active runs,
+    """{run_id: folder name} by mlflowfs(1), THE TREE, from what MLflow reports: active runs,
     oldest first; the oldest of a name keeps it, the others get
     <name>@<first 8 hex of run_id>; a run with no name is its run_id."""
     runs = client.search_runs([experiment_id], max_results=50000)

@@ -1,12 +1,12 @@
-"""Helpers shared by test_writes.py and test_refusals.py (SPEC §3 "Writing").
+"""Helpers shared by test_writes.py and test_refusals.py (mlflowfs(1), WRITING).
 
-- refused(): one refusal checked the way the SPEC promises it: the errno, the
+- refused(): one refusal checked the way the man page promises it: the errno, the
   store unchanged (db_snapshot before == after) and a daemon log line that
   names the path and gives the reason.
 - points(): a metric's history from the real MLflow client, comparable
   (NaN made equal to NaN).
 - mount_path(): the path the daemon sees (and logs) for a file in the mount.
-- eventually(), settle(): SPEC §4 says the local store commits "at least
+- eventually(), settle(): mlflowfs(1), WHEN DATA IS SAFE: the local store commits "at least
   every 20 ms and at every close and fsync".  What has no descriptor (mkdir,
   rmdir, unlink, rename) reaches other clients at the next periodic commit,
   so checks through the MLflow client after those poll, and store snapshots
@@ -24,7 +24,7 @@ import pytest
 
 from conftest import db_snapshot, expect_errno
 
-# SPEC §4: the periodic commit of the local store; waits are a few of these.
+# mlflowfs(1), WHEN DATA IS SAFE: the periodic commit of the local store; waits are a few of these.
 COMMIT_INTERVAL = 0.02
 
 
@@ -71,7 +71,7 @@ def mlflow_template_db(tmp_path_factory):
 
 @pytest.fixture
 def db_made_by_mlflow(tmp_path, mlflow_template_db):
-    """Puts an MLflow-made database where the mount fixture opens it (SPEC §1:
+    """Puts an MLflow-made database where the mount fixture opens it (mlflowfs(1), STORES:
     mlflowfs opens a database MLflow created).  Used autouse by the write
     tests: the MLflow client then opens the store in milliseconds instead of
     upgrading an mlflowfs-made schema for a second in every test."""

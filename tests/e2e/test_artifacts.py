@@ -1,4 +1,4 @@
-"""Artifacts in the local store (SPEC §5): a run's artifacts/ is the ordinary
+"""Artifacts in the local store (mlflowfs(1), ARTIFACTS): a run's artifacts/ is the ordinary
 folder its artifact_uri names, and everything passes through as in a bind
 mount - contents, permissions, ownership, timestamps (UTIME_NOW/UTIME_OMIT),
 renames, truncation, random writes, mmap, links, special files, unlink while
@@ -86,7 +86,7 @@ def test_fresh_runs_artifacts_takes_a_folder_first(mount, client, run_dir):
 
 
 def test_artifacts_out_of_reach_refuse_access_and_the_run_still_lists(mount, client):
-    # SPEC §5: a run whose artifacts are elsewhere (here s3:, which no
+    # mlflowfs(1), ARTIFACTS: a run whose artifacts are elsewhere (here s3:, which no
     # repository serves) shows an artifacts/ that refuses access.
     exp = client.create_experiment("far", artifact_location="s3://bucket/far")
     client.create_run(exp, run_name="r")
@@ -198,7 +198,7 @@ def test_mount_sees_artifacts_the_client_logs(mount, client, run_dir, tmp_path):
 
 
 def test_artifact_names_are_stored_as_given(mount, client, run_dir, art, disk):
-    # Percent-encoding is for MLflow names only (SPEC §2); artifacts are real
+    # Percent-encoding is for MLflow names only (mlflowfs(1), THE TREE); artifacts are real
     # file names and pass through untouched.
     names = [".hidden", "100%.txt", "a%2Fb", "%2E", "spa ce", "ünï©ødé", "x" * 255]
     for n in names:

@@ -1,4 +1,4 @@
-"""The local store's database is MLflow's database (SPEC §1, §4).
+"""The local store's database is MLflow's database (mlflowfs(1), STORES and WHEN DATA IS SAFE).
 
 Covers, each checked with real MLflow on the same file:
 - what is written through the mount reads back identically in
@@ -249,7 +249,7 @@ def test_mlflow_client_logs_show_in_mount(mount, client, tmp_path):
 
     # A run the client makes in an experiment the mount made: same story.
     os.makedirs(mount.exp("mounted-exp"))
-    # mkdir has no close(): SPEC §4 commits it within 20 ms, so poll briefly.
+    # mkdir has no close(): mlflowfs(1), WHEN DATA IS SAFE commits it within 20 ms, so poll briefly.
     exp2 = wait_for(lambda: client.get_experiment_by_name("mounted-exp")).experiment_id
     rid2 = client.create_run(exp2, run_name="client-run").info.run_id
     client.log_artifact(rid2, str(art))
@@ -326,7 +326,7 @@ def test_mlflow_and_mount_writing_at_once_lose_nothing(mount, client):
     os.makedirs(b)
     rid_a, rid_b = run_id_of(a), run_id_of(b)
     # A close() commits the two new runs before MLflow is handed their ids
-    # (mkdir alone is committed within SPEC §4's 20 ms, not on return).
+    # (mkdir alone is committed within mlflowfs(1) WHEN DATA IS SAFE's 20 ms, not on return).
     write_file(a / "tags" / "side", "both\n")
     write_file(b / "tags" / "side", "mount\n")
     failures = []

@@ -1,4 +1,5 @@
-"""Invocation, mount-time failures and when data is safe (SPEC §1, §4).
+"""Invocation, mount-time failures and when data is safe (mlflowfs(1),
+STORES and WHEN DATA IS SAFE).
 
 - Mount-time failures in daemon mode: one clear line on stderr, exit status
   1, nothing mounted, the files involved untouched (bad or unsupported URIs,
@@ -195,7 +196,7 @@ def test_daemon_mode_mount_returns_zero_with_the_mount_up(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# Store selection (SPEC §1)
+# Store selection (mlflowfs(1), STORES)
 
 
 def test_uri_argument_wins_over_environment(tmp_path):
@@ -390,7 +391,7 @@ def test_help_prints_usage_and_exits_zero(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# When data is safe (SPEC §4)
+# When data is safe (mlflowfs(1), WHEN DATA IS SAFE)
 
 
 def test_close_returns_after_the_commit_another_connection_sees(run_dir, mount):
@@ -482,7 +483,7 @@ def test_lines_of_a_file_kept_open_are_committed_within_the_interval(run_dir, mo
             time.sleep(0.002)
         elapsed = time.monotonic() - start
         assert count() == [(0, 0.75), (1, 0.5)]
-        # SPEC §4 commits at least every 20 ms; allow for a loaded machine.
+        # mlflowfs(1), WHEN DATA IS SAFE commits at least every 20 ms; allow for a loaded machine.
         assert elapsed < 0.5, f"committed only after {elapsed:.3f}s"
         time.sleep(0.1)
         # The partial line is not a point until close.
@@ -493,7 +494,7 @@ def test_lines_of_a_file_kept_open_are_committed_within_the_interval(run_dir, mo
 
 
 def test_mkdir_of_a_run_is_committed_within_the_interval(mount):
-    # SPEC §4 promises commits "at least every 20 ms" for writes without a
+    # mlflowfs(1), WHEN DATA IS SAFE promises commits "at least every 20 ms" for writes without a
     # close; mkdir has no close, so that is the bound asserted (with slack).
     run = mount.run("soon", "r")
     os.makedirs(run)

@@ -1,4 +1,4 @@
-"""Permissions as a bind mount checks them (SPEC §1, §5), proven with
+"""Permissions as a bind mount checks them (mlflowfs(1), PERMISSIONS), proven with
 pjdfstest: its POSIX tests, run as root from inside a run's artifacts/ on a
 mount made with -o allow_other, must pass at least as many as on bindfs
 over an ordinary folder of the same machine - the bind mount FUSE can make,

@@ -1,4 +1,4 @@
-"""What reads return (SPEC §2 "Content and metadata", §4 on seeing changes):
+"""What reads return (mlflowfs(1), THE TREE and WHEN DATA IS SAFE):
 the text of one-value files, metric numbers, history lines, run.json and
 .experiment.json against MLflow's own view, stat sizes, times and owners,
 and that reads and listings show a change at once, whether this mount or the

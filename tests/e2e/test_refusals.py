@@ -1,4 +1,4 @@
-"""SPEC §3 "Writing", the refusals: every write the tree refuses, each with its
+"""mlflowfs(1), WRITING, the refusals: every write the tree refuses, each with its
 one errno, nothing changed in the store (db_snapshot before == after) and a
 daemon log line naming the path and the reason (helpers_writes.refused).
 
@@ -134,7 +134,7 @@ NOT_UTF8 = [
 
 @pytest.mark.parametrize("data", NOT_UTF8)
 def test_value_not_utf8_fails_einval(mount, run_dir, client, data):
-    # SPEC is silent; our choice: MLflow values are text (its client decodes
+    # Our choice (mlflowfs(1), ERRORS): MLflow values are text (its client decodes
     # them as UTF-8), so bytes that are not UTF-8 are refused with EINVAL.
     p, t = run_dir / "params" / "bin", run_dir / "tags" / "bin"
     each_refused(mount, errno.EINVAL, [(p, write_file, p, data), (t, write_file, t, data)],
@@ -151,7 +151,7 @@ def test_param_value_ending_in_a_cut_character_fails_einval_at_close(mount, run_
 
 # ---- metrics: lines ---------------------------------------------------------------
 
-# The last two are our choice where SPEC is silent: a step must fit MLflow's
+# The last two are our choice (mlflowfs(1), Metric lines): a step must fit MLflow's
 # 64-bit column, and a timestamp before the epoch is refused as MLflow does.
 MALFORMED = ["abc", "0.5x", "1.2.3", "0x10", "1e", "nan(1)", "--1", "1 2 3 4", "1.5 2",
              "1,,2", ",1", "1,", "1 2 1.5", "1 2 abc", "1;2", "é", "1 2 -5",
@@ -175,7 +175,7 @@ def test_metric_write_is_all_or_nothing(mount, run_dir, client):
             (m, os.write, fd, b"0.2\n0.3\n0.4\nbad\n"),
             (m, os.write, fd, b"0.5\n0.6\n7 8 9 10\n0.7\n"),
         ], reason=r"line")
-        # SPEC is silent on the descriptor after a refused write; our choice:
+        # Our choice for the descriptor after a refused write (mlflowfs(1), ERRORS):
         # it stays usable, as a disk file's does after EFBIG or ENOSPC.
         os.write(fd, b"0.9\n")
     finally:
@@ -291,7 +291,7 @@ def test_key_over_250_characters_through_key_folders_fails_enametoolong(mount, r
 
 
 def test_creating_a_file_where_only_folders_live_fails_eperm(mount, run_dir):
-    # SPEC says "refused" without an errno; our choice: EPERM (not allowed
+    # mlflowfs(1), ERRORS: EPERM (not allowed
     # there), as the daemon's own code intends; never ENOENT, the folder exists.
     paths = [mount.mnt / "experiments" / "notes.txt", mount.exp("e") / "notes.txt",
              mount.mnt / "runs" / "x", run_dir / "notes.txt", mount.mnt / "notes.txt"]
@@ -387,7 +387,7 @@ def test_rmdir_of_a_run_part_fails_eperm(mount, run_dir):
 
 
 def test_rm_r_of_a_run_fails_on_its_params_and_keeps_the_run(mount, run_dir, client):
-    # SPEC §5: `rm -r` on a run fails on its params.
+    # mlflowfs(1), ARTIFACTS: `rm -r` on a run fails on its params.
     before = snapshot(mount)
     assert sh(f"rm -rf {run_dir}", check=False).returncode != 0
     run = client.get_run(rid(run_dir))

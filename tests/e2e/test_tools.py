@@ -1,7 +1,7 @@
-"""Real programs on the tree (SPEC §2-§4): shell loops, cp, mv, diff, grep,
-find, tar, rsync, dd, head/tail/wc, ls and stat on the mount, and unmodified
-Python programs that log a training run with plain file writes.  Every result
-is cross-checked with the MLflow client on the same database.
+"""Real programs on the tree (mlflowfs(1), THE TREE to WHEN DATA IS SAFE):
+shell loops, cp, mv, diff, grep, find, tar, rsync, dd, head/tail/wc, ls and
+stat on the mount, and unmodified Python programs that log a training run
+with plain file writes.  Every result is cross-checked with the MLflow client on the same database.
 """
 import errno
 import os
@@ -551,7 +551,7 @@ def test_training_program_killed_keeps_every_complete_line(mount, client, tmp_pa
         assert proc.stdout.readline() == "ready\n"
         want = [(s, s / 4) for s in range(250)]
 
-        # The file is still open: the SPEC commits within 20 ms anyway, and
+        # The file is still open: the daemon commits within 20 ms anyway, and
         # the MLflow client (another writer's view) sees it "at once".
         def committed():
             assert [(s, v) for s, v, _ in history(client, rid, "loss")] == want

@@ -1,4 +1,4 @@
-"""The shape of the tree (SPEC §2 "The tree" and "Names"), the read-only
+"""The shape of the tree (mlflowfs(1), THE TREE), the read-only
 models/ folder and the daemon's own .mlflowfs/ folder.
 
 Objects are made with the real MLflow client on the mounted database, and the
@@ -47,7 +47,7 @@ def test_experiments_lists_active_experiments_with_default(mount, client):
     gone = new_experiment(client, mount, "gone")
     mkdir_made = mount.exp("made-by-mkdir")
     os.mkdir(mkdir_made)
-    wait_quiet(mount)  # committed within 20 ms (SPEC §4): then MLflow sees it
+    wait_quiet(mount)  # committed within 20 ms: then MLflow sees it
     client.delete_experiment(gone)
     listed = sorted(os.listdir(mount.mnt / "experiments"))
     assert listed == ["Default", "keep", "made-by-mkdir"]
@@ -225,7 +225,7 @@ def test_runs_folder_links_every_active_run(mount, client):
     deleted = client.create_run(e2, run_name="deleted").info.run_id
     client.delete_run(deleted)
     os.makedirs(mount.run("mkdir-exp", "r"))
-    wait_quiet(mount)  # committed within 20 ms (SPEC §4): then MLflow sees it
+    wait_quiet(mount)  # committed within 20 ms: then MLflow sees it
     active = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert sorted(os.listdir(mount.mnt / "runs")) == sorted(r.info.run_id for r in active)
     assert set(made) <= set(os.listdir(mount.mnt / "runs"))
@@ -300,7 +300,7 @@ def test_listing_a_folder_twice_gives_the_same_entries(mount, client):
 
 
 def test_ls_a_shows_dot_and_dotdot(mount, run_dir):
-    # SPEC is silent; every Unix folder lists "." and ".." for `ls -a`.
+    # Every Unix folder lists "." and ".." for `ls -a`.
     for folder in (mount.mnt, mount.mnt / "experiments", run_dir, run_dir / "params"):
         assert sh(f"ls -a {folder}").stdout.split()[:2] == [".", ".."], folder
 
@@ -420,9 +420,9 @@ def _open_write(path, flags):
         os.close(fd)
 
 
-# Changes under models/ (read-only in this version).  The SPEC names no errno
-# for that; the man page says: writing its existing files is EACCES, as for
-# any read-only file (SPEC §3); making a name there (create, mkdir) is EROFS.
+# Changes under models/ (read-only in this version), as mlflowfs(1), ERRORS says:
+# writing its existing files is EACCES, as for any read-only file; making a
+# name there (create, mkdir) is EROFS.
 MODEL_WRITES = [
     ("write description", "description", lambda p: _open_write(p, os.O_TRUNC), errno.EACCES),
     ("append model tag", "tags/team", lambda p: _open_write(p, os.O_APPEND), errno.EACCES),

@@ -1,4 +1,4 @@
-"""SPEC §3 "Writing": what each write, mkdir, rmdir and mv in the tree does to
+"""mlflowfs(1), WRITING: what each write, mkdir, rmdir and mv in the tree does to
 the store, cross-checked with the real MLflow client on the same database.
 
 Covers params (value rules, the 6000-character limit counted in characters),
@@ -236,7 +236,7 @@ def test_nan_and_infinities_are_stored_as_mlflow_stores_them(mount, run_dir, cli
 
 
 def test_blank_lines_in_metric_writes_are_skipped(run_dir, client):
-    # SPEC is silent on blank lines; our choice: they log nothing (no EINVAL).
+    # Our choice (mlflowfs(1), Metric lines): blank lines log nothing, no EINVAL.
     append(run_dir / "metrics" / "m", "1\n\n   \n\t\n2\n")
     assert steps_values(client, rid(run_dir), "m") == [(0, 1.0), (1, 2.0)]
 
@@ -568,7 +568,7 @@ def test_rmdir_of_an_experiment_without_runs_deletes_it(mount, client):
 
 
 def test_rmdir_of_an_experiment_whose_runs_were_deleted(mount, client):
-    # SPEC: "only when it has no runs"; our reading: no active runs, since
+    # rmdir removes an experiment only when it has no runs: active runs, since
     # deleted runs are not in the folder any more (as MLflow allows).
     os.makedirs(mount.run("E", "R"))
     exp_id = exp_id_of(client, "E")

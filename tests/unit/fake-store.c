@@ -477,7 +477,7 @@ static size_t runs_of(struct fake_world *w, const char *exp_id, struct fk_run **
 }
 
 /*
- * The folder of an active run (SPEC §2): its name; the oldest of several
+ * The folder of an active run (mlflowfs(1), THE TREE): its name; the oldest of several
  * runs of a name keeps it, the others get "<name>@<8 hex>"; a run without
  * a name (or whose folder is taken) its run id.  A new string, NULL when
  * deleted or out of memory.

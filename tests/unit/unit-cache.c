@@ -374,7 +374,7 @@ static void read_is(struct fx *x, enum rd kind, const char *a, const char *b, co
 	buf_release(&calls);
 }
 
-/* The folders of an experiment by the fake's own SPEC §2 rule (written
+/* The folders of an experiment by the fake's own naming rule (written
  * apart from the cache's), for comparing. */
 static void fake_folders(struct fx *x, const char *exp, struct buf *out)
 {
@@ -696,7 +696,7 @@ static void test_create_run(void)
 	rd(x.s, RD_LIST, "1", NULL, &got);
 	fake_folders(&x, "1", &want);
 	check_str(buf_str(&got), buf_str(&want),
-		  "after create_run: the folders are the fake's, by SPEC 2's rule");
+		  "after create_run: the folders are the fake's, by the naming rule");
 	read_is(&x, RD_FIND, "1", "baseline", "", 0, A " baseline RUNNING",
 		"after create_run: the oldest keeps its name");
 	fx_close(&x, "create_run");

@@ -2817,7 +2817,7 @@ static void test_delete_run(void)
 	       "deleting an unknown run is -ENOENT");
 	ok(finds(&f, exp, "keep", keep), "the other run is untouched");
 
-	/* Deleted meanwhile by another client (SPEC 3: ENOENT). */
+	/* Deleted meanwhile by another client (mlflowfs(1), WRITING: ENOENT). */
 	ok(!new_run(&f, exp, "other", other), "a third run");
 	ok(finds(&f, exp, "other", other), "found by its folder");
 	ok(!settle(&f) &&
