@@ -291,20 +291,35 @@ static int valid(const struct cache *c, const struct ctable *t, const struct cen
 	return c->ttl_ms < 0 || now_us() / 1000 - e->at_ms < c->ttl_ms;
 }
 
-/* Whether what was fetched since write sequence start may be kept in e
- * (or in key's entry): nothing touched it meanwhile; lock held. */
-static int keepable(const struct ctable *t, const struct centry *e, uint64_t start)
+/* When a fetch from next began: the write sequence and the generation. */
+struct mark {
+	uint64_t seq, gen;
+};
+
+/* Lock held. */
+static struct mark mark(const struct cache *c)
 {
-	return t->changed <= start && (!e || e->changed <= start);
+	return (struct mark){ c->wseq, c->gen };
 }
 
-/* Marks e filled now with what was fetched since write sequence start;
- * lock held. */
-static void filled(struct cache *c, struct centry *e, uint64_t start)
+/* Whether what was fetched since m may be kept in e (or in key's entry):
+ * no write touched it meanwhile; lock held. */
+static int keepable(const struct ctable *t, const struct centry *e, struct mark m)
 {
-	e->gen = c->gen;
+	return t->changed <= m.seq && (!e || e->changed <= m.seq);
+}
+
+/*
+ * Marks e filled now with what was fetched since m; lock held.  It belongs
+ * to the generation the fetch began in: when another client's change was
+ * seen meanwhile, what the fetch read may predate it, and the entry is out
+ * of date from the start.
+ */
+static void filled(struct centry *e, struct mark m)
+{
+	e->gen = m.gen;
 	e->at_ms = now_us() / 1000;
-	e->changed = start;
+	e->changed = m.seq;
 }
 
 /* A write through the cache: the next sequence number; lock held. */
@@ -344,7 +359,7 @@ static int exp_lookup(struct cache *c, struct ctable *t, const char *key, exp_fe
 		      struct store_experiment *out)
 {
 	struct exp_ent *e;
-	uint64_t start;
+	struct mark start;
 	int err;
 
 	watch(c);
@@ -357,7 +372,7 @@ static int exp_lookup(struct cache *c, struct ctable *t, const char *key, exp_fe
 		return err;
 	}
 	t->misses++;
-	start = c->wseq;
+	start = mark(c);
 	pthread_mutex_unlock(&c->lock);
 
 	err = fetch(c->next, key, out);
@@ -371,7 +386,7 @@ static int exp_lookup(struct cache *c, struct ctable *t, const char *key, exp_fe
 			exp_empty(&e->h);
 			e->err = err;
 			if (err || !store_experiment_copy(&e->e, out))
-				filled(c, &e->h, start);
+				filled(&e->h, start);
 			ctable_cost(t, &e->h, 1);
 		}
 	}
@@ -676,7 +691,7 @@ typedef int index_fn(struct index_ent *ix, void *arg);
 static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, void *arg)
 {
 	struct index_ent *ix, *fresh;
-	uint64_t start;
+	struct mark start;
 	int err;
 
 	watch(c);
@@ -691,7 +706,7 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 	c->indexes.misses++;
 	log_debug("cache: listing the runs of experiment %s (%s)", experiment_id,
 		  ix ? "out of date" : "not cached");
-	start = c->wseq;
+	start = mark(c);
 	c->listing++;
 	pthread_mutex_unlock(&c->lock);
 
@@ -721,7 +736,7 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 		ix->by_id = fresh->by_id;
 		free(fresh);
 		fresh = NULL;
-		filled(c, &ix->h, start);
+		filled(&ix->h, start);
 		ctable_cost(&c->indexes, &ix->h, ix->n + 1);
 	} else {
 		ix = fresh;
@@ -832,7 +847,8 @@ static int cache_get_run(struct store *s, const char *run_id, struct store_run *
 	return err;
 }
 
-/* The cached index that holds run_id, or NULL; lock held. */
+/* The current cached index that holds run_id, or NULL; lock held.  (An
+ * index out of date is listed again before anyone reads it.) */
 static struct index_ent *index_of_run(struct cache *c, const char *run_id, struct store_run **run)
 {
 	struct centry *e;
@@ -840,7 +856,7 @@ static struct index_ent *index_of_run(struct cache *c, const char *run_id, struc
 	for (e = c->indexes.head; e; e = e->lnext) {
 		struct index_ent *ix = (struct index_ent *)e;
 
-		if (e->gen && (*run = index_lookup_id(ix, run_id)))
+		if (valid(c, &c->indexes, e) && (*run = index_lookup_id(ix, run_id)))
 			return ix;
 	}
 	return NULL;
@@ -869,19 +885,27 @@ static void index_drop_run(struct index_ent *ix, struct store_run *r)
 /*
  * A write changed a run's name, status or life: its entry in the index is
  * taken again from next (the folders of the experiment with it).  When
- * that fails the index is dropped, to be listed again.
+ * that fails, or another write changed the index while the run was read
+ * (what was read may be older than what that write put in), the index is
+ * dropped, to be listed again.
  */
 static void refresh_run(struct cache *c, const char *run_id)
 {
 	struct store_run now, *r;
 	struct index_ent *ix;
-	uint64_t seq;
-	int err = store_get_run(c->next, run_id, &now);
+	uint64_t seq, before;
+	int err;
 
+	pthread_mutex_lock(&c->lock);
+	before = c->wseq;
+	pthread_mutex_unlock(&c->lock);
+	err = store_get_run(c->next, run_id, &now);
 	pthread_mutex_lock(&c->lock);
 	seq = wrote(c);
 	touch(&c->snaps, run_id, seq, sizeof(struct snap_ent));
 	ix = index_of_run(c, run_id, &r);
+	if (ix && ix->h.changed > before)
+		err = -EAGAIN; /* the index changed while the run was read */
 	if (ix) {
 		int renamed = err || now.deleted || strcmp(r->name, now.name);
 
@@ -1011,7 +1035,7 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 	struct store_run run, *listed;
 	struct snap_ent *e;
 	int known;
-	uint64_t start;
+	struct mark start;
 	int err;
 
 	watch(c);
@@ -1029,7 +1053,7 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 	/* A listed run's info is here already: the store need not read it. */
 	known = index_of_run(c, run_id, &listed) && !store_run_copy(&run, listed);
 	c->snaps.misses++;
-	start = c->wseq;
+	start = mark(c);
 	pthread_mutex_unlock(&c->lock);
 
 	err = store_get_snapshot(c->next, run_id,
@@ -1065,7 +1089,7 @@ static int cache_get_snapshot(struct store *s, const char *run_id, unsigned want
 	    (e = (struct snap_ent *)ctable_get(&c->snaps, run_id, sizeof(*e)))) {
 		snap_empty(&e->h);
 		e->snap = store_snapshot_hold(got);
-		filled(c, &e->h, start);
+		filled(&e->h, start);
 		ctable_cost(&c->snaps, &e->h, snap_cost(got));
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -1205,7 +1229,7 @@ static int cache_reserve_steps(struct store *s, const char *run_id, const char *
 	struct cache *c = to_cache(s);
 	char k[STEP_KEY_MAX];
 	struct step_ent *e;
-	uint64_t start;
+	struct mark start;
 	int64_t next;
 	int err;
 
@@ -1216,7 +1240,7 @@ static int cache_reserve_steps(struct store *s, const char *run_id, const char *
 	e = (struct step_ent *)ctable_find(&c->steps, k);
 	if (!valid(c, &c->steps, HEAD(e))) {
 		c->steps.misses++;
-		start = c->wseq;
+		start = mark(c);
 		pthread_mutex_unlock(&c->lock);
 		err = store_next_step(c->next, run_id, key, &next);
 		if (err)
@@ -1232,7 +1256,7 @@ static int cache_reserve_steps(struct store *s, const char *run_id, const char *
 			if (e->next > next)
 				next = e->next;
 			e->next = next;
-			filled(c, &e->h, start);
+			filled(&e->h, start);
 			ctable_cost(&c->steps, &e->h, 1);
 		}
 	} else {
@@ -1350,16 +1374,6 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 	size_t i;
 	int err = store_log_metrics(c->next, b, run_id, key, pts, n);
 
-	if (err) {
-		/* The steps reserved for these points were not used: the next
-		 * auto-step is the store's one more than its highest again. */
-		if (keyed) {
-			pthread_mutex_lock(&c->lock);
-			touch(&c->steps, k, wrote(c), sizeof(struct step_ent));
-			pthread_mutex_unlock(&c->lock);
-		}
-		return err;
-	}
 	for (i = 1; i < n; i++) {
 		const struct metric_point *p = &pts[i];
 
@@ -1368,6 +1382,21 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 		if (metric_later(p->step, p->timestamp, p->value, best->step, best->timestamp,
 				 best->value))
 			best = p;
+	}
+	if (err) {
+		/*
+		 * The steps reserved for these points were not used: when they
+		 * were the last reserved, the next auto-step is the store's one
+		 * more than its highest again.  When another writer reserved
+		 * steps after them, they stay a gap: handing them out again
+		 * could give that writer's steps twice.
+		 */
+		pthread_mutex_lock(&c->lock);
+		st = keyed ? (struct step_ent *)ctable_find(&c->steps, k) : NULL;
+		if (st && max_step < INT64_MAX && st->next == max_step + 1)
+			touch(&c->steps, k, wrote(c), sizeof(*st));
+		pthread_mutex_unlock(&c->lock);
+		return err;
 	}
 	pthread_mutex_lock(&c->lock);
 	seq = wrote(c);
@@ -1413,7 +1442,8 @@ static int cache_log_metrics(struct store *s, struct store_batch *b, const char 
 static int cache_metric_history(struct store *s, const char *run_id, const char *key,
 				store_point_cb *cb, void *ctx)
 {
-	/* Long, and read from a connection of its own: passed through. */
+	/* Long, and read from a connection of its own: passed through, so cb
+	 * must not call the store (store.h). */
 	return store_metric_history(to_cache(s)->next, run_id, key, cb, ctx);
 }
 

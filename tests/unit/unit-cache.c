@@ -1724,6 +1724,112 @@ static void test_races(void)
 	buf_release(&out);
 }
 
+/* Another client writes while the cache reads, and another reader of the
+ * cache sees the watch move before the read ends. */
+static void other_client_hook(struct fake_store *f, enum fake_op op, void *arg)
+{
+	struct race *r = arg;
+	struct store_experiment e = { 0 };
+
+	if (r->fired || op != r->when)
+		return;
+	r->fired = 1;
+	r->err = store_log_param(&f->base, NULL, A, "other", "1");
+	fake_store_set_others_version(f, 11);
+	if (!r->err)
+		r->err = store_get_experiment(r->x->s, "vision", &e);
+	store_experiment_release(&e);
+}
+
+/* The status of run_id as a snapshot through the cache shows it. */
+static void status_is(struct fx *x, const char *run_id, const char *want, const char *name)
+{
+	const struct store_snapshot *snap = NULL;
+	int err = store_get_snapshot(x->s, run_id, SNAP_PARAMS, &snap);
+
+	check_str(err ? strerror(-err) : snap->run.status, want, name);
+	store_snapshot_put(snap);
+}
+
+static void test_races_across(void)
+{
+	static const struct wr rename = { W_RENAME_RUN, A, "raced", NULL, 0, 0, 0 };
+	struct buf out = BUF_INIT;
+	struct counts before;
+	struct race r;
+	const char *name;
+	struct fx x;
+	int err;
+
+	name = "race: another client's write seen while a snapshot is fetched";
+	case_name = name;
+	fx_open(&x, 1, 2.0);
+	r = (struct race){ &x, FAKE_get_snapshot, NULL, 0, 0 };
+	x.f->in_flight = other_client_hook;
+	x.f->in_flight_arg = &r;
+	err = rd(x.s, RD_SNAP, A, NULL, &out);
+	x.f->in_flight = NULL;
+	check(!err && r.fired && !r.err, "%s: the read and the write in it answer", name);
+	fx_mark(&x);
+	read_is(&x, RD_SNAP, A, NULL, "get_snapshot", 0, "baseline p4 m4 t4",
+		"the snapshot read before the change is not kept as current");
+	fx_close(&x, name);
+
+	name = "race: rename_run while set_status reads the run back";
+	case_name = name;
+	fx_open(&x, 1, 2.0);
+	rd(x.s, RD_LIST, "1", NULL, &out);
+	r = (struct race){ &x, FAKE_get_run, &rename, 0, 0 };
+	x.f->in_flight = race_hook;
+	x.f->in_flight_arg = &r;
+	err = store_set_status(x.s, NULL, A, "FINISHED");
+	x.f->in_flight = NULL;
+	check(!err && r.fired && !r.err, "%s: both writes answer", name);
+	fx_mark(&x);
+	read_is(&x, RD_FIND, "1", "raced", "list_runs", 0, A " raced FINISHED",
+		"the older read does not undo the rename in the list: listed again");
+	fx_close(&x, name);
+
+	name = "race: a listed run another client changed";
+	case_name = name;
+	fx_open(&x, 1, 2.0);
+	rd(x.s, RD_LIST, "1", NULL, &out);
+	counts_take(x.f, &before);
+	err = store_set_status(&x.f->base, NULL, A, "KILLED");
+	fx_unmark(&x, &before);
+	check_int(err, 0, "another client finishes run A");
+	fake_store_set_others_version(x.f, 12);
+	status_is(&x, A, "KILLED",
+		  "a snapshot takes the run's info from the store, not "
+		  "from the list from before the change");
+	fx_close(&x, name);
+
+	name = "race: a failed write's steps while another writer holds later ones";
+	case_name = name;
+	fx_open(&x, 1, 2.0);
+	check_int(reserve(&x, A, "pending", INT64_MIN, 1), 0, "writer 1 reserves step 0");
+	check_int(reserve(&x, A, "pending", INT64_MIN, 1), 1, "writer 2 reserves step 1");
+	fake_store_fail(x.f, FAKE_log_metrics, -EIO);
+	check_int(log_point(x.s, A, "pending", 0, FAKE_T0, 1), -EIO, "writer 1's write fails");
+	fake_store_fail(x.f, FAKE_log_metrics, 0);
+	check_int(reserve(&x, A, "pending", INT64_MIN, 1), 2,
+		  "step 1, still writer 2's, is not handed out again");
+	check_int(log_point(x.s, A, "pending", 1, FAKE_T0, 1), 0, "writer 2 logs step 1");
+	fx_close(&x, name);
+
+	name = "race: a failed write's steps, the last reserved";
+	case_name = name;
+	fx_open(&x, 1, 2.0);
+	check_int(reserve(&x, A, "pending", INT64_MIN, 2), 0, "a writer reserves steps 0 and 1");
+	fake_store_fail(x.f, FAKE_log_metrics, -EIO);
+	check_int(log_point(x.s, A, "pending", 1, FAKE_T0, 1), -EIO, "its write fails");
+	fake_store_fail(x.f, FAKE_log_metrics, 0);
+	check_int(reserve(&x, A, "pending", INT64_MIN, 1), 0,
+		  "the next reservation starts at the store's next step again: no gap");
+	fx_close(&x, name);
+	buf_release(&out);
+}
+
 /* ---- 12. listings call back with no lock held ------------------------------- */
 
 enum lk { L_RUNS, L_EXPS, L_KV_EXP, L_KV_RUN, L_MODELS, L_VERSIONS, L_ALIASES };
@@ -1988,6 +2094,7 @@ int main(void)
 	test_ttl();
 	test_reserve_across();
 	test_races();
+	test_races_across();
 	test_callbacks();
 	test_bounded();
 	alarm(0);
