@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "schema.h"
+#include "sqldb.h"
 
 struct schema_object {
 	const char *kind; /* "table" or "index", for messages */
@@ -296,34 +297,6 @@ static const struct schema_use schema_uses[] = {
 
 #define SCHEMA_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/*
- * SQLite's result codes as errno values.  A file that is not a database is a
- * protocol matter for mlflowfs (the file is not what was promised), not I/O.
- */
-static int schema_rc_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EAGAIN;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_NOTADB:
-		return -EPROTO;
-	default:
-		return -EIO;
-	}
-}
-
 /* 1 if the database holds any table, index, view or trigger, 0 if none,
  * or -errno with msg saying why. */
 static int schema_has_objects(sqlite3 *db, struct buf *msg)
@@ -339,7 +312,7 @@ static int schema_has_objects(sqlite3 *db, struct buf *msg)
 	} else if (rc == SQLITE_DONE) {
 		err = 0;
 	} else {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		if (err == -EPROTO)
 			buf_adds(msg, "not an SQLite database");
 		else
@@ -404,7 +377,7 @@ static int schema_insert_default(sqlite3 *db, const char *artifact_root, struct 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		buf_addf(msg, "cannot create the default experiment: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -428,7 +401,7 @@ int schema_create(sqlite3 *db, const char *artifact_root, char **errmsg)
 	/* IMMEDIATE takes the write lock now, so of two mounts racing to
 	 * create the same new file, the second sees the first one's tables. */
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		buf_addf(&msg, "cannot start a transaction: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -447,7 +420,7 @@ int schema_create(sqlite3 *db, const char *artifact_root, char **errmsg)
 		const struct schema_object *o = &schema_objects[i];
 
 		if (sqlite3_exec(db, o->sql, NULL, NULL, NULL) != SQLITE_OK) {
-			err = schema_rc_errno(sqlite3_extended_errcode(db));
+			err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 			buf_addf(&msg, "cannot create %s '%s': %s", o->kind, o->name,
 				 sqlite3_errmsg(db));
 			goto out;
@@ -457,7 +430,7 @@ int schema_create(sqlite3 *db, const char *artifact_root, char **errmsg)
 	if (sqlite3_exec(db,
 			 "INSERT INTO alembic_version (version_num) VALUES ('" SCHEMA_REVISION "')",
 			 NULL, NULL, NULL) != SQLITE_OK) {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		buf_addf(&msg, "cannot record the schema revision: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -467,7 +440,7 @@ int schema_create(sqlite3 *db, const char *artifact_root, char **errmsg)
 		goto out;
 
 	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		buf_addf(&msg, "cannot commit the new schema: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -512,7 +485,7 @@ static int schema_scan_table(sqlite3 *db, const char *table, const char *const *
 		}
 	}
 	if (rc != SQLITE_DONE) {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		if (err == -EPROTO)
 			buf_adds(msg, "not an SQLite database");
 		else
@@ -557,7 +530,7 @@ static int schema_read_revision(sqlite3 *db, char *out, size_t size, struct buf 
 
 		snprintf(out, size, "%s", v ? v : "");
 	} else if (rc != SQLITE_DONE) {
-		err = schema_rc_errno(sqlite3_extended_errcode(db));
+		err = -sqldb_rc_to_errno(sqlite3_extended_errcode(db));
 		buf_addf(msg, "cannot read table 'alembic_version': %s", sqlite3_errmsg(db));
 		goto out;
 	}

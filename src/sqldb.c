@@ -206,11 +206,12 @@ static void conn_close(struct sqldb_conn *c)
 /* ---- the writer ------------------------------------------------------ */
 
 /* Takes the writer connection, waiting for its holder (never for long: a
- * holder that waits for another program's lock is still waited for). */
+ * holder that waits for another program's lock is still waited for) and
+ * for a commit that is due. */
 static void writer_take(struct sqldb *d)
 {
 	pthread_mutex_lock(&d->lock);
-	while (d->held)
+	while (d->held || d->commit_due)
 		pthread_cond_wait(&d->cond, &d->lock);
 	d->held = 1;
 	pthread_mutex_unlock(&d->lock);
@@ -237,7 +238,10 @@ static int busy_handler(void *arg, int count)
 	struct sqldb *d = arg;
 	int i, waited = 0, delay;
 
-	if (count == 0) {
+	/* Only a writer waiting to begin has nothing a read must see: in
+	 * rollback-journal mode COMMIT may wait too, with the transaction's
+	 * writes visible on the writer alone. */
+	if (count == 0 && !d->in_txn) {
 		pthread_mutex_lock(&d->lock);
 		d->blocked = 1;
 		pthread_cond_broadcast(&d->cond);
@@ -382,9 +386,11 @@ int sqldb_write_begin(struct sqldb *d, struct sqldb_batch *b, int queue)
 	errmsg[0] = '\0';
 	writer_take(d);
 	d->savepoint = 0;
+	/* A failed flush ended the transaction and failed the batches of the
+	 * points it held: this write is not one of them, and begins anew. */
 	if (!queue)
-		err = flush_locked(d);
-	if (!err && !d->in_txn) {
+		flush_locked(d);
+	if (!d->in_txn) {
 		/* The one statement that waits for another program's lock. */
 		err = control(d, C_BEGIN);
 		unblock(d);
@@ -415,8 +421,10 @@ int sqldb_write_end(struct sqldb *d, int err)
 {
 	if (d->in_txn && d->savepoint) {
 		if (err) {
-			control(d, C_ROLLBACK_TO);
-			control(d, C_RELEASE);
+			/* Undone alone, or else with the whole transaction: a
+			 * half-done write is never committed. */
+			if (control(d, C_ROLLBACK_TO) || control(d, C_RELEASE))
+				end_txn(d, 0);
 		} else {
 			err = control(d, C_RELEASE);
 		}
@@ -459,6 +467,15 @@ void sqldb_flush_now(struct sqldb *d)
 	writer_give(d);
 }
 
+/* The committer no longer waits for the writer: takers may go; lock held. */
+static void commit_not_due(struct sqldb *d)
+{
+	if (d->commit_due) {
+		d->commit_due = 0;
+		pthread_cond_broadcast(&d->cond);
+	}
+}
+
 static void *committer_main(void *arg)
 {
 	struct sqldb *d = arg;
@@ -467,6 +484,9 @@ static void *committer_main(void *arg)
 	while (!d->stop) {
 		struct timespec now, due;
 
+		/* Whatever comes next, its wait for the writer is over (the lock
+		 * is kept until it takes the writer, if it does). */
+		commit_not_due(d);
 		if (!d->txn_open) {
 			d->committer_idle = 1;
 			pthread_cond_wait(&d->commit_cond, &d->lock);
@@ -486,6 +506,7 @@ static void *committer_main(void *arg)
 			continue;
 		}
 		if (d->held) {
+			d->commit_due = 1;
 			pthread_cond_wait(&d->cond, &d->lock);
 			continue;
 		}
@@ -497,6 +518,7 @@ static void *committer_main(void *arg)
 		d->blocked = 0;
 		pthread_cond_broadcast(&d->cond);
 	}
+	commit_not_due(d);
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
 }
@@ -657,7 +679,7 @@ static int writer_take_unless_stalled(struct sqldb *d)
 	int taken;
 
 	pthread_mutex_lock(&d->lock);
-	while (d->held && !d->blocked)
+	while ((d->held && !d->blocked) || d->commit_due)
 		pthread_cond_wait(&d->cond, &d->lock);
 	taken = !d->held;
 	if (taken)

@@ -65,11 +65,16 @@ struct sqldb {
 	 * set by the taker.  blocked says the holder waits for another
 	 * program's lock; readers then use read-only connections.
 	 */
-	/* guards held, blocked, stop, txn_open, txn_began, committer_idle */
+	/* guards held, blocked, stop, txn_open, txn_began, committer_idle,
+	 * commit_due */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	    /* held dropped, blocked rose, or stop */
 	pthread_cond_t commit_cond; /* the idle committer: a transaction opened, or stop */
 	int committer_idle;	    /* it waits for a transaction to open */
+	/* The committer's commit is due and it waits for the writer: takers
+	 * let it go first, or a steady stream of writes could keep a
+	 * transaction open past its time. */
+	int commit_due;
 	int held;
 	int blocked;
 	int stop;

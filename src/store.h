@@ -9,7 +9,9 @@
  * line.
  *
  * Threads: a store may be called from any thread at once.  No store holds a
- * lock while it calls a callback, so a callback may call the store again.
+ * lock while it calls a callback, so a callback may call the store again;
+ * the one exception is store_metric_history(), whose points stream from the
+ * backend as it reads them.
  * A callback returns 0 to go on, a negative errno to fail the listing (which
  * then returns it), or a positive value to stop early (returned as is).
  *
@@ -290,7 +292,9 @@ int store_reserve_steps(struct store *s, const char *run_id, const char *key, in
  * timestamp. */
 int store_log_metrics(struct store *s, struct store_batch *b, const char *run_id, const char *key,
 		      const struct metric_point *pts, size_t n);
-/* Every point of a metric, by step, then timestamp, then value. */
+/* Every point of a metric, by step, then timestamp, then value.  Called
+ * back while the backend reads (a history may be long): cb must not call
+ * the store. */
 int store_metric_history(struct store *s, const char *run_id, const char *key, store_point_cb *cb,
 			 void *ctx);
 /* The number of points of a metric and the size of history/<key>. */

@@ -351,7 +351,8 @@ static int sqlite_others_version(struct store *s, uint64_t *v)
 		pthread_mutex_unlock(&ss->watch_lock);
 		err = sqldb_others_version(&ss->sql, &dv);
 		pthread_mutex_lock(&ss->watch_lock);
-		ss->watch_dv = dv;
+		if (!err)
+			ss->watch_dv = dv; /* -EAGAIN says nothing of it */
 		ss->watch_err = err;
 		ss->watch_us = now;
 	}
@@ -387,7 +388,8 @@ static int read_experiment(sqlite3_stmt *st, struct store_experiment *e, int dup
 /*
  * A caller's callback and its context, for the row functions.  Backend
  * listings call back with the connection held: the one caller above, the
- * cache, only copies what it is given.
+ * cache, copies what it is given, except a metric's history, which streams
+ * through to a callback that must not call the store (store.h).
  */
 struct cb_ctx {
 	union {
@@ -1265,7 +1267,7 @@ static int sqlite_log_metrics(struct store *s, struct store_batch *b, const char
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct series *q = NULL;
-	int err;
+	int err, flush;
 
 	err = sqldb_write_begin(&ss->sql, to_batch(b), 1);
 	if (!err)
@@ -1293,9 +1295,11 @@ static int sqlite_log_metrics(struct store *s, struct store_batch *b, const char
 		sqldb_count_pending(&ss->sql, n);
 		sqldb_queued(&ss->sql);
 	}
+	/* A long burst between commits goes in now rather than piling up
+	 * (queued is the writer's: read while it is held). */
+	flush = !err && ss->queued > QUEUE_MAX;
 	err = sqldb_write_end(&ss->sql, err);
-	/* A long burst between commits goes in now rather than piling up. */
-	if (!err && __atomic_load_n(&ss->queued, __ATOMIC_RELAXED) > QUEUE_MAX)
+	if (!err && flush)
 		sqldb_flush_now(&ss->sql);
 	return done(err);
 }
