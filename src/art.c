@@ -191,21 +191,25 @@ int art_open(struct art_registry *reg, const struct art_loc *loc, int flags, mod
 
 ssize_t art_read(struct art_file *f, void *buf, size_t size, off_t off)
 {
+	errmsg[0] = '\0';
 	return f->repo->ops->read(f, buf, size, off);
 }
 
 ssize_t art_write(struct art_file *f, const void *buf, size_t size, off_t off)
 {
+	errmsg[0] = '\0';
 	return f->repo->ops->write(f, buf, size, off);
 }
 
 int art_fstat(struct art_file *f, struct stat *st)
 {
+	errmsg[0] = '\0';
 	return f->repo->ops->fstat(f, st);
 }
 
 int art_ftruncate(struct art_file *f, off_t size)
 {
+	errmsg[0] = '\0';
 	return size < 0 ? -EINVAL : f->repo->ops->ftruncate(f, size);
 }
 
@@ -213,6 +217,7 @@ int art_fallocate(struct art_file *f, int mode, off_t off, off_t len)
 {
 	const struct art_ops *ops = f->repo->ops;
 
+	errmsg[0] = '\0';
 	return ops->fallocate ? ops->fallocate(f, mode, off, len) : -ENOTSUP;
 }
 
@@ -331,6 +336,7 @@ int art_readlink(struct art_registry *reg, const struct art_loc *loc, char *buf,
 {
 	struct art_repo *r;
 
+	errmsg[0] = '\0';
 	if (size == 0)
 		return -EINVAL;
 	REPO_OR_FAIL(r, reg, loc);

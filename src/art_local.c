@@ -131,13 +131,17 @@ static int local_root(struct local_repo *lr, const char *uri, int create, mode_t
 		return err;
 	*fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (*fd < 0 && errno == ENOENT && create) {
-		for (p = dir + 1; (p = strchr(p, '/')); p++) {
+		int made = 0;
+
+		for (p = dir + 1; !made && (p = strchr(p, '/')); p++) {
 			*p = '\0';
-			if (mkdir(dir, 0777 & ~umask) < 0 && errno != EEXIST)
-				break;
+			made = mkdir(dir, 0777 & ~umask) < 0 && errno != EEXIST ? -errno : 0;
+			if (made)
+				log_warn("cannot create artifact folder '%s': %s", dir,
+					 strerror(-made));
 			*p = '/';
 		}
-		if (mkdir(dir, 0777 & ~umask) < 0 && errno != EEXIST)
+		if (!made && mkdir(dir, 0777 & ~umask) < 0 && errno != EEXIST)
 			log_warn("cannot create artifact folder '%s': %s", dir, strerror(errno));
 		*fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
@@ -154,7 +158,7 @@ static int local_root(struct local_repo *lr, const char *uri, int create, mode_t
 static int walk(int root, const char *sub, int *dirfd, const char **leaf)
 {
 	const char *p = sub, *slash;
-	int fd = root;
+	int fd = root, err;
 
 	*dirfd = root;
 	*leaf = sub;
@@ -173,10 +177,11 @@ static int walk(int root, const char *sub, int *dirfd, const char **leaf)
 		memcpy(name, p, len);
 		name[len] = '\0';
 		next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = next < 0 ? -errno : 0;
 		if (fd != root)
 			close(fd);
-		if (next < 0)
-			return -errno;
+		if (err)
+			return err;
 		fd = next;
 		p = slash + 1;
 	}
