@@ -1,8 +1,7 @@
 /*
  * options.c - command line and environment into struct mfs_config.  Options
- * are data (a fuse_opt table over offsetof); the store-selection rule of
- * The store-selection order (mlflowfs(1), STORES) and the URI forms live in
- * options_resolve().
+ * are data (a fuse_opt table over offsetof); the store-selection order
+ * (mlflowfs(1), STORES) and the URI forms live in options_resolve().
  */
 #include <errno.h>
 #include <fuse.h>
@@ -165,16 +164,13 @@ int options_parse(struct fuse_args *args, struct mfs_config *cfg, char **errmsg)
 	return 0;
 }
 
-/* An absolute version of path (resolved against the current folder). */
-static char *absolute(const char *path)
+/* An absolute version of path, resolved against the folder cwd. */
+static char *absolute(const char *cwd, const char *path)
 {
-	char cwd[PATH_MAX];
 	char *out;
 
 	if (path[0] == '/')
 		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)))
-		return NULL;
 	if (asprintf(&out, "%s/%s", strcmp(cwd, "/") ? cwd : "", path) < 0)
 		return NULL;
 	return out;
@@ -282,8 +278,11 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 		cfg->tracking_uri = cfg->uri_arg;
 		cfg->uri_arg = NULL;
 	}
-	if (!cfg->tracking_uri && env && env[0])
+	if (!cfg->tracking_uri && env && env[0]) {
 		cfg->tracking_uri = strdup(env);
+		if (!cfg->tracking_uri)
+			return fail(errmsg, "%s", "out of memory");
+	}
 	if (!cfg->tracking_uri) {
 		cfg->tracking_uri = default_uri();
 		if (!cfg->tracking_uri)
@@ -295,24 +294,26 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 	if (!cfg->display_uri)
 		return fail(errmsg, "%s", "out of memory");
 
-	if (!(cfg->cache_ttl >= 0) || !(cfg->lock_timeout >= 0) || cfg->lock_timeout > 86400)
+	/* At most a day: both become milliseconds in 64 bits, and a wait or an
+	 * entry kept longer is a mistake, not a choice. */
+	if (!(cfg->cache_ttl >= 0) || cfg->cache_ttl > 86400 || !(cfg->lock_timeout >= 0) ||
+	    cfg->lock_timeout > 86400)
 		return fail(errmsg, "%s",
-			    "cache_ttl and lock_timeout are seconds, 0 or more (lock_timeout at "
-			    "most 86400)");
+			    "cache_ttl and lock_timeout are seconds, from 0 to 86400");
 	/* Each backend reads its own URI (store_open), after the daemon left
 	 * this folder: relative paths in it are relative to cwd. */
 	cfg->cwd = getcwd(NULL, 0);
 	if (!cfg->cwd)
 		return fail(errmsg, "%s", "cannot find the current folder");
 	if (cfg->artifact_root) {
-		p = absolute(cfg->artifact_root);
+		p = absolute(cfg->cwd, cfg->artifact_root);
 		if (!p)
 			return fail(errmsg, "%s", "out of memory");
 		free(cfg->artifact_root);
 		cfg->artifact_root = p;
 	}
 
-	p = absolute(cfg->mountpoint);
+	p = absolute(cfg->cwd, cfg->mountpoint);
 	if (!p)
 		return fail(errmsg, "%s", "out of memory");
 	free(cfg->mountpoint);

@@ -122,12 +122,13 @@ def test_a_write_that_cannot_get_the_lock_fails_eagain(make_mount, holder):
     assert steps_values(client, rid, "m") == [(0, 0.5)]
 
 
-@pytest.mark.parametrize("value", ["-1", "x", "100000"])
-def test_lock_timeout_must_be_seconds(tmp_path, value):
+@pytest.mark.parametrize("option", ["lock_timeout", "cache_ttl"])
+@pytest.mark.parametrize("value", ["-1", "x", "100000", "nan"])
+def test_lock_timeout_and_cache_ttl_must_be_seconds(tmp_path, option, value):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = run_mlflowfs(["-o", f"lock_timeout={value}", f"sqlite:///{tmp_path}/db", mnt])
+    r = run_mlflowfs(["-o", f"{option}={value}", f"sqlite:///{tmp_path}/db", mnt])
     assert r.returncode == 1
     assert not os.path.ismount(mnt)
-    assert "lock_timeout" in r.stderr, r.stderr
+    assert option in r.stderr, r.stderr
     assert not (tmp_path / "db").exists()
