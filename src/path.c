@@ -414,23 +414,3 @@ int path_is_key_kind(enum node_kind kind)
 			return path_nodes[i].below == BELOW_KEYS;
 	return 0;
 }
-
-const char *path_version_field_name(enum version_field f)
-{
-	size_t i;
-
-	for (i = 0; i < path_nnodes; i++)
-		if (path_nodes[i].kind == NODE_VERSION_FIELD && path_nodes[i].field == (int)f)
-			return path_nodes[i].name;
-	return NULL;
-}
-
-int path_version_field_parse(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < path_nnodes; i++)
-		if (path_nodes[i].kind == NODE_VERSION_FIELD && !strcmp(name, path_nodes[i].name))
-			return path_nodes[i].field;
-	return -1;
-}

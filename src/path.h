@@ -137,8 +137,4 @@ int path_uri_decode(struct buf *out, const char *s, size_t len);
 /* True for the key-folder kinds, whose node.key names a key or key prefix. */
 int path_is_key_kind(enum node_kind kind);
 
-/* The file name of a version field ("source", ...), and back (-1: none). */
-const char *path_version_field_name(enum version_field f);
-int path_version_field_parse(const char *name);
-
 #endif
