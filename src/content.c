@@ -331,28 +331,16 @@ int content_experiment_json(struct store *s, const struct store_experiment *e, s
 	return err;
 }
 
-struct history_ctx {
-	struct blob *out;
-	off_t size;
-};
-
+/* Called back while the store reads the points: it must not call the store. */
 static int history_cb(void *ctx, double value, int64_t step, int64_t timestamp)
 {
-	struct history_ctx *h = ctx;
 	char line[METRIC_HISTORY_LINE_MAX];
 	size_t n = metric_history_line(line, value, step, timestamp);
 
-	h->size += (off_t)n;
-	return h->out ? blob_add(h->out, line, n) : 0;
+	return blob_add(ctx, line, n);
 }
 
-int content_history(struct store *s, const char *run_id, const char *key, struct blob *out,
-		    off_t *size)
+int content_history(struct store *s, const char *run_id, const char *key, struct blob *out)
 {
-	struct history_ctx h = { out, 0 };
-	int err = store_metric_history(s, run_id, key, history_cb, &h);
-
-	if (size)
-		*size = h.size;
-	return err;
+	return store_metric_history(s, run_id, key, history_cb, out);
 }

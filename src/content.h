@@ -14,7 +14,6 @@
 
 struct store;
 struct store_experiment;
-struct store_run;
 struct store_snapshot;
 
 /* Bytes a blob keeps in memory before it moves to a temporary file. */
@@ -43,9 +42,8 @@ int content_run_json(const struct store_snapshot *snap, struct buf *out);
 int content_experiment_json(struct store *s, const struct store_experiment *e, struct buf *out);
 
 /* history/<key>: "STEP VALUE TIMESTAMP_MS\n" per point, by step then time,
- * into out; *size (if not NULL) gets the byte count. */
-int content_history(struct store *s, const char *run_id, const char *key, struct blob *out,
-		    off_t *size);
+ * into out. */
+int content_history(struct store *s, const char *run_id, const char *key, struct blob *out);
 
 /* JSON string literal of s (RFC 8259 escapes), appended to out. */
 int content_json_string(struct buf *out, const char *s);

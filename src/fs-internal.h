@@ -11,6 +11,7 @@
 #ifndef MFS_FS_INTERNAL_H
 #define MFS_FS_INTERNAL_H
 
+#include <fcntl.h>
 #include <fuse.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -57,15 +58,15 @@ struct fs {
 	struct dir_handle *dirs; /* protected by open_lock */
 	/* fs_watch.c: paths answered lately, and the thread that makes the
 	 * kernel forget them when another client commits. */
-	struct fuse *fuse;
+	struct fuse *fuse; /* set in fs_init, before any other request */
 	pthread_mutex_t seen_lock;
 	struct fs_seen seen[FS_SEEN_MAX]; /* protected by seen_lock */
 	unsigned seen_next;		  /* protected by seen_lock */
 	pthread_mutex_t watch_lock;
 	pthread_cond_t watch_wake; /* used with watch_lock */
 	int watch_stop;		   /* protected by watch_lock */
-	pthread_t watcher;
-	int watching; /* set before the loop runs, cleared after it ended */
+	pthread_t watcher;	   /* set in fs_init, joined after the loop ended */
+	int watching;		   /* set in fs_init (the loop's INIT), cleared after it ended */
 };
 
 /* What a key node names (fs_key_find). */
@@ -124,9 +125,9 @@ struct kind_ops {
 };
 
 /* The kinds' operations (fs_tree.c, fs_keys.c, fs_art.c). */
-extern const struct kind_ops fs_root_ops, fs_experiments_ops, fs_experiment_ops, fs_run_ops,
-	fs_fixed_dir_ops, fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops,
-	fs_model_dir_ops, fs_aliases_ops, fs_versions_ops, fs_keys_ops, fs_artifacts_ops;
+extern const struct kind_ops fs_experiments_ops, fs_experiment_ops, fs_run_ops, fs_fixed_dir_ops,
+	fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops, fs_aliases_ops,
+	fs_versions_ops, fs_keys_ops, fs_artifacts_ops;
 
 #define DIR_MODE  (S_IFDIR | 0755)
 #define RO_MODE	  (S_IFREG | 0444)
@@ -140,7 +141,8 @@ int64_t fs_now_ms(void);
 long fs_utf8_chars(const char *s, size_t len);
 /* MLflow's key rule, exactly: 0, or -EINVAL / -ENAMETOOLONG logged. */
 int fs_key_check(const char *path, const char *key);
-/* A name being made is written as its listing will show it, and fits. */
+/* A name being made is written as its listing will show it (a key's '/'
+ * may also be %2F: the listing shows folders), and fits. */
 int fs_name_check(const char *path, const char *what, long max_chars);
 /* The canonical status text (any case) names, or with prefix begins; NULL. */
 const char *fs_status_parse(const char *text, size_t len, int prefix);
@@ -154,10 +156,18 @@ int fs_is_hide(struct fs *fs, const char *from, const char *to);
 /* The caller's login name, for new runs. */
 void fs_caller_name(char *out, size_t size);
 
-/* A store call's failure for path, logged (mlflowfs(1), WRITING: every failure says
+/* A store call's failure for path, logged (mlflowfs(1), ERRORS: every failure says
  * why); -ENOENT (and a file that is no folder, or the other way round)
  * is an answer, not a failure, and passes quietly. */
 int fs_store_err(const char *path, int err);
+/* Refusals several kinds share: the reason, and moving a node of the tree
+ * (refused, so that mv does not copy and delete instead); logged. */
+#define WHY_READ_ONLY	 "this file is read-only"
+#define WHY_FILE_STAYS	 "this file cannot be removed"
+#define WHY_FOLDER_STAYS "this folder cannot be removed"
+int fs_refuse_move(const char *from, const char *to);
+/* Why the store call that failed with err did: its message, or the errno's. */
+const char *fs_store_why(int err);
 
 /* Parses path and finds the objects it names: 0, or -ENOENT if one is
  * missing.  With make, a missing last object is t->missing, not -ENOENT.
@@ -168,6 +178,8 @@ void fs_target_release(struct target *t);
  * (fetched once per target). */
 int fs_target_snapshot(struct fs *fs, struct target *t, unsigned want);
 
+/* The time of a folder: that of the deepest object it belongs to. */
+int64_t fs_node_ms(struct fs *fs, const struct target *t);
 /* The attributes of a node of ours: owner the mounting user. */
 void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms);
 
@@ -205,6 +217,8 @@ struct dir_handle *fs_dir_open(struct fs *fs, const char *path);
 int fs_dir_read(struct fs *fs, struct dir_handle *d, off_t off, void *buf, fuse_fill_dir_t filler,
 		int plus, int (*fill)(struct fs *fs, const char *path, struct listing *l));
 void fs_dir_release(struct fs *fs, struct dir_handle *d);
+/* Folders open in this mount now. */
+size_t fs_dir_count(struct fs *fs);
 void fs_dir_free_all(struct fs *fs);
 
 /* ---- fs_file.c: open files -------------------------------------------- */
@@ -222,8 +236,16 @@ struct handle {
 	enum handle_kind kind;
 	enum store_section sec; /* H_PARAM, H_TAG, H_METRIC */
 	struct art_file *art;	/* H_ARTIFACT */
-	int hidden;		/* H_ARTIFACT removed while open: path is libfuse's hidden name */
+	int hidden; /* H_ARTIFACT removed while open (path is its hidden name); fs->open_lock */
+	/* A key file removed while open (fs_file_removed): its writes are
+	 * forgotten, as a removed disk file's are.  Atomic: set under
+	 * fs->open_lock, read under h->lock. */
+	int removed;
+	/* Removed that way, the name libfuse hides it under (its fstat()
+	 * comes by that name); protected by fs->open_lock. */
+	char *hidden_as;
 	int append;
+	/* From here to dirty: protected by lock. */
 	struct blob content;
 	struct buf wbuf;
 	int wrote;		   /* wbuf holds something to log at flush */
@@ -237,17 +259,37 @@ struct handle {
 	/* For messages and the pending table; an artifact's follows renames
 	 * made through the mount, protected by fs->open_lock. */
 	char *path;
-	int pending;		    /* path is registered as a pending created file */
+	/* path is registered as a pending created file; atomic (cleared by
+	 * fs_file_removed under fs->open_lock) */
+	int pending;
 	pthread_mutex_t lock;	    /* FUSE may use one handle from several threads */
 	struct handle *prev, *next; /* in fs->handles, protected by fs->open_lock */
 };
+
+/* Whether open(2) flags ask to write. */
+static inline int fs_open_writes(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
 
 /* A new handle of path, in fs->handles; NULL without memory. */
 struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *path);
 void fs_handle_free(struct fs *fs, struct handle *h);
 void fs_file_free_all(struct fs *fs);
+/* Files open in this mount now (the kernel releases them a little after
+ * close()). */
+size_t fs_file_count(struct fs *fs);
 /* Whether some descriptor of this mount has path open. */
 int fs_file_is_open(struct fs *fs, const char *path);
+/* The key file at path was removed: its open descriptors log nothing more. */
+void fs_file_removed(struct fs *fs, const char *path);
+/* libfuse hides the removed key file from under the name as. */
+void fs_file_hidden(struct fs *fs, const char *from, const char *as);
+/* The attributes of a removed key file by its hidden name; -ENOENT if none.
+ * Lock order: fs->open_lock, then a handle's lock. */
+int fs_file_hidden_stat(struct fs *fs, const char *path, struct stat *st);
+/* The attributes of h once its key file is removed; -ENOENT while it is not. */
+int fs_file_removed_stat(struct fs *fs, struct handle *h, struct stat *st);
 int fs_file_read(struct handle *h, char *out, size_t size, off_t off);
 int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off);
 /* Makes what h wrote safe (mlflowfs(1), WHEN DATA IS SAFE): final at close, durable at fsync. */

@@ -2,8 +2,11 @@
  * fs.c - the FUSE handlers and the table of node kinds.  Every handler is
  * the same line: resolve the path (fs_node.c), look up the operations of
  * the node's kind, call one, fill FUSE's answer.  Operations on an open
- * file go to its handle (fs_file.c).  Every handler returns 0 or -errno,
- * and every refusal is logged with the path and the reason (log_refusal).
+ * file go to its handle (fs_file.c).  Every handler returns 0 or -errno;
+ * a refusal the user could not foresee from the tree alone (a limit, a
+ * store's failure, something MLflow cannot do) is logged with the path and
+ * the reason (log_refusal), the plain answers of any filesystem (ENOENT,
+ * EEXIST, ENOTEMPTY) are not.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +23,7 @@
 
 /* The operations of each kind of node. */
 static const struct kind_ops *const kinds[NODE_COUNT] = {
-	[NODE_ROOT] = &fs_root_ops,
+	[NODE_ROOT] = &fs_fixed_dir_ops,
 	[NODE_EXPERIMENTS] = &fs_experiments_ops,
 	[NODE_EXPERIMENT] = &fs_experiment_ops,
 	[NODE_EXP_JSON] = &fs_ro_file_ops,
@@ -40,7 +43,7 @@ static const struct kind_ops *const kinds[NODE_COUNT] = {
 	[NODE_CONTROL_STATUS] = &fs_ro_file_ops,
 	[NODE_CONTROL_ERRORS] = &fs_ro_file_ops,
 	[NODE_MODELS] = &fs_models_ops,
-	[NODE_MODEL] = &fs_model_dir_ops,
+	[NODE_MODEL] = &fs_fixed_dir_ops,
 	[NODE_MODEL_DESC] = &fs_ro_file_ops,
 	[NODE_MODEL_TAGS] = &fs_keys_ops,
 	[NODE_MODEL_ALIASES] = &fs_aliases_ops,
@@ -62,6 +65,14 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 	return fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 }
 
+/* The path of a request that may come without one (nullpath_ok): a
+ * handle's own, which never moves for the files that ask (artifacts
+ * answer from their descriptor before). */
+static const char *path_of(const char *path, const struct handle *h)
+{
+	return path ? path : h ? h->path : "/";
+}
+
 /* -EROFS, logged, for a path under models/ (read-only in this version). */
 static int models_refuse(const char *path)
 {
@@ -81,12 +92,17 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 
 	if (h && h->kind == H_ARTIFACT)
 		return art_fstat(h->art, st);
-	if (!path)
-		path = h ? h->path : "/";
+	path = path_of(path, h);
 	err = fs_resolve(fs, path, &t, 0);
 	if (!err)
 		err = ops_of(&t)->getattr(fs, &t, st);
-	if (err == -ENOENT && h && h->pending) {
+	/* Removed while open, fstat() still answers, from the handle: the
+	 * kernel's comes with it, or by the name libfuse hid the file under. */
+	if (err == -ENOENT && h)
+		err = fs_file_removed_stat(fs, h, st);
+	else if (err == -ENOENT && fs_hidden_name(path))
+		err = fs_file_hidden_stat(fs, path, st);
+	if (err == -ENOENT && h && __atomic_load_n(&h->pending, __ATOMIC_ACQUIRE)) {
 		/* Created, still without a value. */
 		fs_fill_stat(fs, st, RW_MODE, 0, fs_now_ms());
 		err = 0;
@@ -239,11 +255,9 @@ static int remove_name(const char *path, int dir)
 	err = fs_resolve(fs, path, &t, 0);
 	ops = err ? NULL : ops_of(&t);
 	if (ops && dir)
-		err = ops->rmdir ? ops->rmdir(fs, &t)
-				 : log_refusal(path, EPERM, "this folder cannot be removed");
+		err = ops->rmdir ? ops->rmdir(fs, &t) : log_refusal(path, EPERM, WHY_FOLDER_STAYS);
 	else if (ops)
-		err = ops->unlink ? ops->unlink(fs, &t)
-				  : log_refusal(path, EPERM, "this file cannot be removed");
+		err = ops->unlink ? ops->unlink(fs, &t) : log_refusal(path, EPERM, WHY_FILE_STAYS);
 	fs_target_release(&t);
 	return err;
 }
@@ -280,7 +294,9 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 	 */
 	if (a.n.kind != NODE_ARTIFACTS && !flags && fs_is_hide(fs, from, to)) {
 		err = ops_of(&a)->unlink ? ops_of(&a)->unlink(fs, &a)
-					 : log_refusal(from, EPERM, "this file cannot be removed");
+					 : log_refusal(from, EPERM, WHY_FILE_STAYS);
+		if (!err)
+			fs_file_hidden(fs, from, to);
 		fs_target_release(&a);
 		return err;
 	}
@@ -295,9 +311,8 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 	if (!err && a.n.kind != NODE_ARTIFACTS && (flags & ~(unsigned)RENAME_NOREPLACE))
 		err = log_refusal(from, EINVAL, "this rename flag works on artifacts only");
 	else if (!err)
-		err = ops_of(&a)->rename
-			      ? ops_of(&a)->rename(fs, &a, &b, flags)
-			      : log_refusal(from, EPERM, "this cannot be moved to '%s'", to);
+		err = ops_of(&a)->rename ? ops_of(&a)->rename(fs, &a, &b, flags)
+					 : fs_refuse_move(from, to);
 	fs_target_release(&a);
 	fs_target_release(&b);
 	return err;
@@ -366,6 +381,21 @@ static int fs_mknod(const char *path, mode_t mode, dev_t dev)
 
 /* ---- attributes of what passes through; refusals elsewhere ------------- */
 
+/*
+ * Whether a chmod or chown (-1: that id stays) would leave t as it is:
+ * that succeeds, as on any file, so that cp -a, rsync -a and mv from
+ * another filesystem may set what is there already.
+ */
+static int unchanged(struct fs *fs, struct target *t, mode_t mode, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	if (!ops_of(t)->getattr || ops_of(t)->getattr(fs, t, &st))
+		return 0;
+	return (mode == (mode_t)-1 || (st.st_mode & 07777) == (mode & 07777)) &&
+	       (uid == (uid_t)-1 || uid == st.st_uid) && (gid == (gid_t)-1 || gid == st.st_gid);
+}
+
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_get();
@@ -375,13 +405,12 @@ static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 	if (h && h->kind == H_ARTIFACT)
 		return art_chmod(fs->art, NULL, h->art, mode);
-	if (!path)
-		path = h ? h->path : "/";
+	path = path_of(path, h);
 	err = fs_resolve(fs, path, &t, 0);
-	if (!err)
-		err = ops_of(&t)->chmod
-			      ? ops_of(&t)->chmod(fs, &t, mode)
-			      : log_refusal(path, EPERM, "virtual files have fixed permissions");
+	if (!err && ops_of(&t)->chmod)
+		err = ops_of(&t)->chmod(fs, &t, mode);
+	else if (!err && !unchanged(fs, &t, mode, (uid_t)-1, (gid_t)-1))
+		err = log_refusal(path, EPERM, "virtual files have fixed permissions");
 	fs_target_release(&t);
 	return err;
 }
@@ -395,13 +424,12 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_inf
 
 	if (h && h->kind == H_ARTIFACT)
 		return art_chown(fs->art, NULL, h->art, uid, gid);
-	if (!path)
-		path = h ? h->path : "/";
+	path = path_of(path, h);
 	err = fs_resolve(fs, path, &t, 0);
-	if (!err)
-		err = ops_of(&t)->chown
-			      ? ops_of(&t)->chown(fs, &t, uid, gid)
-			      : log_refusal(path, EPERM, "virtual files have a fixed owner");
+	if (!err && ops_of(&t)->chown)
+		err = ops_of(&t)->chown(fs, &t, uid, gid);
+	else if (!err && !unchanged(fs, &t, (mode_t)-1, uid, gid))
+		err = log_refusal(path, EPERM, "virtual files have a fixed owner");
 	fs_target_release(&t);
 	return err;
 }
@@ -455,12 +483,11 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 
 	if (h && h->kind != H_READ)
 		return fs_file_truncate(h, size);
-	if (!path)
-		path = h ? h->path : "/";
+	path = path_of(path, h);
 	err = fs_resolve(fs, path, &t, 0);
 	if (!err)
 		err = ops_of(&t)->truncate ? ops_of(&t)->truncate(fs, &t, size)
-					   : log_refusal(path, EACCES, "this file is read-only");
+					   : log_refusal(path, EACCES, WHY_READ_ONLY);
 	fs_target_release(&t);
 	return err;
 }
@@ -472,12 +499,15 @@ static int fs_statfs(const char *path, struct statvfs *st)
 	struct target t;
 	int err = 1;
 
+	memset(&t, 0, sizeof(t));
 	/* Below a run's artifacts/, its repository's; elsewhere the artifact
 	 * root's, where new artifacts go. */
 	if (path && !fs_resolve(fs, path, &t, 0) && ops_of(&t)->statfs)
 		err = ops_of(&t)->statfs(fs, &t, st);
 	fs_target_release(&t);
-	if (err <= 0)
+	/* A repository that cannot tell (not on this machine) answers as the
+	 * artifact root does, so that df works anywhere in the tree. */
+	if (err <= 0 && err != -ENOTSUP)
 		return err;
 	return statvfs(root ? root : "/", st) < 0 && statvfs("/", st) < 0 ? -errno : 0;
 }

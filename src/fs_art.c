@@ -113,7 +113,8 @@ static int rename_open(struct fs *fs, const char *from, const char *to, int hide
 		}
 		free(h->path);
 		h->path = p;
-		h->hidden = hide;
+		if (hide)
+			h->hidden = 1; /* a hidden file moved with its folder stays hidden */
 	}
 	pthread_mutex_unlock(&fs->open_lock);
 	return err;
@@ -260,7 +261,7 @@ static int art_rename_kind(struct fs *fs, struct target *a, struct target *b, un
 	int err;
 
 	if (!a->n.subpath[0])
-		return log_refusal(a->path, EPERM, "this cannot be moved to '%s'", b->path);
+		return fs_refuse_move(a->path, b->path);
 	if (!flags && fs_is_hide(fs, a->path, b->path))
 		return hide(fs, a, b->path);
 	if (b->lookup_err)

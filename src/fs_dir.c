@@ -28,9 +28,9 @@ struct listing {
 struct dir_handle {
 	struct dir_handle *prev, *next; /* in fs->dirs, protected by fs->open_lock */
 	char *path;			/* readdir gets no path (nullpath_ok) */
-	struct listing l;
-	int ready;
-	pthread_mutex_t lock; /* one readdir at a time */
+	struct listing l;		/* protected by lock */
+	int ready;			/* l is taken; protected by lock */
+	pthread_mutex_t lock;		/* one readdir at a time */
 };
 
 const char *listing_path(const struct listing *l)
@@ -198,6 +198,18 @@ int fs_dir_read(struct fs *fs, struct dir_handle *d, off_t off, void *buf, fuse_
 	}
 	pthread_mutex_unlock(&d->lock);
 	return err;
+}
+
+size_t fs_dir_count(struct fs *fs)
+{
+	struct dir_handle *d;
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (d = fs->dirs; d; d = d->next)
+		n++;
+	pthread_mutex_unlock(&fs->open_lock);
+	return n;
 }
 
 void fs_dir_release(struct fs *fs, struct dir_handle *d)

@@ -43,6 +43,7 @@ void fs_handle_free(struct fs *fs, struct handle *h)
 	blob_release(&h->content);
 	buf_release(&h->wbuf);
 	free(h->key);
+	free(h->hidden_as);
 	free(h->path);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -64,6 +65,87 @@ int fs_file_is_open(struct fs *fs, const char *path)
 		open = !strcmp(h->path, path);
 	pthread_mutex_unlock(&fs->open_lock);
 	return open;
+}
+
+size_t fs_file_count(struct fs *fs)
+{
+	struct handle *h;
+	size_t n = 0;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (h = fs->handles; h; h = h->next)
+		n++;
+	pthread_mutex_unlock(&fs->open_lock);
+	return n;
+}
+
+void fs_file_removed(struct fs *fs, const char *path)
+{
+	struct handle *h;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (h = fs->handles; h; h = h->next) {
+		if (h->kind == H_ARTIFACT || strcmp(h->path, path))
+			continue;
+		__atomic_store_n(&h->removed, 1, __ATOMIC_RELEASE);
+		/* No longer a name being made (fs_handle_free reads pending
+		 * after it left the list, so after this). */
+		if (h->pending) {
+			fs_pending_drop(fs, h->path, 0);
+			__atomic_store_n(&h->pending, 0, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+void fs_file_hidden(struct fs *fs, const char *from, const char *as)
+{
+	struct handle *h;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (h = fs->handles; h; h = h->next) {
+		if (h->kind == H_ARTIFACT || strcmp(h->path, from))
+			continue;
+		free(h->hidden_as);
+		h->hidden_as = strdup(as); /* without memory, fstat() fails: no harm */
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+}
+
+/* What fstat() of an open key file shows once it is removed; h->lock held. */
+static void removed_stat(struct fs *fs, struct handle *h, struct stat *st)
+{
+	fs_fill_stat(fs, st, h->kind == H_READ ? RO_MODE : RW_MODE,
+		     h->kind == H_READ ? h->content.size : (off_t)h->wbuf.len, fs_now_ms());
+	st->st_nlink = 0;
+}
+
+int fs_file_hidden_stat(struct fs *fs, const char *path, struct stat *st)
+{
+	struct handle *h;
+	int err = -ENOENT;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (h = fs->handles; h && err; h = h->next) {
+		if (h->hidden_as && !strcmp(h->hidden_as, path)) {
+			pthread_mutex_lock(&h->lock);
+			removed_stat(fs, h, st);
+			pthread_mutex_unlock(&h->lock);
+			err = 0;
+		}
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	return err;
+}
+
+int fs_file_removed_stat(struct fs *fs, struct handle *h, struct stat *st)
+{
+	if (!__atomic_load_n(&h->removed, __ATOMIC_ACQUIRE))
+		return -ENOENT;
+	pthread_mutex_lock(&h->lock);
+	removed_stat(fs, h, st);
+	pthread_mutex_unlock(&h->lock);
+	return 0;
 }
 
 struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *path)
@@ -114,6 +196,8 @@ static struct store_batch *batch_of(struct fs *fs, struct handle *h)
 	return h->batch;
 }
 
+#define STATUS_WORDS "a status is one of RUNNING SCHEDULED FINISHED FAILED KILLED"
+
 /* Checks a prospective value (param, tag, status) at write() time. */
 static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 {
@@ -142,8 +226,7 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 			len--;
 		if (fs_status_parse(b->data ? b->data : "", len, 1))
 			return 0;
-		return log_refusal(h->path, EINVAL,
-				   "a status is one of RUNNING SCHEDULED FINISHED FAILED KILLED");
+		return log_refusal(h->path, EINVAL, STATUS_WORDS);
 	}
 	if ((size_t)chars > h->value_max)
 		return log_refusal(h->path, EFBIG,
@@ -154,7 +237,7 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 	/* A logged param may be written again only with the same value. */
 	err = store_get_snapshot(fs->store, h->run_id, SNAP_PARAMS, &snap);
 	if (err)
-		return log_refusal(h->path, -err, "cannot read the param: %s", store_errmsg());
+		return log_refusal(h->path, -err, "cannot read the param: %s", fs_store_why(err));
 	kv = store_kvs_find(snap->params, h->key);
 	/* What this descriptor wrote must be a prefix of the value and its line end. */
 	vlen = kv ? strlen(kv->value) : 0;
@@ -196,7 +279,7 @@ static int assign_steps(struct fs *fs, struct handle *h, struct metric_point *pt
 		err = store_reserve_steps(fs->store, h->run_id, h->key, floor, j - i, &first);
 		if (err)
 			return log_refusal(h->path, -err, "cannot find the next step of '%s': %s",
-					   h->key, store_errmsg());
+					   h->key, fs_store_why(err));
 		for (; i < j; i++) {
 			pts[i].step = first;
 			pts[i].has_step = 1;
@@ -265,7 +348,7 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 			      : -ENOMEM;
 		if (err)
 			err = log_refusal(h->path, -err, "cannot log metric '%s': %s", h->key,
-					  store_errmsg());
+					  fs_store_why(err));
 		else
 			h->dirty = 1;
 	}
@@ -277,9 +360,17 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 	return err;
 }
 
+/* The most bytes a value of h may take: four a character (UTF-8) and a
+ * line end; a status is a short word. */
+static size_t value_bytes_max(const struct handle *h)
+{
+	return h->kind == H_STATUS ? 64 : h->value_max * 4 + 2;
+}
+
 int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
 {
 	struct buf next = BUF_INIT;
+	size_t at, max;
 	int err;
 
 	if (h->kind == H_ARTIFACT)
@@ -292,9 +383,21 @@ int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size
 		err = metric_lines(fs, h, data, size, 0);
 		goto out;
 	}
-	err = buf_add(&next, h->wbuf.data, h->wbuf.len);
+	/* Refused before anything is allocated: a write far past the end
+	 * would otherwise fill the gap with zeros first. */
+	at = h->append ? h->wbuf.len : (size_t)off;
+	max = value_bytes_max(h);
+	if (off < 0 || at > max || size > max - at)
+		err = h->kind == H_STATUS
+			      ? log_refusal(h->path, EINVAL, STATUS_WORDS)
+			      : log_refusal(
+					h->path, EFBIG,
+					"the value has more than %zu characters, MLflow's limit",
+					h->value_max);
+	else
+		err = buf_add(&next, h->wbuf.data, h->wbuf.len);
 	if (!err)
-		err = buf_write_at(&next, h->append ? next.len : (size_t)off, data, size);
+		err = buf_write_at(&next, at, data, size);
 	if (!err)
 		err = check_value(fs, h, &next);
 	if (err) {
@@ -325,6 +428,8 @@ static int apply_value(struct fs *fs, struct handle *h)
 		h->wrote = 0;
 		return h->failed;
 	}
+	if (__atomic_load_n(&h->removed, __ATOMIC_ACQUIRE))
+		h->wrote = 0; /* its key is gone: what it wrote goes with it */
 	if (!h->wrote)
 		return 0;
 	if (h->kind == H_PARAM && !h->wbuf.len)
@@ -362,8 +467,7 @@ static int apply_value(struct fs *fs, struct handle *h)
 		err = 0;
 	}
 	if (err)
-		err = log_refusal(h->path, -err, "%s",
-				  store_errmsg()[0] ? store_errmsg() : strerror(-err));
+		err = log_refusal(h->path, -err, "%s", fs_store_why(err));
 	else
 		h->wrote = 0, h->dirty = 1;
 out:
@@ -417,10 +521,20 @@ int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 		return 0;
 	if (h->kind == H_ARTIFACT) {
 		/* A remote repository uploads here: close(2) reports it. */
+		char *path;
+
 		err = final ? art_sync(h->art, ART_SYNC_CLOSE) : 0;
-		return err ? log_refusal(h->path, -err, "cannot store the artifact: %s",
-					 art_errmsg()[0] ? art_errmsg() : strerror(-err))
-			   : 0;
+		if (!err)
+			return 0;
+		/* An artifact's path moves with renames, under open_lock. */
+		pthread_mutex_lock(&fs->open_lock);
+		path = strdup(h->path);
+		pthread_mutex_unlock(&fs->open_lock);
+		err = log_refusal(path ? path : "(an artifact)", -err,
+				  "cannot store the artifact: %s",
+				  art_errmsg()[0] ? art_errmsg() : strerror(-err));
+		free(path);
+		return err;
 	}
 	pthread_mutex_lock(&h->lock);
 	/* An unfinished metric line waits for its end: it is not logged at fsync. */
@@ -438,7 +552,7 @@ int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 	if (!err && h->batch && (h->dirty || durable)) {
 		err = store_batch_commit(fs->store, h->batch, durable);
 		if (err) {
-			err = log_refusal(h->path, -err, "%s", store_errmsg());
+			err = log_refusal(h->path, -err, "%s", fs_store_why(err));
 		} else if (h->dirty) {
 			h->dirty = 0;
 			invalidate_related(h);

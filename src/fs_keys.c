@@ -175,8 +175,7 @@ static int key_stat(struct fs *fs, const struct target *t, const struct store_kv
 		fs_fill_stat(fs, st, kk->writer == H_READ ? RO_MODE : RW_MODE, size,
 			     kk->sec == SEC_METRICS ? kv->timestamp
 			     : t->has_run	    ? t->run.start_time
-			     : t->has_exp	    ? t->exp.last_update_time
-						    : t->model.last_updated_time);
+						    : fs_node_ms(fs, t));
 	buf_release(&text);
 	return err;
 }
@@ -186,10 +185,7 @@ static int keys_getattr(struct fs *fs, struct target *t, struct stat *st)
 	int err, state;
 
 	if (!t->n.key) {
-		fs_fill_stat(fs, st, DIR_MODE, 0,
-			     t->has_run	  ? t->run.last_change
-			     : t->has_exp ? t->exp.last_update_time
-					  : t->model.last_updated_time);
+		fs_fill_stat(fs, st, DIR_MODE, 0, fs_node_ms(fs, t));
 		return 0;
 	}
 	err = key_find(fs, t);
@@ -313,11 +309,6 @@ static int keys_list(struct fs *fs, struct target *t, struct listing *l)
 
 /* ---- open files ------------------------------------------------------ */
 
-static int is_write(int flags)
-{
-	return (flags & O_ACCMODE) != O_RDONLY;
-}
-
 /*
  * Opens a key file.  Readers get the value as it is now (a history, every
  * point); writers of a param or tag a buffer that starts empty (O_TRUNC, or
@@ -332,7 +323,7 @@ static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, 
 	struct handle *h;
 	int err = 0;
 
-	h = fs_handle_new(fs, is_write(fi->flags) ? kk->writer : H_READ, t->path);
+	h = fs_handle_new(fs, fs_open_writes(fi->flags) ? kk->writer : H_READ, t->path);
 	if (!h)
 		return -ENOMEM;
 	h->sec = kk->sec;
@@ -345,14 +336,14 @@ static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, 
 		err = -ENOMEM;
 	if (!err && created) {
 		err = fs_pending_add(fs, t->path, 0);
-		h->pending = !err;
+		__atomic_store_n(&h->pending, !err, __ATOMIC_RELEASE);
 	}
 	if (!err && t->kv && t->n.kind != NODE_HISTORY &&
 	    (reading || (h->kind != H_METRIC && !(fi->flags & O_TRUNC))))
 		err = render_value(t, t->kv, &text);
 	if (!err && reading && t->n.kind == NODE_HISTORY)
-		err = fs_store_err(t->path, content_history(fs->store, t->run.run_id, t->n.key,
-							    &h->content, NULL));
+		err = fs_store_err(
+			t->path, content_history(fs->store, t->run.run_id, t->n.key, &h->content));
 	else if (!err && reading)
 		err = blob_add(&h->content, text.data, text.len);
 	if (!err && h->kind != H_READ && h->kind != H_METRIC && !(fi->flags & O_TRUNC))
@@ -376,10 +367,10 @@ static int keys_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 	(void)mode;
 	if (!t->n.key)
 		return create ? -EEXIST : -EISDIR;
-	if ((create || is_write(fi->flags)) && kk->writer == H_READ)
+	if ((create || fs_open_writes(fi->flags)) && kk->writer == H_READ)
 		return log_refusal(t->path, EACCES,
 				   t->n.kind == NODE_HISTORY ? "history is read-only"
-							     : "this file is read-only");
+							     : WHY_READ_ONLY);
 	err = key_find(fs, t);
 	if (err)
 		return err;
@@ -396,7 +387,7 @@ static int keys_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 	 * it saw within its entry timeout that never got a value): its name
 	 * must be one MLflow takes.
 	 */
-	if (!create && !is_write(fi->flags))
+	if (!create && !fs_open_writes(fi->flags))
 		return -ENOENT;
 	err = fs_name_check(t->path, "key", STORE_KEY_MAX);
 	if (!err)
@@ -412,7 +403,7 @@ static int keys_truncate(struct fs *fs, struct target *t, off_t size)
 	/* truncate(1) of a param, tag or metric: a value changes by a write. */
 	(void)size;
 	if (kk->writer == H_READ)
-		return log_refusal(t->path, EACCES, "this file is read-only");
+		return log_refusal(t->path, EACCES, WHY_READ_ONLY);
 	if (!t->n.key)
 		return -EISDIR;
 	err = key_find(fs, t);
@@ -463,15 +454,28 @@ static int keys_unlink(struct fs *fs, struct target *t)
 	case KEY_FILE:
 		err = store_delete_tag(fs->store, NULL, kk->sec, &ref, t->n.key);
 		if (err)
-			err = log_refusal(t->path, -err, "cannot delete the tag: %s",
-					  store_errmsg());
-		return err;
+			return log_refusal(t->path, -err, "cannot delete the tag: %s",
+					   fs_store_why(err));
+		break;
 	case KEY_DIR:
 		return -EISDIR;
 	default:
 		/* Created, never written: nothing stored. */
-		return fs_pending_state(fs, t->path) == 1 ? 0 : -ENOENT;
+		if (fs_pending_state(fs, t->path) != 1)
+			return -ENOENT;
+		break;
 	}
+	/* Open descriptors of it must not bring it back at their close. */
+	fs_file_removed(fs, t->path);
+	return 0;
+}
+
+static int any_child(void *ctx, const char *name, int is_file)
+{
+	(void)ctx;
+	(void)name;
+	(void)is_file;
+	return 1;
 }
 
 static int keys_rmdir(struct fs *fs, struct target *t)
@@ -479,7 +483,7 @@ static int keys_rmdir(struct fs *fs, struct target *t)
 	int err;
 
 	if (!t->n.key)
-		return log_refusal(t->path, EPERM, "this folder cannot be removed");
+		return log_refusal(t->path, EPERM, WHY_FOLDER_STAYS);
 	err = key_find(fs, t);
 	if (err)
 		return err;
@@ -489,10 +493,18 @@ static int keys_rmdir(struct fs *fs, struct target *t)
 	case KEY_DIR:
 		return -ENOTEMPTY;
 	default:
-		if (fs_pending_state(fs, t->path) != 2)
+		switch (fs_pending_state(fs, t->path)) {
+		case 1:
+			return -ENOTDIR;
+		case 2:
+			/* Its keys may be folders made here too. */
+			if (fs_pending_each(fs, t->path, any_child, NULL))
+				return -ENOTEMPTY;
+			fs_pending_drop(fs, t->path, 1);
+			return 0;
+		default:
 			return -ENOENT;
-		fs_pending_drop(fs, t->path, 1);
-		return 0;
+		}
 	}
 }
 
@@ -507,7 +519,20 @@ static int keys_rename(struct fs *fs, struct target *a, struct target *b, unsign
 	/* A tag keeps its owner; rename(2) replaces an existing target. */
 	if (kk->writer == H_READ || a->n.kind != b->n.kind || !a->n.key || !b->n.key ||
 	    b->missing || strcmp(a->exp.id, b->exp.id) || strcmp(a->run.run_id, b->run.run_id))
-		return log_refusal(a->path, EPERM, "this cannot be moved to '%s'", b->path);
+		return fs_refuse_move(a->path, b->path);
+	err = key_find(fs, a);
+	if (err)
+		return err;
+	if (a->key == KEY_DIR || (a->key == KEY_MISSING && fs_pending_state(fs, a->path) == 2))
+		/* mv moves a folder of keys key by key then, as across filesystems. */
+		return log_refusal(a->path, EXDEV, "a folder of keys is moved one key at a time");
+	if (a->key == KEY_MISSING)
+		return fs_pending_state(fs, a->path) == 1
+			       ? log_refusal(a->path, EPERM, "the tag has no value yet to move")
+			       : -ENOENT;
+	/* The same run: one snapshot answers for both names. */
+	if (a->snap && !b->snap)
+		b->snap = store_snapshot_hold(a->snap);
 	err = key_find(fs, b);
 	if (err)
 		return err;
@@ -519,7 +544,7 @@ static int keys_rename(struct fs *fs, struct target *a, struct target *b, unsign
 	if (!err)
 		err = fs_key_check(b->path, b->n.key);
 	if (!err && (err = store_rename_tag(fs->store, NULL, kk->sec, &ref, a->n.key, b->n.key)))
-		err = log_refusal(a->path, -err, "cannot rename the tag: %s", store_errmsg());
+		err = log_refusal(a->path, -err, "cannot rename the tag: %s", fs_store_why(err));
 	return err;
 }
 

@@ -327,11 +327,21 @@ int fs_pending_state(struct fs *fs, const char *path)
 
 /* ---- resolving paths ------------------------------------------------- */
 
+int fs_refuse_move(const char *from, const char *to)
+{
+	return log_refusal(from, EPERM, "this cannot be moved to '%s'", to);
+}
+
+const char *fs_store_why(int err)
+{
+	return store_errmsg()[0] ? store_errmsg() : strerror(-err);
+}
+
 int fs_store_err(const char *path, int err)
 {
 	if (!err || err == -ENOENT || err == -ENOTDIR || err == -EISDIR)
 		return err;
-	return log_refusal(path, -err, "%s", store_errmsg()[0] ? store_errmsg() : strerror(-err));
+	return log_refusal(path, -err, "%s", fs_store_why(err));
 }
 
 void fs_target_release(struct target *t)
@@ -432,6 +442,19 @@ int fs_target_snapshot(struct fs *fs, struct target *t, unsigned want)
 }
 
 /* ---- attributes ------------------------------------------------------ */
+
+int64_t fs_node_ms(struct fs *fs, const struct target *t)
+{
+	if (t->has_version)
+		return t->version.last_updated_time;
+	if (t->has_model)
+		return t->model.last_updated_time;
+	if (t->has_run)
+		return t->run.last_change;
+	if (t->has_exp)
+		return t->exp.last_update_time;
+	return fs->mounted_ms;
+}
 
 void fs_fill_stat(struct fs *fs, struct stat *st, mode_t mode, off_t size, int64_t ms)
 {

@@ -16,62 +16,16 @@
 #include "log.h"
 #include "options.h"
 
-/* The time of a folder: that of the deepest object it belongs to. */
-static int64_t node_ms(struct fs *fs, const struct target *t)
-{
-	if (t->has_version)
-		return t->version.last_updated_time;
-	if (t->has_model)
-		return t->model.last_updated_time;
-	if (t->has_run)
-		return t->run.last_change;
-	if (t->has_exp)
-		return t->exp.last_update_time;
-	return fs->mounted_ms;
-}
-
 static int dir_getattr(struct fs *fs, struct target *t, struct stat *st)
 {
-	if (t->missing)
-		return -ENOENT;
-	fs_fill_stat(fs, st, DIR_MODE, 0, node_ms(fs, t));
+	fs_fill_stat(fs, st, DIR_MODE, 0, fs_node_ms(fs, t));
 	return 0;
 }
 
-static int cannot_remove(struct fs *fs, struct target *t)
-{
-	(void)fs;
-	return log_refusal(t->path, EPERM, "this folder cannot be removed");
-}
-
-static int exists(struct fs *fs, struct target *t, mode_t mode)
-{
-	(void)fs;
-	(void)mode;
-	return t->missing ? -ENOENT : -EEXIST;
-}
-
-/* Moving a node of the tree anywhere: refused, so mv does not copy instead. */
-static int cannot_move(struct fs *fs, struct target *from, struct target *to, unsigned flags)
-{
-	(void)fs;
-	(void)flags;
-	return log_refusal(from->path, EPERM, "this cannot be moved to '%s'", to->path);
-}
-
-const struct kind_ops fs_root_ops = {
-	.getattr = dir_getattr,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
-};
-
-/* .mlflowfs/, models/M/, models/M/versions/N/: fixed entries only. */
+/* The root, .mlflowfs/, models/M/, models/M/versions/N/: fixed entries only.
+ * What they refuse, the handlers' defaults refuse (fs.c). */
 const struct kind_ops fs_fixed_dir_ops = {
 	.getattr = dir_getattr,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
 };
 
 /* ---- experiments ----------------------------------------------------- */
@@ -94,9 +48,6 @@ static int experiments_list(struct fs *fs, struct target *t, struct listing *l)
 const struct kind_ops fs_experiments_ops = {
 	.getattr = dir_getattr,
 	.list = experiments_list,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
 };
 
 static int run_cb(void *ctx, const struct store_run *r)
@@ -123,7 +74,7 @@ static int experiment_mkdir(struct fs *fs, struct target *t, mode_t mode)
 	err = fs_name_check(t->path, "experiment", STORE_EXP_NAME_MAX);
 	if (!err && (err = store_create_experiment(fs->store, NULL, t->n.experiment, NULL)))
 		err = log_refusal(t->path, -err, "cannot create experiment '%s': %s",
-				  t->n.experiment, store_errmsg());
+				  t->n.experiment, fs_store_why(err));
 	return err;
 }
 
@@ -133,7 +84,7 @@ static int experiment_rmdir(struct fs *fs, struct target *t)
 
 	if (err)
 		err = log_refusal(t->path, -err, "cannot delete experiment '%s': %s", t->exp.name,
-				  store_errmsg());
+				  fs_store_why(err));
 	return err;
 }
 
@@ -141,15 +92,16 @@ static int experiment_rename(struct fs *fs, struct target *a, struct target *b, 
 {
 	int err;
 
+	(void)flags; /* the new name is refused if taken, with or without NOREPLACE */
 	if (b->n.kind != NODE_EXPERIMENT)
-		return cannot_move(fs, a, b, flags);
+		return fs_refuse_move(a->path, b->path);
 	if (!b->missing && strcmp(a->exp.id, b->exp.id))
 		return log_refusal(b->path, EEXIST, "an experiment named '%s' exists",
 				   b->n.experiment);
 	err = fs_name_check(b->path, "experiment", STORE_EXP_NAME_MAX);
 	if (!err && (err = store_rename_experiment(fs->store, NULL, a->exp.id, b->n.experiment)))
 		err = log_refusal(a->path, -err, "cannot rename the experiment: %s",
-				  store_errmsg());
+				  fs_store_why(err));
 	return err;
 }
 
@@ -179,7 +131,7 @@ static int run_mkdir(struct fs *fs, struct target *t, mode_t mode)
 	err = store_create_run(fs->store, NULL, t->exp.id, t->n.run, user, &r);
 	if (err)
 		return log_refusal(t->path, -err, "cannot create run '%s': %s", t->n.run,
-				   store_errmsg());
+				   fs_store_why(err));
 	store_run_release(&r);
 	return 0;
 }
@@ -191,7 +143,7 @@ static int run_rmdir(struct fs *fs, struct target *t)
 
 	if (err)
 		err = log_refusal(t->path, -err, "cannot delete run '%s': %s", t->run.run_id,
-				  store_errmsg());
+				  fs_store_why(err));
 	return err;
 }
 
@@ -199,15 +151,16 @@ static int run_rename(struct fs *fs, struct target *a, struct target *b, unsigne
 {
 	int err;
 
+	(void)flags; /* the new name is refused if taken, with or without NOREPLACE */
 	if (b->n.kind != NODE_RUN)
-		return cannot_move(fs, a, b, flags);
+		return fs_refuse_move(a->path, b->path);
 	if (strcmp(a->n.experiment, b->n.experiment))
 		return log_refusal(a->path, EPERM, "a run cannot move to another experiment");
 	if (!b->missing && strcmp(a->run.run_id, b->run.run_id))
 		return log_refusal(b->path, EEXIST, "a run named '%s' exists", b->n.run);
 	err = fs_name_check(b->path, "run", STORE_RUN_NAME_MAX);
 	if (!err && (err = store_rename_run(fs->store, NULL, a->run.run_id, b->n.run)))
-		err = log_refusal(a->path, -err, "cannot rename the run: %s", store_errmsg());
+		err = log_refusal(a->path, -err, "cannot rename the run: %s", fs_store_why(err));
 	return err;
 }
 
@@ -257,11 +210,13 @@ static int version_link_target(struct fs *fs, const struct target *t, struct buf
 		err = -ENOENT;
 		goto out;
 	}
+	n = strlen(r.run_id);
+	if (!strncmp(v->source, "runs:/", 6) && !strncmp(v->source + 6, r.run_id, n) &&
+	    (v->source[6 + n] == '/' || !v->source[6 + n]))
+		sub = v->source + 6 + n;
 	n = strlen(r.artifact_uri);
-	if (!strncmp(v->source, "runs:/", 6) && !strncmp(v->source + 6, r.run_id, 32) &&
-	    (v->source[38] == '/' || !v->source[38]))
-		sub = v->source + 38;
-	else if (!strncmp(v->source, r.artifact_uri, n) && (v->source[n] == '/' || !v->source[n]))
+	if (!sub && !strncmp(v->source, r.artifact_uri, n) &&
+	    (v->source[n] == '/' || !v->source[n]))
 		sub = v->source + n;
 	if (!sub) {
 		err = -ENOENT;
@@ -325,18 +280,10 @@ static int link_getattr(struct fs *fs, struct target *t, struct stat *st)
 	return err;
 }
 
-static int cannot_unlink(struct fs *fs, struct target *t)
-{
-	(void)fs;
-	return log_refusal(t->path, EPERM, "this file cannot be removed");
-}
-
 /* runs/<id>, models/M/aliases/A, models/M/versions/N/artifacts */
 const struct kind_ops fs_link_ops = {
 	.getattr = link_getattr,
 	.readlink = link_readlink,
-	.unlink = cannot_unlink,
-	.rename = cannot_move,
 };
 
 struct all_runs {
@@ -379,9 +326,6 @@ static int runs_list(struct fs *fs, struct target *t, struct listing *l)
 const struct kind_ops fs_runs_ops = {
 	.getattr = dir_getattr,
 	.list = runs_list,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
 };
 
 /* ---- the registry (read-only) ---------------------------------------- */
@@ -404,17 +348,6 @@ static int models_list(struct fs *fs, struct target *t, struct listing *l)
 const struct kind_ops fs_models_ops = {
 	.getattr = dir_getattr,
 	.list = models_list,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
-};
-
-/* models/M: a folder of fixed entries, or a model to make (read-only). */
-const struct kind_ops fs_model_dir_ops = {
-	.getattr = dir_getattr,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
 };
 
 struct alias_list {
@@ -444,9 +377,6 @@ static int aliases_list(struct fs *fs, struct target *t, struct listing *l)
 const struct kind_ops fs_aliases_ops = {
 	.getattr = dir_getattr,
 	.list = aliases_list,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
 };
 
 static int version_cb(void *ctx, const struct store_version *v)
@@ -468,9 +398,6 @@ static int versions_list(struct fs *fs, struct target *t, struct listing *l)
 const struct kind_ops fs_versions_ops = {
 	.getattr = dir_getattr,
 	.list = versions_list,
-	.mkdir = exists,
-	.rmdir = cannot_remove,
-	.rename = cannot_move,
 };
 
 /* ---- rendered files -------------------------------------------------- */
@@ -507,8 +434,9 @@ static int render(struct fs *fs, struct target *t, struct buf *out)
 		err = fs_target_snapshot(fs, t, SNAP_ALL);
 		return err ? err : content_run_json(t->snap, out);
 	case NODE_CONTROL_STATUS:
-		err = buf_addf(out, "version: %s\nmountpoint: %s\n", PACKAGE_VERSION,
-			       fs->cfg->mountpoint);
+		err = buf_addf(
+			out, "version: %s\nmountpoint: %s\nopen_files: %zu\nopen_folders: %zu\n",
+			PACKAGE_VERSION, fs->cfg->mountpoint, fs_file_count(fs), fs_dir_count(fs));
 		return err ? err : store_describe(fs->store, out);
 	case NODE_CONTROL_ERRORS:
 		return log_render_errors(out);
@@ -526,14 +454,9 @@ static int file_getattr(struct fs *fs, struct target *t, struct stat *st)
 
 	if (!err)
 		fs_fill_stat(fs, st, t->n.kind == NODE_STATUS ? RW_MODE : RO_MODE, (off_t)text.len,
-			     t->has_exp || t->has_model ? node_ms(fs, t) : fs_now_ms());
+			     t->has_exp || t->has_model ? fs_node_ms(fs, t) : fs_now_ms());
 	buf_release(&text);
 	return err;
-}
-
-static int is_write(int flags)
-{
-	return (flags & O_ACCMODE) != O_RDONLY;
 }
 
 /*
@@ -550,12 +473,12 @@ static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 	(void)mode;
 	if (create)
 		return -EEXIST;
-	if (is_write(fi->flags) && t->n.kind != NODE_STATUS)
-		return log_refusal(t->path, EACCES, "this file is read-only");
+	if (fs_open_writes(fi->flags) && t->n.kind != NODE_STATUS)
+		return log_refusal(t->path, EACCES, WHY_READ_ONLY);
 	err = render(fs, t, &text);
 	if (err)
 		goto out;
-	h = fs_handle_new(fs, is_write(fi->flags) ? H_STATUS : H_READ, t->path);
+	h = fs_handle_new(fs, fs_open_writes(fi->flags) ? H_STATUS : H_READ, t->path);
 	if (!h) {
 		err = -ENOMEM;
 		goto out;
@@ -581,14 +504,12 @@ static int ro_truncate(struct fs *fs, struct target *t, off_t size)
 {
 	(void)fs;
 	(void)size;
-	return log_refusal(t->path, EACCES, "this file is read-only");
+	return log_refusal(t->path, EACCES, WHY_READ_ONLY);
 }
 
 const struct kind_ops fs_ro_file_ops = {
 	.getattr = file_getattr,
 	.open = file_open,
-	.unlink = cannot_unlink,
-	.rename = cannot_move,
 	.truncate = ro_truncate,
 };
 
@@ -604,7 +525,5 @@ static int status_truncate(struct fs *fs, struct target *t, off_t size)
 const struct kind_ops fs_status_ops = {
 	.getattr = file_getattr,
 	.open = file_open,
-	.unlink = cannot_unlink,
-	.rename = cannot_move,
 	.truncate = status_truncate,
 };

@@ -89,6 +89,21 @@ class Daemon:
         except FileNotFoundError:
             return ""
 
+    def wait_folders_released(self, timeout=2.0):
+        """The kernel tells the daemon of a closed folder a little later; an
+        unmount before that drops the message, and libfuse's own record of
+        the folder is never freed (a leak the sanitizer run would report).
+        So waits, briefly, until .mlflowfs/status shows no folder open."""
+        status = self.mnt / ".mlflowfs" / "status"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if "open_folders: 0\n" in status.read_text():
+                    return
+            except OSError:
+                return  # not a mount of ours, or not answering: unmount anyway
+            time.sleep(0.01)
+
     def kill(self):
         """SIGKILL to the daemon this object started (its PID only)."""
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -101,6 +116,7 @@ class Daemon:
         if self.proc is None:
             return
         if not self.killed:
+            self.wait_folders_released()
             unmount(self.mnt)
         try:
             rc = self.proc.wait(timeout=30)

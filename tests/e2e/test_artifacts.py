@@ -709,6 +709,26 @@ def test_files_removed_while_open_in_two_folders(mount, client, run_dir, art, di
     assert sh(f"find {disk.parent} -name '.*'").stdout == ""
 
 
+def test_a_removed_open_artifact_moves_with_its_folder(mount, client, run_dir, art, disk):
+    os.mkdir(art / "d")
+    fd = os.open(art / "d" / "scratch", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, b"kept")
+        os.unlink(art / "d" / "scratch")
+        os.rename(art / "d", art / "e")
+        st = os.fstat(fd)
+        assert (st.st_size, st.st_nlink, stat.S_IMODE(st.st_mode)) == (4, 0, 0o640)
+        os.fchmod(fd, 0o600)
+        assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
+        os.write(fd, b"!")
+        assert os.pread(fd, 100, 0) == b"kept!"
+        assert os.listdir(art / "e") == []
+    finally:
+        os.close(fd)
+    assert tree(disk) == {"first.txt": ("file", b"first\n"), "e": ("dir",)}
+    assert sh(f"find {disk.parent} -name '.*'").stdout == ""
+
+
 def test_rename_over_an_open_artifact_keeps_the_reader(mount, client, run_dir, art, disk):
     (art / "sub").mkdir()
     (art / "sub" / "model").write_text("old")

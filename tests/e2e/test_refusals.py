@@ -225,6 +225,30 @@ def test_experiment_tag_over_20000_characters_fails_efbig(mount, run_dir, client
     assert client.get_experiment(exp_id).tags["mlflow.note.content"] == "d" * 20000
 
 
+def _pwrite_far(path, offset):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b"x", offset)
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _daemon_rss_kib(mount):
+    with open(f"/proc/{mount.proc.pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_write_far_past_the_end_of_a_value_fails_efbig_at_once(mount, run_dir):
+    t = run_dir / "tags" / "far"
+    refused(mount, errno.EFBIG, _pwrite_far, t, 1 << 33, path=t, reason=r"8000")
+    # Refused before the gap was made: the daemon did not fill 8 GiB with zeros.
+    assert _daemon_rss_kib(mount) < 200 * 1024
+    assert "far" not in listing(run_dir / "tags")
+
+
 # ---- status -----------------------------------------------------------------------
 
 
@@ -276,6 +300,17 @@ def test_key_not_valid_in_mlflow_fails_einval(mount, run_dir):
         assert p.name not in listing(p.parent)
 
 
+def test_rmdir_of_a_key_folder_with_a_folder_in_it_fails_enotempty(mount, run_dir):
+    os.makedirs(run_dir / "tags" / "a" / "b")
+    before = snapshot(mount)
+    expect_errno(errno.ENOTEMPTY, os.rmdir, run_dir / "tags" / "a")
+    assert listing(run_dir / "tags" / "a") == ["b"]
+    os.rmdir(run_dir / "tags" / "a" / "b")
+    os.rmdir(run_dir / "tags" / "a")
+    assert "a" not in listing(run_dir / "tags")
+    assert snapshot(mount) == before
+
+
 def test_key_over_250_characters_fails_enametoolong(mount, run_dir):
     paths = [Path(os.path.normpath(run_dir / f / ("k" * 251)))
              for f in ("params", "metrics", "tags", "../.tags")]
@@ -291,8 +326,8 @@ def test_key_over_250_characters_through_key_folders_fails_enametoolong(mount, r
 
 
 def test_creating_a_file_where_only_folders_live_fails_eperm(mount, run_dir):
-    # mlflowfs(1), ERRORS: EPERM (not allowed
-    # there), as the daemon's own code intends; never ENOENT, the folder exists.
+    # mlflowfs(1), ERRORS: EPERM (not allowed there); never ENOENT, the
+    # folder exists.
     paths = [mount.mnt / "experiments" / "notes.txt", mount.exp("e") / "notes.txt",
              mount.mnt / "runs" / "x", run_dir / "notes.txt", mount.mnt / "notes.txt"]
     each_refused(mount, errno.EPERM, [(p, write_file, p, "x\n") for p in paths],
@@ -341,6 +376,17 @@ def test_chmod_of_virtual_file_fails_eperm(mount, run_dir):
     each_refused(mount, errno.EPERM, [(p, os.chmod, p, 0o600) for p in paths],
                  reason=r"permission")
     assert [os.stat(p).st_mode for p in paths] == modes
+
+
+def test_chmod_and_chown_to_what_a_virtual_file_has_succeed(mount, run_dir):
+    before = snapshot(mount)
+    for p in (run_dir / "params" / "lr", run_dir / "tags" / "k", run_dir, run_dir / "status"):
+        st = os.stat(p)
+        os.chmod(p, st.st_mode & 0o7777)
+        os.chown(p, st.st_uid, st.st_gid)
+        os.chown(p, -1, -1)
+        assert os.stat(p).st_mode == st.st_mode
+    assert snapshot(mount) == before
 
 
 def test_chown_of_virtual_file_fails_eperm(mount, run_dir):

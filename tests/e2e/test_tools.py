@@ -172,6 +172,53 @@ def test_mv_of_a_param_is_refused(mount, client):
     assert_refusal_logged(mount, run / "params" / "lr", errno.EPERM)
 
 
+def _user_tags(client, run):
+    tags = client.get_run(run_id_of(run)).data.tags
+    return {k: v for k, v in tags.items() if not k.startswith("mlflow.")}
+
+
+def test_mv_of_a_folder_of_tags_moves_each_tag(mount, client):
+    run = make_run(mount, "mvt", "r", tags={"team/lead": "bob", "team/size": "3", "k": "v"})
+    # The daemon answers EXDEV; mv then moves the tags one by one, setting
+    # modes and owner as they are, quietly.
+    r = sh(f"mv {run}/tags/team {run}/tags/group")
+    assert r.stderr == ""
+    assert sorted(os.listdir(run / "tags" / "group")) == ["lead", "size"]
+    assert not (run / "tags" / "team").exists()
+    assert eventually(lambda: _check_tags(client, run, {"group/lead": "bob",
+                                                         "group/size": "3", "k": "v"}))
+
+
+def _check_tags(client, run, want):
+    assert _user_tags(client, run) == want
+    return True
+
+
+def test_cp_a_of_tags_into_another_run_keeps_quiet(mount, client):
+    src = make_run(mount, "cpa", "src", tags={"team/lead": "bob", "note": "hi"})
+    dst = make_run(mount, "cpa", "dst")
+    r = sh(f"cp -a {src}/tags/team {src}/tags/note {dst}/tags/")
+    assert r.stderr == ""
+    assert _user_tags(client, dst) == {"team/lead": "bob", "note": "hi"}
+
+
+def test_rm_of_an_open_tag_keeps_it_removed(mount, client):
+    run = make_run(mount, "rmo", "r", tags={"k": "v"})
+    for name in ("k", "fresh"):
+        p = run / "tags" / name
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, b"new\n")
+            os.unlink(p)
+            assert name not in os.listdir(run / "tags")
+            assert os.fstat(fd).st_nlink == 0
+            os.write(fd, b"more\n")
+        finally:
+            os.close(fd)
+        assert name not in os.listdir(run / "tags")
+    assert _user_tags(client, run) == {}
+
+
 # ---- diff, grep, find -----------------------------------------------------
 
 TS = 1700000000000

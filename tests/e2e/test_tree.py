@@ -520,6 +520,15 @@ def test_control_status_names_store_uri_and_version_without_credentials(make_mou
     assert fields["store"] == "sqlite"
     assert fields["uri"] == m.uri
     assert fields["version"] == daemon_version()
+    # What is open when the status is taken: the folder held open here (the
+    # read of the status is not open yet then).
+    fd = os.open(m.mnt / "experiments", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        again = dict(line.split(": ", 1)
+                     for line in (m.mnt / ".mlflowfs" / "status").read_text().splitlines())
+    finally:
+        os.close(fd)
+    assert (again["open_files"], again["open_folders"]) == ("0", "1")
     for value in secrets.values():
         assert value not in status
         assert value not in m.log()

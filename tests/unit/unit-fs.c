@@ -765,6 +765,80 @@ static void test_value_limit(void)
 	free(value);
 }
 
+/* ---- names removed, moved or made while open ----------------------------- */
+
+static void test_open_names(void)
+{
+	struct fuse_file_info fi = { .flags = O_WRONLY | O_CREAT | O_TRUNC };
+	struct fuse_file_info st_fi = { .flags = O_WRONLY };
+	struct buf names = BUF_INIT;
+	struct counts before, d;
+	struct stat st;
+	char *v, *errs;
+	struct fx x;
+
+	if (!ok(fx_open(&x) == 0, "open names: a fresh world"))
+		return;
+	counts_take(x.f, &before);
+	is_int(fs_operations.create(RUN "/tags/t", 0644, &fi), 0, "a write past the end: made");
+	is_int(fs_operations.write(RUN "/tags/t", "x", 1, (off_t)1 << 40, &fi), -EFBIG,
+	       "a write at 1 TiB is refused at once with EFBIG, nothing allocated");
+	fs_operations.release(RUN "/tags/t", &fi);
+	is_int(fs_operations.open(RUN "/status", &st_fi), 0, "the status file opens for writing");
+	is_int(fs_operations.write(RUN "/status", "FINISHED", 8, 4096, &st_fi), -EINVAL,
+	       "a status written far past its start is refused, EINVAL");
+	fs_operations.release(RUN "/status", &st_fi);
+	counts_since(x.f, &before, &d);
+	is_int(write_calls(&d), 0, "nothing written by the refused writes");
+
+	/* A tag removed while a descriptor of it is open. */
+	fi = (struct fuse_file_info){ .flags = O_WRONLY | O_TRUNC };
+	is_int(fs_operations.open(RUN "/tags/owner", &fi), 0, "an existing tag opens for writing");
+	is_int(fs_operations.write(RUN "/tags/owner", "carol", 5, 0, &fi), 5, "and is written");
+	is_int(fs_operations.unlink(RUN "/tags/owner"), 0, "then removed while open");
+	is_int(fs_operations.getattr(NULL, &st, &fi), 0, "fstat() of the open descriptor answers");
+	is_int(st.st_nlink, 0, "with no links left");
+	is_int(fs_operations.flush(RUN "/tags/owner", &fi), 0, "its close succeeds");
+	fs_operations.release(RUN "/tags/owner", &fi);
+	v = fake_store_run_tag(x.f, FAKE_RUN_A, "owner");
+	ok(!v, "the close does not bring the removed tag back (got '%s')", v ? v : "");
+	free(v);
+
+	/* A tag created and removed before anything was written. */
+	fi = (struct fuse_file_info){ .flags = O_WRONLY | O_CREAT | O_TRUNC };
+	is_int(fs_operations.create(RUN "/tags/fresh", 0644, &fi), 0, "a new tag is made");
+	is_int(fs_operations.rmdir(RUN "/tags/fresh"), -ENOTDIR, "rmdir of it: ENOTDIR");
+	is_int(fs_operations.unlink(RUN "/tags/fresh"), 0, "it is removed while still open");
+	is_int(list_dir(RUN "/tags", &names), 0, "the tags list");
+	ok(!strstr(buf_str(&names), "fresh"), "without the removed one: %s", buf_str(&names));
+	is_int(getattr(RUN "/tags/fresh", &st), -ENOENT, "its name is gone");
+	fs_operations.release(RUN "/tags/fresh", &fi);
+	v = fake_store_run_tag(x.f, FAKE_RUN_A, "fresh");
+	ok(!v, "and nothing was stored");
+	free(v);
+
+	/* Folders of keys. */
+	is_int(fs_operations.mkdir(RUN "/tags/a", 0755), 0, "mkdir tags/a");
+	is_int(fs_operations.mkdir(RUN "/tags/a/b", 0755), 0, "mkdir tags/a/b");
+	is_int(fs_operations.rmdir(RUN "/tags/a"), -ENOTEMPTY,
+	       "rmdir tags/a while a folder made in it is there: ENOTEMPTY");
+	is_int(fs_operations.rmdir(RUN "/tags/a/b"), 0, "rmdir tags/a/b");
+	is_int(fs_operations.rmdir(RUN "/tags/a"), 0, "then rmdir tags/a");
+	counts_take(x.f, &before);
+	errs = errors_now();
+	is_int(fs_operations.rename(RUN "/tags/team", RUN "/tags/group", 0), -EXDEV,
+	       "mv of a folder of tags: EXDEV, so that mv moves it key by key");
+	ok(logged_since(errs, RUN "/tags/team", EXDEV), "and the refusal is logged");
+	free(errs);
+	counts_since(x.f, &before, &d);
+	is_int(write_calls(&d), 0, "nothing written by it");
+	v = fake_store_run_tag(x.f, FAKE_RUN_A, "team/lead");
+	ok(v && !strcmp(v, "bob"), "team/lead is still there");
+	free(v);
+	buf_release(&names);
+	ok(fx_close(&x, "open names") == 0, "open names: no batch left, no contract broken");
+}
+
 /* ---- a failed store call: its errno passes up, and is logged ----------- */
 
 struct failure_case {
@@ -1122,6 +1196,7 @@ int main(void)
 	test_append_steps();
 	test_refusals();
 	test_value_limit();
+	test_open_names();
 	test_failures();
 	test_read_failures();
 	test_no_retry_at_release();
