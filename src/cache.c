@@ -1214,13 +1214,18 @@ static struct step_ent *step_get(struct cache *c, const char *key)
 #define STEP_KEY_MAX (32 + STORE_KEY_MAX * 4 + 1)
 
 /* The steps table's key (a run id is always 32 characters), on the
- * caller's stack: a write() must not pay a malloc for it.  -ENAMETOOLONG
- * for a key longer than MLflow takes (it is then not cached). */
+ * caller's stack: a write() must not pay a malloc for it, nor a printf.
+ * -ENAMETOOLONG for a key longer than MLflow takes (it is then not
+ * cached). */
 static int step_key(char *out, const char *run_id, const char *key)
 {
-	int n = snprintf(out, STEP_KEY_MAX, "%.32s%s", run_id, key);
+	size_t r = strnlen(run_id, 32), k = strlen(key);
 
-	return n >= STEP_KEY_MAX ? -ENAMETOOLONG : 0;
+	if (r + k >= STEP_KEY_MAX)
+		return -ENAMETOOLONG;
+	memcpy(out, run_id, r);
+	memcpy(out + r, key, k + 1);
+	return 0;
 }
 
 static int cache_reserve_steps(struct store *s, const char *run_id, const char *key, int64_t floor,

@@ -300,8 +300,9 @@ static int assign_steps(struct fs *fs, struct handle *h, struct metric_point *pt
  */
 static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_t size, int final)
 {
-	struct metric_point *pts = NULL;
-	size_t n = 0, cap = 0, start = 0, i, keep = h->wbuf.len;
+	/* A write() of a few lines needs no heap for its points. */
+	struct metric_point few[16], *pts = few;
+	size_t n = 0, cap = sizeof(few) / sizeof(few[0]), start = 0, i, keep = h->wbuf.len;
 	const char *why = NULL;
 	int err = 0, r;
 
@@ -316,15 +317,17 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 		if (end && (!final || start == i))
 			break;
 		if (n == cap) {
-			struct metric_point *p;
+			struct metric_point *p = pts == few ? malloc(cap * 2 * sizeof(*p))
+							    : realloc(pts, cap * 2 * sizeof(*p));
 
-			cap = cap ? cap * 2 : 16;
-			p = realloc(pts, cap * sizeof(*p));
 			if (!p) {
 				err = -ENOMEM;
 				break;
 			}
+			if (pts == few)
+				memcpy(p, few, sizeof(few));
 			pts = p;
+			cap *= 2;
 		}
 		r = metric_parse_line(h->wbuf.data + start, i - start, &pts[n], &why);
 		if (r < 0) {
@@ -356,7 +359,8 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
 		buf_truncate(&h->wbuf, keep); /* all or nothing: forget this write */
 	else
 		buf_consume(&h->wbuf, start < h->wbuf.len ? start : h->wbuf.len);
-	free(pts);
+	if (pts != few)
+		free(pts);
 	return err;
 }
 

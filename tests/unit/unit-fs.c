@@ -1113,6 +1113,26 @@ static void test_steps(void)
 	   "steps: the partial line gets the step after 9");
 	fs_operations.release(path, &fi);
 
+	/* More lines in one write than the points kept on the stack. */
+	{
+		char many[40 * 12];
+		size_t len = 0;
+
+		for (i = 0; i < 40; i++)
+			len += (size_t)snprintf(many + len, sizeof(many) - len, "%zu %zu.5\n",
+						100 + i, i);
+		fi.fh = 0;
+		is_int(fs_operations.open(path, &fi), 0, "steps: open again");
+		is_int(fs_operations.write(path, many, len, 0, &fi), (long long)len,
+		       "steps: forty lines in one write");
+		good = x.f->nlogged == 40;
+		for (i = 0; good && i < 40; i++)
+			good = x.f->logged[i].step == (int64_t)(100 + i) &&
+			       x.f->logged[i].value == (double)i + 0.5;
+		ok(good, "steps: all forty logged at once, in order");
+		fs_operations.release(path, &fi);
+	}
+
 	/* The first point of a new metric is step 0. */
 	fi.flags = O_WRONLY | O_APPEND | O_CREAT;
 	fi.fh = 0;
