@@ -7,6 +7,9 @@
 (b) buffered: the same N points in 64 KiB writes on mlflowfs, against the SQLite floor
     (sqlfloor.c: 1,000 rows per transaction) and MlflowClient.log_batch, 1,000 per call.
 
+With --baseline BIN, another build of the daemon (an earlier release) runs the same
+line and chunk writes in the same rounds, so "no worse than before" is a ratio of one run.
+
 Every database starts as a fresh copy of one MLflow created. After each mlflowfs run the
 points are counted in the metrics table (and latest_metrics checked) while still mounted,
 so a run that drops data fails instead of looking fast. Run by hand; see README.md.
@@ -77,12 +80,12 @@ class Ingest:
         self.errors.setdefault(name, str(err).strip())
         print(" FAILED", end="", flush=True)
 
-    def mlflowfs_run(self, name, mode):
+    def mlflowfs_run(self, name, mode, binary=None):
         db = self.fresh_db(self.base_db)
         mnt = self.work.sub("mnt-mlflowfs")
         log = self.work.sub(f"mlflowfs-{self.seq}.log")
         try:
-            with bl.mount_mlflowfs(self.mlflowfs, db, mnt, log):
+            with bl.mount_mlflowfs(binary or self.mlflowfs, db, mnt, log):
                 run_dir = os.path.join(mnt, "experiments", EXPERIMENT, RUN)
                 bl.mkdir_p(run_dir)  # mkdir E, mkdir E/R: experiment and run
                 path = os.path.join(run_dir, "metrics", KEY)
@@ -145,8 +148,11 @@ class Ingest:
                 noop[dio] = mnt
 
             configs = []
+            base = a.baseline
             if self.mlflowfs:
                 configs.append(("mlflowfs line", lambda n: self.mlflowfs_run(n, "line")))
+            if self.mlflowfs and base:
+                configs.append(("baseline line", lambda n: self.mlflowfs_run(n, "line", base)))
             configs += [
                 ("noopfs line", lambda n: self.noop_run(n, noop[False], "line")),
                 ("noopfs line, direct_io", lambda n: self.noop_run(n, noop[True], "line")),
@@ -154,6 +160,8 @@ class Ingest:
             ]
             if self.mlflowfs:
                 configs.append(("mlflowfs chunk", lambda n: self.mlflowfs_run(n, "chunk")))
+            if self.mlflowfs and base:
+                configs.append(("baseline chunk", lambda n: self.mlflowfs_run(n, "chunk", base)))
             configs += [
                 ("sqlfloor", self.sqlfloor_run),
                 ("MLflow log_batch", self.log_batch_run),
@@ -169,13 +177,15 @@ class Ingest:
 
     def report(self):
         a, res = self.args, self.res
+        base = ["baseline line"] if a.baseline else []
         res.table(
             f"(a) one write() per line, {a.n:,} points (points/s)",
-            ["mlflowfs line", "noopfs line", "noopfs line, direct_io", "MLflow log_metric"],
+            ["mlflowfs line", *base, "noopfs line", "noopfs line, direct_io", "MLflow log_metric"],
         )
+        base = ["baseline chunk"] if a.baseline else []
         res.table(
             f"(b) buffered, {a.n:,} points in 64 KiB writes (points/s)",
-            ["mlflowfs chunk", "sqlfloor", "MLflow log_batch", "noopfs chunk"],
+            ["mlflowfs chunk", *base, "sqlfloor", "MLflow log_batch", "noopfs chunk"],
         )
         print("\ntime for the whole set at the median rate:")
         for name in res.samples:
@@ -191,9 +201,15 @@ class Ingest:
             ("(info) mlflowfs line / noopfs line", "mlflowfs line", "noopfs line", None),
             ("(info) noopfs line / MLflow log_metric", "noopfs line", "MLflow log_metric", None),
             ("(info) sqlfloor / MLflow log_batch", "sqlfloor", "MLflow log_batch", None),
-        ):
-            if num in self.errors:
-                print(f"  {label:<44} {'FAIL':>10}   {num} failed, see below")
+        ) + ((
+            # Rates: at least 1 means no slower than the earlier build.
+            ("mlflowfs line / baseline line", "mlflowfs line", "baseline line", 1),
+            ("mlflowfs chunk / baseline chunk", "mlflowfs chunk", "baseline chunk", 1),
+            ("(info) baseline line / noopfs line, direct_io", "baseline line",
+             "noopfs line, direct_io", None),
+        ) if a.baseline else ()):
+            if num in self.errors or den in self.errors:
+                print(f"  {label:<44} {'FAIL':>10}   {num if num in self.errors else den} failed, see below")
             else:
                 bl.ratio_line(label, num, den, target, results=res)
         if not self.mlflowfs:
@@ -217,7 +233,10 @@ def main():
     p.add_argument("--log-batch-n", type=int, help="points timed through log_batch (= --n)")
     p.add_argument("--batch", type=int, default=1000, help="log_batch / sqlfloor batch (1000)")
     p.add_argument("--json", help="also write the raw samples to this file")
+    p.add_argument("--baseline", help="another mlflowfs binary to measure in the same rounds")
     args = p.parse_args()
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        bl.die(f"--baseline {args.baseline}: not an executable")
     args.log_batch_n = args.log_batch_n or args.n
     bl.install_signal_handlers()
     bl.check_mlflow_py()
