@@ -238,10 +238,18 @@ struct sqlite_store {
 	char *artifact_root;
 	int wal;
 	int busy_ms; /* how long a write waits for another program's lock */
-	/* The others' version last read from SQLite, and when. */
-	pthread_mutex_t watch_lock; /* guards the three below */
-	uint64_t watch_dv;
-	int64_t watch_us;
+	/*
+	 * The others' version as last read from SQLite, shared by callers
+	 * that arrive while one read is under way: each caller and each read
+	 * takes a ticket, and a read serves the callers that arrived before it
+	 * began.  Guarded by watch_lock; watch_done signals a finished read.
+	 */
+	pthread_mutex_t watch_lock;
+	pthread_cond_t watch_done;
+	uint64_t watch_ticket; /* the last ticket given */
+	uint64_t watch_read;   /* the ticket of the newest finished read */
+	uint64_t watch_busy;   /* the ticket of the newest read under way, 0: none */
+	uint64_t watch_dv;     /* what the newest finished read found */
 	int watch_err;
 };
 
@@ -334,33 +342,45 @@ static void sqlite_batch_free(struct store *s, struct store_batch *b)
 /*
  * What moves when another client commits; and when a commit of ours is
  * lost, since what it wrote was shown meanwhile and is gone now.
+ *
+ * Asking SQLite takes the writer, so callers that arrive together share a
+ * read; but only a read that began after a caller arrived may answer it:
+ * one that began before could miss a commit the caller has seen (the MLflow
+ * client logs a point, then the program appends the next one here).
  */
 static int sqlite_others_version(struct store *s, uint64_t *v)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct timespec ts;
-	int64_t now;
-	uint64_t dv;
+	uint64_t me, start, dv = 0;
 	int err;
 
-	/* Asking SQLite takes the writer: once a millisecond is enough. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	pthread_mutex_lock(&ss->watch_lock);
-	if (now - ss->watch_us >= 1000 || ss->watch_err) {
+	me = ++ss->watch_ticket;
+	while (ss->watch_read < me && ss->watch_busy > me)
+		pthread_cond_wait(&ss->watch_done, &ss->watch_lock);
+	if (ss->watch_read > me) {
+		dv = ss->watch_dv;
+		err = ss->watch_err;
+	} else {
+		start = ++ss->watch_ticket;
+		ss->watch_busy = start;
 		pthread_mutex_unlock(&ss->watch_lock);
 		err = sqldb_others_version(&ss->sql, &dv);
 		pthread_mutex_lock(&ss->watch_lock);
-		if (!err)
-			ss->watch_dv = dv; /* -EAGAIN says nothing of it */
-		ss->watch_err = err;
-		ss->watch_us = now;
+		if (start > ss->watch_read) {
+			ss->watch_read = start;
+			if (!err)
+				ss->watch_dv = dv; /* -EAGAIN says nothing of it */
+			ss->watch_err = err;
+		}
+		if (ss->watch_busy == start)
+			ss->watch_busy = 0;
+		pthread_cond_broadcast(&ss->watch_done);
+		dv = ss->watch_dv;
 	}
-	*v = ss->watch_dv;
-	err = ss->watch_err;
 	pthread_mutex_unlock(&ss->watch_lock);
 	/* A lost commit of ours counts at once: it was shown meanwhile. */
-	*v += sqldb_commit_failures(&ss->sql) << 32;
+	*v = dv + (sqldb_commit_failures(&ss->sql) << 32);
 	return err;
 }
 
@@ -1608,6 +1628,7 @@ static void sqlite_close(struct store *s)
 	free(ss->db_path);
 	free(ss->artifact_root);
 	pthread_mutex_destroy(&ss->watch_lock);
+	pthread_cond_destroy(&ss->watch_done);
 	free(ss);
 }
 
@@ -1886,7 +1907,7 @@ struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 	ss->base.ops = &sqlite_ops;
 	ss->base.read_only = cfg->read_only;
 	pthread_mutex_init(&ss->watch_lock, NULL);
-	ss->watch_us = INT64_MIN / 2;
+	pthread_cond_init(&ss->watch_done, NULL);
 	if (parse_uri(ss, cfg, errmsg))
 		goto fail;
 	ss->busy_ms = (int)(cfg->lock_timeout * 1000);
