@@ -5,6 +5,7 @@
  * shell never gets its prompt back over a half-made mount.  Teardown is a
  * labelled ladder in reverse order of set-up.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
@@ -132,6 +133,11 @@ int main(int argc, char *argv[])
 	 * near what it holds, not what it has seen.
 	 */
 	mallopt(M_ARENA_MAX, 2);
+	/* libcurl's global state, made once before any thread (the remote store's). */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		fprintf(stderr, "mlflowfs: cannot initialise libcurl\n");
+		return 1;
+	}
 	if (options_parse(&args, &cfg, &msg)) {
 		fprintf(stderr, "mlflowfs: %s\nTry 'mlflowfs --help'.\n",
 			msg ? msg : "bad options");
@@ -269,5 +275,6 @@ out_opts:
 out_args:
 	free(msg);
 	fuse_opt_free_args(&args);
+	curl_global_cleanup();
 	return ret;
 }

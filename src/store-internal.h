@@ -166,5 +166,15 @@ int store_experiment_copy(struct store_experiment *dst, const struct store_exper
 
 /* Backend constructors: NULL and *errmsg on failure. */
 struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg);
+struct store *store_rest_open(const struct mfs_config *cfg, char **errmsg);
+
+/*
+ * The remote store's errno (positive) for an answer that is not a success:
+ * by MLflow's error_code when the server sent one (code, message may be
+ * NULL), else by the HTTP status (a proxy or the auth layer answers in
+ * plain text).  Messages that name a state refine the code: a changed param
+ * is EPERM, a write to a deleted run or experiment ENOENT.
+ */
+int rest_error_to_errno(long status, const char *code, const char *message);
 
 #endif

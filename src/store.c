@@ -38,14 +38,8 @@ struct store *store_open(const struct mfs_config *cfg, char **errmsg_out)
 	*errmsg_out = NULL;
 	if (!strncmp(uri, "sqlite:", 7))
 		return store_sqlite_open(cfg, errmsg_out);
-	if (!strncmp(uri, "http://", 7) || !strncmp(uri, "https://", 8)) {
-		if (asprintf(errmsg_out,
-			     "cannot use '%s': this build of mlflowfs mounts local stores only "
-			     "(sqlite:///PATH); the remote store is not available yet",
-			     cfg->display_uri) < 0)
-			*errmsg_out = NULL;
-		return NULL;
-	}
+	if (!strncmp(uri, "http://", 7) || !strncmp(uri, "https://", 8))
+		return store_rest_open(cfg, errmsg_out);
 	if (asprintf(errmsg_out,
 		     "unsupported tracking URI '%s': use sqlite:///relative.db, "
 		     "sqlite:////absolute/path.db, http://host:port or https://host/prefix",

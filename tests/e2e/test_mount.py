@@ -120,21 +120,6 @@ def test_unusable_store_fails_the_mount_with_one_clear_line(case, tmp_path):
         assert sorted(os.listdir(db.parent)) == siblings
 
 
-@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "https://mlflow.example/prefix"])
-def test_remote_uri_is_refused_as_not_supported_in_this_build(uri, tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    try:
-        r = run_mlflowfs([uri, mnt], cwd=tmp_path)
-        assert not os.path.ismount(mnt)
-    finally:
-        unmount(mnt)
-    assert r.returncode == 1, r.stderr
-    line = one_line(r.stderr)
-    assert uri in line
-    assert re.search(r"not (yet )?(available|supported)|local stores? only", line), line
-
-
 def test_database_folder_that_cannot_be_made_fails_the_mount(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder would have to go\n")

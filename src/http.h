@@ -1,0 +1,75 @@
+/*
+ * http.h - the HTTP client a remote store talks through: libcurl with one
+ * easy handle (and so one keep-alive connection) per thread, connect and
+ * low-speed timeouts, and retries with exponential backoff and jitter,
+ * bounded in count and in time.  It knows HTTP, not MLflow: the caller
+ * reads the status and the body, and maps them to an errno.
+ */
+#ifndef MFS_HTTP_H
+#define MFS_HTTP_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+struct http;
+
+/* How requests are made; the strings are copied by http_new(). */
+struct http_opts {
+	const char *base;     /* scheme://host[:port][/prefix], no userinfo, no trailing / */
+	const char *username; /* Basic auth, with password; NULL: none */
+	const char *password;
+	const char *token;   /* Bearer auth, if no username; NULL: none */
+	const char *ca_path; /* a CA bundle (PEM) that verifies the server; NULL: the system's */
+	int insecure;	     /* do not verify the server's certificate */
+	long connect_timeout_ms;
+	/* A request whose transfer stays below 1 byte/s this long has failed. */
+	long stall_timeout_ms;
+	int max_tries;	      /* attempts per request, the first included */
+	long retry_budget_ms; /* no retry starts after this long */
+};
+
+/* The request is safe to send twice: the server's state ends the same. */
+#define HTTP_IDEMPOTENT 1
+
+struct http_reply {
+	long status;	 /* the HTTP status of the last attempt */
+	struct buf body; /* its body, NUL-terminated; buf_release() it */
+	int tries;	 /* attempts made */
+};
+
+/* A new client, or NULL and *errmsg (a new string the caller frees). */
+struct http *http_new(const struct http_opts *o, char **errmsg);
+void http_free(struct http *h);
+
+/*
+ * Sends method (GET POST PATCH DELETE PUT) to base + path (path starts with
+ * '/' and carries any query string, already escaped), with a JSON body if
+ * json is not NULL.  Retries connection failures, 408, 429 and 5xx; a
+ * request that is not HTTP_IDEMPOTENT only when it cannot have reached the
+ * server (the connection was refused or never made).
+ *
+ * Returns 0 when the server answered (whatever the status: see out), or a
+ * negative errno when it did not, after the retries: -ETIMEDOUT (no answer
+ * in time), -ECONNREFUSED, -EHOSTUNREACH (no connection), -EPROTO (TLS:
+ * the server's certificate was refused), -EIO (anything else).  Then *out
+ * holds no body and http_errmsg() says why.
+ */
+int http_request(struct http *h, const char *method, const char *path, const char *json, int flags,
+		 struct http_reply *out);
+
+/* Why the calling thread's last request failed; "" if it did not. */
+const char *http_errmsg(void);
+
+/* s escaped for a query string or a path segment: a new string, or NULL. */
+char *http_escape(const char *s);
+
+/* Counts since http_new, for .mlflowfs/status. */
+struct http_stats {
+	uint64_t requests; /* attempts, retries included */
+	uint64_t retries;
+	uint64_t failures; /* requests that got no answer, after the retries */
+};
+void http_get_stats(struct http *h, struct http_stats *out);
+
+#endif

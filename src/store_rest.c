@@ -1,0 +1,1386 @@
+/*
+ * store_rest.c - the remote backend: an MLflow tracking server through its
+ * REST API 2.0 (http.c carries the requests, jansson the JSON).  Writes are
+ * sent as they are made and acknowledged before the call returns, so a
+ * batch never holds a write the server has not taken, and a commit has
+ * nothing left to fail.  The cache in front (cache.c) keeps listings and
+ * runs for cache_ttl: this store asks the server every time.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+#include "metric.h"
+#include "options.h"
+#include "store-internal.h"
+
+/* Requests: how long a connection may take, a stalled transfer may last,
+ * and how long and how often one request is tried (mlflowfs(1), REMOTE
+ * STORE). */
+#define REST_CONNECT_MS	  10000
+#define REST_STALL_MS	  30000
+#define REST_TRIES	  6
+#define REST_BUDGET_MS	  30000
+#define REST_PAGE	  1000	/* runs, experiments, models a page */
+#define REST_HISTORY_PAGE 25000 /* points a page, as MLflow's client asks */
+#define REST_BATCH	  1000	/* metrics a log-batch request, MLflow's limit */
+
+struct rest_store {
+	struct store base;
+	struct http *http;
+	char *display; /* the URI without credentials */
+};
+
+struct rest_batch {
+	struct store_batch base;
+};
+
+static const struct store_ops rest_ops;
+
+static struct rest_store *to_rest(struct store *s)
+{
+	if (s->ops != &rest_ops) {
+		log_error("internal error: a %s store passed to the rest backend", s->ops->name);
+		abort();
+	}
+	return (struct rest_store *)s;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+int rest_error_to_errno(long status, const char *code, const char *message)
+{
+	static const struct {
+		const char *code;
+		int err;
+	} codes[] = {
+		{ "RESOURCE_DOES_NOT_EXIST", ENOENT },
+		{ "NOT_FOUND", ENOENT },
+		{ "ENDPOINT_NOT_FOUND", ENOENT },
+		{ "RESOURCE_ALREADY_EXISTS", EEXIST },
+		{ "ALREADY_EXISTS", EEXIST },
+		{ "INVALID_PARAMETER_VALUE", EINVAL },
+		{ "BAD_REQUEST", EINVAL },
+		{ "UNAUTHENTICATED", EACCES },
+		{ "CUSTOMER_UNAUTHORIZED", EACCES },
+		{ "PERMISSION_DENIED", EACCES },
+		{ "NOT_IMPLEMENTED", ENOTSUP },
+		{ "DEADLINE_EXCEEDED", ETIMEDOUT },
+	};
+	size_t i;
+
+	if (message && strstr(message, "Changing param values is not allowed"))
+		return EPERM;
+	if (message && strstr(message, "must be in the 'active' state"))
+		return ENOENT;
+	for (i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(code, codes[i].code))
+			return codes[i].err;
+	if (status == 401 || status == 403)
+		return EACCES;
+	if (status == 404)
+		return ENOENT;
+	if (status == 400)
+		return EINVAL;
+	if (status == 501)
+		return ENOTSUP;
+	return EIO;
+}
+
+/* The one line a failed answer leaves in store_errmsg(): status, code, message. */
+static int answer_error(const char *what, const struct http_reply *r)
+{
+	json_t *doc = json_loads(buf_str(&r->body), 0, NULL);
+	const char *code = NULL, *message = NULL;
+	char shown[300];
+	int err;
+
+	if (json_is_object(doc)) {
+		code = json_string_value(json_object_get(doc, "error_code"));
+		message = json_string_value(json_object_get(doc, "message"));
+	}
+	if (!message) {
+		/* Plain text (the auth layer, a proxy): its first line. */
+		size_t n = strcspn(buf_str(&r->body), "\r\n");
+
+		log_escape(shown, sizeof(shown), buf_str(&r->body), n < 200 ? n : 200);
+	} else {
+		log_escape(shown, sizeof(shown), message, strlen(message));
+	}
+	err = rest_error_to_errno(r->status, code, message);
+	if (r->status == 403 && strstr(shown, "Invalid Host header"))
+		store_set_errmsg("%s: HTTP 403: the server refuses this host name (start it with "
+				 "--allowed-hosts naming it): %s",
+				 what, shown);
+	else
+		store_set_errmsg("%s: HTTP %ld%s%s: %s", what, r->status, code ? " " : "",
+				 code ? code : "", shown[0] ? shown : "(no message)");
+	json_decref(doc);
+	return -err;
+}
+
+/*
+ * One call: method and API path (after /api/2.0/mlflow), a JSON body for
+ * POST (stolen), and the parsed answer in *out (NULL: not wanted).
+ * Returns 0 or a negative errno, with store_errmsg() saying why.
+ */
+static int call(struct rest_store *rs, const char *what, const char *method, const char *path,
+		json_t *body, int flags, json_t **out)
+{
+	struct http_reply r;
+	char *json = NULL, *full = NULL;
+	int err;
+
+	if (out)
+		*out = NULL;
+	if (body) {
+		json = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		if (!json)
+			return -ENOMEM;
+	}
+	if (asprintf(&full, "/api/2.0/mlflow/%s", path) < 0) {
+		free(json);
+		return -ENOMEM;
+	}
+	err = http_request(rs->http, method, full, json, flags, &r);
+	free(json);
+	free(full);
+	if (err) {
+		store_set_errmsg("%s: %s", what, http_errmsg());
+		/* No answer: the server is unreachable or failing. */
+		return err == -ETIMEDOUT || err == -ENOMEM ? err : -EIO;
+	}
+	if (r.status < 200 || r.status > 299) {
+		err = answer_error(what, &r);
+	} else if (out) {
+		json_error_t je;
+
+		*out = json_loads(buf_str(&r.body), 0, &je);
+		if (!json_is_object(*out)) {
+			store_set_errmsg("%s: the server's answer is not a JSON object: %s", what,
+					 je.text);
+			json_decref(*out);
+			*out = NULL;
+			err = -EIO;
+		}
+	}
+	buf_release(&r.body);
+	return err;
+}
+
+/* A GET path with query parameters: fmt holds %s for each escaped value. */
+static char *query(const char *fmt, ...)
+{
+	const char *args[4];
+	char *esc[4] = { 0 }, *out = NULL;
+	va_list ap;
+	int i, n = 0;
+	const char *p;
+
+	for (p = fmt; (p = strstr(p, "%s")); p += 2)
+		n++;
+	if (n > 4)
+		return NULL;
+	va_start(ap, fmt);
+	for (i = 0; i < n; i++)
+		args[i] = va_arg(ap, const char *);
+	va_end(ap);
+	for (i = 0; i < n; i++)
+		if (!(esc[i] = http_escape(args[i])))
+			goto out;
+	switch (n) {
+	case 1:
+		if (asprintf(&out, fmt, esc[0]) < 0)
+			out = NULL;
+		break;
+	case 2:
+		if (asprintf(&out, fmt, esc[0], esc[1]) < 0)
+			out = NULL;
+		break;
+	case 3:
+		if (asprintf(&out, fmt, esc[0], esc[1], esc[2]) < 0)
+			out = NULL;
+		break;
+	default:
+		out = strdup(fmt);
+	}
+out:
+	for (i = 0; i < n; i++)
+		free(esc[i]);
+	return out;
+}
+
+static int get(struct rest_store *rs, const char *what, char *path, json_t **out)
+{
+	int err;
+
+	if (!path)
+		return -ENOMEM;
+	err = call(rs, what, "GET", path, NULL, HTTP_IDEMPOTENT, out);
+	free(path);
+	return err;
+}
+
+/* ---- JSON fields ------------------------------------------------------ */
+
+static const char *str_field(json_t *o, const char *name)
+{
+	const char *s = json_string_value(json_object_get(o, name));
+
+	return s ? s : "";
+}
+
+static int64_t int_field(json_t *o, const char *name, int64_t dflt)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (json_is_string(v)) /* int64 may come as a string (proto JSON) */
+		return strtoll(json_string_value(v), NULL, 10);
+	return dflt;
+}
+
+/*
+ * A double as MLflow sends it: a number, or "NaN", "Infinity", "-Infinity".
+ * A SQL store behind the server keeps infinities as the largest doubles:
+ * they read as infinities, as in the local store.
+ */
+static double num_field(json_t *o, const char *name)
+{
+	json_t *v = json_object_get(o, name);
+	const char *s;
+
+	if (json_is_number(v))
+		return metric_from_store(json_number_value(v), 0);
+	s = json_string_value(v);
+	if (!s)
+		return 0;
+	if (!strcmp(s, "Infinity"))
+		return INFINITY;
+	if (!strcmp(s, "-Infinity"))
+		return -INFINITY;
+	if (!strcmp(s, "NaN"))
+		return NAN;
+	return strtod(s, NULL);
+}
+
+/* A double for MLflow: JSON has no NaN or infinities, MLflow takes strings. */
+static json_t *num_json(double v)
+{
+	if (isnan(v))
+		return json_string("NaN");
+	if (isinf(v))
+		return json_string(v > 0 ? "Infinity" : "-Infinity");
+	return json_real(v);
+}
+
+/* Fills e from an Experiment; strings borrowed from o. */
+static void read_experiment(json_t *o, struct store_experiment *e)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", str_field(o, "experiment_id"));
+	e->name = (char *)str_field(o, "name");
+	e->artifact_location = (char *)str_field(o, "artifact_location");
+	e->deleted = !strcmp(str_field(o, "lifecycle_stage"), "deleted");
+	e->creation_time = int_field(o, "creation_time", -1);
+	e->last_update_time = int_field(o, "last_update_time", -1);
+}
+
+/* Fills r from a Run; strings borrowed from o. */
+static void read_run(json_t *o, struct store_run *r)
+{
+	json_t *info = json_object_get(o, "info"), *m;
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->run_id, sizeof(r->run_id), "%s", str_field(info, "run_id"));
+	snprintf(r->experiment_id, sizeof(r->experiment_id), "%s",
+		 str_field(info, "experiment_id"));
+	snprintf(r->status, sizeof(r->status), "%s", str_field(info, "status"));
+	r->name = (char *)str_field(info, "run_name");
+	r->user_id = (char *)str_field(info, "user_id");
+	r->artifact_uri = (char *)str_field(info, "artifact_uri");
+	r->deleted = !strcmp(str_field(info, "lifecycle_stage"), "deleted");
+	r->start_time = int_field(info, "start_time", -1);
+	r->end_time = int_field(info, "end_time", -1);
+	r->last_change = r->start_time > r->end_time ? r->start_time : r->end_time;
+	json_array_foreach(json_object_get(json_object_get(o, "data"), "metrics"), i, m)
+	{
+		int64_t t = int_field(m, "timestamp", -1);
+
+		if (t > r->last_change)
+			r->last_change = t;
+	}
+}
+
+/* ---- searches, page by page ------------------------------------------ */
+
+/* Called for each item of a page; returns as a listing's callback does. */
+typedef int item_fn(json_t *o, void *ctx);
+
+/*
+ * Every page of a search: a POST of body (borrowed; its copy for each page
+ * gets the page token) or, with body NULL, a GET of path (a query, to which
+ * the page token is added).  Calls item for each element of the answer's
+ * array field; stops at the first page without any, or when item stops.
+ */
+static int pages(struct rest_store *rs, const char *what, const char *path, json_t *body,
+		 const char *field, item_fn *item, void *ctx)
+{
+	char *token = NULL;
+	int err;
+
+	do {
+		json_t *doc = NULL, *o, *b = NULL;
+		char *p = NULL, *esc = NULL;
+		size_t i;
+
+		if (body) {
+			b = json_deep_copy(body);
+			if (b && token)
+				json_object_set_new(b, "page_token", json_string(token));
+			err = b ? call(rs, what, "POST", path, b, HTTP_IDEMPOTENT, &doc) : -ENOMEM;
+		} else {
+			if (!token)
+				p = strdup(path);
+			else if (!(esc = http_escape(token)) ||
+				 asprintf(&p, "%s&page_token=%s", path, esc) < 0)
+				p = NULL;
+			free(esc);
+			err = get(rs, what, p, &doc);
+		}
+		free(token);
+		token = NULL;
+		if (err)
+			break;
+		json_array_foreach(json_object_get(doc, field), i, o)
+		{
+			err = item(o, ctx);
+			if (err)
+				break;
+		}
+		if (!err && json_array_size(json_object_get(doc, field)) &&
+		    json_string_value(json_object_get(doc, "next_page_token"))) {
+			token = strdup(str_field(doc, "next_page_token"));
+			if (!token)
+				err = -ENOMEM;
+		}
+		json_decref(doc);
+	} while (!err && token);
+	free(token);
+	return err;
+}
+
+/* ---- batches ---------------------------------------------------------- */
+
+static struct store_batch *rest_batch_new(struct store *s)
+{
+	struct rest_batch *b = calloc(1, sizeof(*b));
+
+	(void)s;
+	if (!b)
+		return NULL;
+	b->base.owner = &rest_ops;
+	return &b->base;
+}
+
+/* Every write was acknowledged when it returned: nothing is left to fail. */
+static int rest_batch_commit(struct store *s, struct store_batch *b, int durable)
+{
+	(void)s;
+	(void)b;
+	(void)durable;
+	return 0;
+}
+
+static void rest_batch_free(struct store *s, struct store_batch *b)
+{
+	(void)s;
+	free(b);
+}
+
+/* ---- experiments ------------------------------------------------------ */
+
+struct rows {
+	union {
+		store_experiment_cb *exp;
+		store_run_cb *run;
+		store_model_cb *model;
+		store_version_cb *version;
+	} cb;
+	void *ctx;
+};
+
+static int experiment_item(json_t *o, void *ctx)
+{
+	struct rows *r = ctx;
+	struct store_experiment e;
+
+	read_experiment(o, &e);
+	return r->cb.exp(r->ctx, &e);
+}
+
+static int rest_list_experiments(struct store *s, store_experiment_cb *cb, void *ctx)
+{
+	struct rows r = { .cb.exp = cb, .ctx = ctx };
+	json_t *body =
+		json_pack("{s:i, s:s}", "max_results", REST_PAGE, "view_type", "ACTIVE_ONLY");
+	int err = body ? pages(to_rest(s), "cannot list experiments", "experiments/search", body,
+			       "experiments", experiment_item, &r)
+		       : -ENOMEM;
+
+	json_decref(body);
+	return err;
+}
+
+/* An experiment answer into out, copied; -ENOENT for a deleted one unless any. */
+static int take_experiment(json_t *doc, struct store_experiment *out, int any)
+{
+	struct store_experiment e;
+
+	read_experiment(json_object_get(doc, "experiment"), &e);
+	if (!e.id[0])
+		return -EIO;
+	if (e.deleted && !any) {
+		store_set_errmsg("experiment '%s' was deleted", e.name);
+		return -ENOENT;
+	}
+	return store_experiment_copy(out, &e);
+}
+
+static int rest_get_experiment(struct store *s, const char *name, struct store_experiment *out)
+{
+	json_t *doc = NULL;
+	int err = get(to_rest(s), "cannot read an experiment",
+		      query("experiments/get-by-name?experiment_name=%s", name), &doc);
+
+	if (!err)
+		err = take_experiment(doc, out, 0);
+	json_decref(doc);
+	return err;
+}
+
+static int rest_get_experiment_by_id(struct store *s, const char *id, struct store_experiment *out)
+{
+	json_t *doc = NULL;
+	int err = get(to_rest(s), "cannot read an experiment",
+		      query("experiments/get?experiment_id=%s", id), &doc);
+
+	/* A malformed id is an unknown one. */
+	if (err == -EINVAL)
+		err = -ENOENT;
+	if (!err)
+		err = take_experiment(doc, out, 1);
+	json_decref(doc);
+	return err;
+}
+
+static int rest_create_experiment(struct store *s, struct store_batch *b, const char *name,
+				  struct store_experiment *out)
+{
+	struct rest_store *rs = to_rest(s);
+	json_t *doc = NULL;
+	int err;
+
+	(void)b;
+	err = call(rs, "cannot create the experiment", "POST", "experiments/create",
+		   json_pack("{s:s}", "name", name), 0, &doc);
+	if (!err && out)
+		err = rest_get_experiment_by_id(s, str_field(doc, "experiment_id"), out);
+	json_decref(doc);
+	return err;
+}
+
+static int rest_rename_experiment(struct store *s, struct store_batch *b, const char *id,
+				  const char *new_name)
+{
+	(void)b;
+	return call(to_rest(s), "cannot rename the experiment", "POST", "experiments/update",
+		    json_pack("{s:s, s:s}", "experiment_id", id, "new_name", new_name),
+		    HTTP_IDEMPOTENT, NULL);
+}
+
+/* A runs/search of an experiment's active runs, oldest first (MLflow then
+ * orders by run id), at most max a page; a new JSON body. */
+static json_t *runs_query(const char *experiment_id, int max)
+{
+	return json_pack("{s:[s], s:i, s:s, s:[s]}", "experiment_ids", experiment_id, "max_results",
+			 max, "run_view_type", "ACTIVE_ONLY", "order_by",
+			 "attributes.start_time ASC");
+}
+
+static int rest_delete_experiment(struct store *s, struct store_batch *b, const char *id)
+{
+	struct rest_store *rs = to_rest(s);
+	json_t *doc = NULL;
+	int err;
+
+	(void)b;
+	/* MLflow would delete the runs with it: a folder with runs is not empty. */
+	err = call(rs, "cannot list runs", "POST", "runs/search", runs_query(id, 1),
+		   HTTP_IDEMPOTENT, &doc);
+	if (!err && json_array_size(json_object_get(doc, "runs"))) {
+		store_set_errmsg("the experiment still has runs");
+		err = -ENOTEMPTY;
+	}
+	json_decref(doc);
+	if (!err)
+		err = call(rs, "cannot delete the experiment", "POST", "experiments/delete",
+			   json_pack("{s:s}", "experiment_id", id), HTTP_IDEMPOTENT, NULL);
+	return err;
+}
+
+/* ---- runs ------------------------------------------------------------- */
+
+static int run_item(json_t *o, void *ctx)
+{
+	struct rows *r = ctx;
+	struct store_run run;
+
+	read_run(o, &run);
+	return r->cb.run(r->ctx, &run);
+}
+
+static int rest_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx)
+{
+	struct rows r = { .cb.run = cb, .ctx = ctx };
+	json_t *body = runs_query(experiment_id, REST_PAGE);
+	int err = body ? pages(to_rest(s), "cannot list runs", "runs/search", body, "runs",
+			       run_item, &r)
+		       : -ENOMEM;
+
+	json_decref(body);
+	return err;
+}
+
+static int get_run_doc(struct rest_store *rs, const char *run_id, json_t **doc)
+{
+	int err = get(rs, "cannot read a run", query("runs/get?run_id=%s", run_id), doc);
+
+	if (err == -EINVAL)
+		err = -ENOENT;
+	return err;
+}
+
+static int rest_get_run(struct store *s, const char *run_id, struct store_run *out)
+{
+	struct store_run r;
+	json_t *doc = NULL;
+	int err = get_run_doc(to_rest(s), run_id, &doc);
+
+	if (!err) {
+		read_run(json_object_get(doc, "run"), &r);
+		err = store_run_copy(out, &r);
+	}
+	json_decref(doc);
+	return err;
+}
+
+static int rest_create_run(struct store *s, struct store_batch *b, const char *experiment_id,
+			   const char *name, const char *user, struct store_run *out)
+{
+	struct rest_store *rs = to_rest(s);
+	struct store_run r;
+	json_t *doc = NULL;
+	int err;
+
+	(void)b;
+	/* The tags MLflow's client sets on every run it creates. */
+	err = call(rs, "cannot create the run", "POST", "runs/create",
+		   json_pack("{s:s, s:s, s:s, s:I, s:[{s:s, s:s}, {s:s, s:s}]}", "experiment_id",
+			     experiment_id, "run_name", name, "user_id", user, "start_time",
+			     (json_int_t)now_ms(), "tags", "key", "mlflow.runName", "value", name,
+			     "key", "mlflow.user", "value", user),
+		   0, &doc);
+	if (!err) {
+		read_run(json_object_get(doc, "run"), &r);
+		err = r.run_id[0] ? store_run_copy(out, &r) : -EIO;
+	}
+	json_decref(doc);
+	return err;
+}
+
+static int rest_rename_run(struct store *s, struct store_batch *b, const char *run_id,
+			   const char *new_name)
+{
+	(void)b;
+	return call(to_rest(s), "cannot rename the run", "POST", "runs/update",
+		    json_pack("{s:s, s:s}", "run_id", run_id, "run_name", new_name),
+		    HTTP_IDEMPOTENT, NULL);
+}
+
+static int rest_delete_run(struct store *s, struct store_batch *b, const char *run_id)
+{
+	(void)b;
+	return call(to_rest(s), "cannot delete the run", "POST", "runs/delete",
+		    json_pack("{s:s}", "run_id", run_id), HTTP_IDEMPOTENT, NULL);
+}
+
+static int rest_set_status(struct store *s, struct store_batch *b, const char *run_id,
+			   const char *status)
+{
+	json_t *body = json_pack("{s:s, s:s}", "run_id", run_id, "status", status);
+
+	(void)b;
+	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
+	if (body && strcmp(status, "RUNNING") && strcmp(status, "SCHEDULED"))
+		json_object_set_new(body, "end_time", json_integer((json_int_t)now_ms()));
+	return call(to_rest(s), "cannot set the status", "POST", "runs/update", body,
+		    HTTP_IDEMPOTENT, NULL);
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static int kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_kv *)a)->key, ((const struct store_kv *)b)->key);
+}
+
+/*
+ * A JSON array of {key, value} (or of Metrics) into a new kvs sorted by
+ * key, keeping those that start with prefix (NULL: all).
+ */
+static int kvs_from(json_t *arr, int metric, const char *prefix, struct store_kvs **out)
+{
+	size_t n = json_array_size(arr), i, plen = prefix ? strlen(prefix) : 0, k = 0;
+	struct store_kv *v = calloc(n ? n : 1, sizeof(*v));
+	struct store_kvs *kvs = store_kvs_new(n);
+	json_t *o;
+	int err = 0;
+
+	if (!v || !kvs) {
+		free(v);
+		store_kvs_put(kvs);
+		return -ENOMEM;
+	}
+	json_array_foreach(arr, i, o)
+	{
+		struct store_kv *kv = &v[k];
+
+		kv->key = (char *)str_field(o, "key");
+		if (!kv->key[0] || (prefix && strncmp(kv->key, prefix, plen)))
+			continue;
+		if (metric) {
+			kv->num = num_field(o, "value");
+			kv->step = int_field(o, "step", 0);
+			kv->timestamp = int_field(o, "timestamp", -1);
+		} else {
+			kv->value = (char *)str_field(o, "value");
+			kv->timestamp = -1;
+		}
+		k++;
+	}
+	qsort(v, k, sizeof(*v), kv_cmp);
+	for (i = 0; i < k && !err; i++)
+		err = store_kvs_add(kvs, &v[i]);
+	free(v);
+	if (err) {
+		store_kvs_put(kvs);
+		return err;
+	}
+	*out = kvs;
+	return 0;
+}
+
+static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
+			     struct store_snapshot **out)
+{
+	struct store_snapshot *snap = store_snapshot_new();
+	struct store_kvs *kvs;
+	json_t *doc = NULL, *run, *data;
+	int err;
+
+	if (!snap)
+		return -ENOMEM;
+	/* One answer holds it all: the sections agree with each other. */
+	err = get_run_doc(to_rest(s), run_id, &doc);
+	if (err) {
+		store_snapshot_put(snap);
+		return err;
+	}
+	run = json_object_get(doc, "run");
+	data = json_object_get(run, "data");
+	if (!(want & SNAP_RUN_KNOWN)) {
+		struct store_run r;
+
+		read_run(run, &r);
+		err = store_run_copy(&snap->run, &r);
+	}
+	if (!err && (want & SNAP_PARAMS) &&
+	    !(err = kvs_from(json_object_get(data, "params"), 0, NULL, &kvs)))
+		snap->params = kvs;
+	if (!err && (want & SNAP_METRICS) &&
+	    !(err = kvs_from(json_object_get(data, "metrics"), 1, NULL, &kvs)))
+		snap->metrics = kvs;
+	if (!err && (want & SNAP_TAGS) &&
+	    !(err = kvs_from(json_object_get(data, "tags"), 0, NULL, &kvs)))
+		snap->tags = kvs;
+	json_decref(doc);
+	if (err) {
+		store_snapshot_put(snap);
+		return err;
+	}
+	snap->have = want & SNAP_ALL;
+	*out = snap;
+	return 0;
+}
+
+/* The tags of an experiment, a registered model or a model version. */
+static int tags_of(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
+		   const char *prefix, struct store_kvs **out)
+{
+	char version[24];
+	json_t *doc = NULL, *owner = NULL;
+	int err;
+
+	switch (sec) {
+	case SEC_EXP_TAGS:
+		err = get(rs, "cannot read an experiment",
+			  query("experiments/get?experiment_id=%s", ref->experiment_id), &doc);
+		owner = json_object_get(doc, "experiment");
+		break;
+	case SEC_MODEL_TAGS:
+		err = get(rs, "cannot read a registered model",
+			  query("registered-models/get?name=%s", ref->model), &doc);
+		owner = json_object_get(doc, "registered_model");
+		break;
+	case SEC_VERSION_TAGS:
+		snprintf(version, sizeof(version), "%lld", (long long)ref->version);
+		err = get(rs, "cannot read a model version",
+			  query("model-versions/get?name=%s&version=%s", ref->model, version),
+			  &doc);
+		owner = json_object_get(doc, "model_version");
+		break;
+	default:
+		store_set_errmsg("a run's keys are in its snapshot");
+		return -EINVAL;
+	}
+	if (!err)
+		err = kvs_from(json_object_get(owner, "tags"), 0, prefix, out);
+	json_decref(doc);
+	return err;
+}
+
+static int rest_list_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
+			const char *prefix, store_kv_cb *cb, void *ctx)
+{
+	struct store_kvs *kvs;
+	size_t i;
+	int err = tags_of(to_rest(s), sec, ref, prefix, &kvs);
+
+	if (err)
+		return err;
+	for (i = 0; !err && i < kvs->n; i++)
+		err = cb(ctx, &kvs->v[i]);
+	store_kvs_put(kvs);
+	return err;
+}
+
+static int rest_get_kv(struct store *s, enum store_section sec, const struct store_ref *ref,
+		       const char *key, struct store_kv *out)
+{
+	struct store_kvs *kvs;
+	const struct store_kv *kv;
+	int err = tags_of(to_rest(s), sec, ref, NULL, &kvs);
+
+	if (err)
+		return err;
+	kv = store_kvs_find(kvs, key);
+	if (!kv) {
+		err = -ENOENT;
+	} else {
+		out->key = strdup(kv->key);
+		out->value = kv->value ? strdup(kv->value) : NULL;
+		out->timestamp = -1;
+		if (!out->key || (kv->value && !out->value)) {
+			store_kv_release(out);
+			err = -ENOMEM;
+		}
+	}
+	store_kvs_put(kvs);
+	return err;
+}
+
+static int rest_log_param(struct store *s, struct store_batch *b, const char *run_id,
+			  const char *key, const char *value)
+{
+	(void)b;
+	/* The same value again is accepted by MLflow: safe to resend. */
+	return call(to_rest(s), "cannot log the param", "POST", "runs/log-parameter",
+		    json_pack("{s:s, s:s, s:s}", "run_id", run_id, "key", key, "value", value),
+		    HTTP_IDEMPOTENT, NULL);
+}
+
+static int rest_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
+			const struct store_ref *ref, const char *key, const char *value)
+{
+	(void)b;
+	if (sec == SEC_RUN_TAGS)
+		return call(to_rest(s), "cannot set the tag", "POST", "runs/set-tag",
+			    json_pack("{s:s, s:s, s:s}", "run_id", ref->run_id, "key", key, "value",
+				      value),
+			    HTTP_IDEMPOTENT, NULL);
+	if (sec == SEC_EXP_TAGS)
+		return call(to_rest(s), "cannot set the tag", "POST",
+			    "experiments/set-experiment-tag",
+			    json_pack("{s:s, s:s, s:s}", "experiment_id", ref->experiment_id, "key",
+				      key, "value", value),
+			    HTTP_IDEMPOTENT, NULL);
+	store_set_errmsg("the model registry is read-only in this version");
+	return -EROFS;
+}
+
+static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,
+			   const struct store_ref *ref, const char *key)
+{
+	(void)b;
+	/* Resent after a lost answer, a delete finds nothing: ENOENT then
+	 * means done, so it is not resent. */
+	if (sec == SEC_RUN_TAGS)
+		return call(to_rest(s), "cannot delete the tag", "POST", "runs/delete-tag",
+			    json_pack("{s:s, s:s}", "run_id", ref->run_id, "key", key), 0, NULL);
+	if (sec == SEC_EXP_TAGS)
+		return call(
+			to_rest(s), "cannot delete the tag", "POST",
+			"experiments/delete-experiment-tag",
+			json_pack("{s:s, s:s}", "experiment_id", ref->experiment_id, "key", key), 0,
+			NULL);
+	store_set_errmsg("the model registry is read-only in this version");
+	return -EROFS;
+}
+
+/* MLflow has no rename of a tag: the value goes to the new key, then the
+ * old key goes (a failure between the two leaves both, never neither). */
+static int rest_rename_tag(struct store *s, struct store_batch *b, enum store_section sec,
+			   const struct store_ref *ref, const char *from, const char *to)
+{
+	struct store_kv old = { 0 };
+	int err;
+
+	if (sec == SEC_RUN_TAGS) {
+		struct store_snapshot *snap;
+		const struct store_kv *kv;
+
+		err = rest_get_snapshot(s, ref->run_id, SNAP_TAGS | SNAP_RUN_KNOWN, &snap);
+		if (err)
+			return err;
+		kv = store_kvs_find(snap->tags, from);
+		old.value = kv ? strdup(kv->value) : NULL;
+		err = !kv ? -ENOENT : !old.value ? -ENOMEM : 0;
+		store_snapshot_put(snap);
+	} else {
+		err = rest_get_kv(s, sec, ref, from, &old);
+	}
+	if (!err && strcmp(from, to)) {
+		err = rest_set_tag(s, b, sec, ref, to, old.value);
+		if (!err)
+			err = rest_delete_tag(s, b, sec, ref, from);
+	}
+	store_kv_release(&old);
+	return err;
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static int rest_next_step(struct store *s, const char *run_id, const char *key, int64_t *next)
+{
+	struct store_snapshot *snap;
+	const struct store_kv *kv;
+	int err = rest_get_snapshot(s, run_id, SNAP_METRICS | SNAP_RUN_KNOWN, &snap);
+
+	if (err)
+		return err;
+	/* The latest point MLflow keeps is the one of the highest step. */
+	kv = store_kvs_find(snap->metrics, key);
+	*next = !kv ? INT64_MIN : kv->step == INT64_MAX ? INT64_MAX : kv->step + 1;
+	store_snapshot_put(snap);
+	return 0;
+}
+
+static int rest_log_metrics(struct store *s, struct store_batch *b, const char *run_id,
+			    const char *key, const struct metric_point *pts, size_t n)
+{
+	size_t i = 0, j;
+	int err = 0;
+
+	(void)b;
+	/* MLflow takes 1,000 metrics a request; an exact point sent twice is
+	 * kept once, so a request may be resent. */
+	while (!err && i < n) {
+		json_t *arr = json_array(), *body;
+
+		for (j = i; arr && j < n && j - i < REST_BATCH; j++)
+			json_array_append_new(arr,
+					      json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value",
+							num_json(pts[j].value), "timestamp",
+							(json_int_t)pts[j].timestamp, "step",
+							(json_int_t)pts[j].step));
+		body = arr ? json_pack("{s:s, s:o}", "run_id", run_id, "metrics", arr) : NULL;
+		if (!body)
+			return -ENOMEM;
+		err = call(to_rest(s), "cannot log the metric", "POST", "runs/log-batch", body,
+			   HTTP_IDEMPOTENT, NULL);
+		i = j;
+	}
+	return err;
+}
+
+struct point {
+	double value;
+	int64_t step, timestamp;
+};
+
+static int point_cmp(const void *a, const void *b)
+{
+	const struct point *p = a, *q = b;
+
+	if (p->step != q->step)
+		return p->step < q->step ? -1 : 1;
+	if (p->timestamp != q->timestamp)
+		return p->timestamp < q->timestamp ? -1 : 1;
+	if (p->value != q->value)
+		return p->value < q->value ? -1 : 1;
+	return 0;
+}
+
+struct points {
+	struct point *v;
+	size_t n, cap;
+};
+
+static int point_item(json_t *m, void *ctx)
+{
+	struct points *p = ctx;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 256;
+		struct point *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n].value = num_field(m, "value");
+	p->v[p->n].step = int_field(m, "step", 0);
+	p->v[p->n].timestamp = int_field(m, "timestamp", 0);
+	p->n++;
+	return 0;
+}
+
+/*
+ * Every point of a metric, in the store's order (step, time, value).  The
+ * server pages by time, so the points are gathered and sorted here: a
+ * history costs 24 bytes a point while it is read.
+ */
+static int history(struct rest_store *rs, const char *run_id, const char *key, struct point **out,
+		   size_t *n_out)
+{
+	struct points p = { 0 };
+	char page[24], *path;
+	int err;
+
+	/* Always max_results: without it some MLflow 3 servers answer no points. */
+	snprintf(page, sizeof(page), "%d", REST_HISTORY_PAGE);
+	path = query("metrics/get-history?run_id=%s&metric_key=%s&max_results=%s", run_id, key,
+		     page);
+	err = path ? pages(rs, "cannot read a metric's history", path, NULL, "metrics", point_item,
+			   &p)
+		   : -ENOMEM;
+	free(path);
+	if (err) {
+		free(p.v);
+		return err;
+	}
+	qsort(p.v, p.n, sizeof(*p.v), point_cmp);
+	*out = p.v;
+	*n_out = p.n;
+	return 0;
+}
+
+static int rest_metric_history(struct store *s, const char *run_id, const char *key,
+			       store_point_cb *cb, void *ctx)
+{
+	struct point *pts;
+	size_t n, i;
+	int err = history(to_rest(s), run_id, key, &pts, &n);
+
+	if (err)
+		return err;
+	for (i = 0; !err && i < n; i++)
+		err = cb(ctx, pts[i].value, pts[i].step, pts[i].timestamp);
+	free(pts);
+	return err;
+}
+
+static int rest_history_stat(struct store *s, const char *run_id, const char *key,
+			     struct store_history_stat *out)
+{
+	char line[METRIC_HISTORY_LINE_MAX];
+	struct point *pts;
+	size_t n, i;
+	int err = history(to_rest(s), run_id, key, &pts, &n);
+
+	if (err)
+		return err;
+	out->points = n;
+	out->bytes = 0;
+	for (i = 0; i < n; i++)
+		out->bytes +=
+			metric_history_line(line, pts[i].value, pts[i].step, pts[i].timestamp);
+	free(pts);
+	return 0;
+}
+
+/* ---- the registry (read-only) ----------------------------------------- */
+
+static void read_model(json_t *o, struct store_model *m)
+{
+	m->name = (char *)str_field(o, "name");
+	m->description = (char *)str_field(o, "description");
+	m->creation_time = int_field(o, "creation_timestamp", -1);
+	m->last_updated_time = int_field(o, "last_updated_timestamp", -1);
+}
+
+static void read_version(json_t *o, struct store_version *v)
+{
+	v->model = (char *)str_field(o, "name");
+	v->version = int_field(o, "version", 0);
+	v->description = (char *)str_field(o, "description");
+	v->source = (char *)str_field(o, "source");
+	v->run_id = (char *)str_field(o, "run_id");
+	v->status = (char *)str_field(o, "status");
+	v->stage = (char *)str_field(o, "current_stage");
+	v->storage_location = (char *)str_field(o, "storage_location");
+	v->creation_time = int_field(o, "creation_timestamp", -1);
+	v->last_updated_time = int_field(o, "last_updated_timestamp", -1);
+}
+
+static int model_row(json_t *o, void *ctx)
+{
+	struct rows *r = ctx;
+	struct store_model m;
+
+	read_model(o, &m);
+	return r->cb.model(r->ctx, &m);
+}
+
+static int version_row(json_t *o, void *ctx)
+{
+	struct rows *r = ctx;
+	struct store_version v;
+
+	read_version(o, &v);
+	return r->cb.version(r->ctx, &v);
+}
+
+static int rest_list_models(struct store *s, store_model_cb *cb, void *ctx)
+{
+	struct rows r = { .cb.model = cb, .ctx = ctx };
+
+	return pages(to_rest(s), "cannot list registered models",
+		     "registered-models/search?max_results=1000", NULL, "registered_models",
+		     model_row, &r);
+}
+
+static int rest_get_model(struct store *s, const char *name, struct store_model *out)
+{
+	struct store_model m;
+	json_t *doc = NULL;
+	int err = get(to_rest(s), "cannot read a registered model",
+		      query("registered-models/get?name=%s", name), &doc);
+
+	if (!err) {
+		read_model(json_object_get(doc, "registered_model"), &m);
+		out->name = strdup(m.name);
+		out->description = strdup(m.description);
+		out->creation_time = m.creation_time;
+		out->last_updated_time = m.last_updated_time;
+		if (!out->name || !out->description) {
+			store_model_release(out);
+			err = -ENOMEM;
+		}
+	}
+	json_decref(doc);
+	return err;
+}
+
+static int rest_list_versions(struct store *s, const char *model, store_version_cb *cb, void *ctx)
+{
+	struct rows r = { .cb.version = cb, .ctx = ctx };
+	char quote = strchr(model, '\'') ? '"' : '\'', *filter, *path;
+	int err;
+
+	/* MLflow's filter has no escape inside a quoted name. */
+	if (strchr(model, '\'') && strchr(model, '"')) {
+		store_set_errmsg("a model name with both quote characters cannot be searched");
+		return -ENOTSUP;
+	}
+	if (asprintf(&filter, "name=%c%s%c", quote, model, quote) < 0)
+		return -ENOMEM;
+	path = query("model-versions/search?max_results=1000&filter=%s", filter);
+	free(filter);
+	if (!path)
+		return -ENOMEM;
+	err = pages(to_rest(s), "cannot list model versions", path, NULL, "model_versions",
+		    version_row, &r);
+	free(path);
+	return err;
+}
+
+static int rest_get_version(struct store *s, const char *model, int64_t version,
+			    struct store_version *out)
+{
+	struct store_version v;
+	char num[24];
+	json_t *doc = NULL;
+	int err;
+
+	snprintf(num, sizeof(num), "%lld", (long long)version);
+	err = get(to_rest(s), "cannot read a model version",
+		  query("model-versions/get?name=%s&version=%s", model, num), &doc);
+	if (!err) {
+		read_version(json_object_get(doc, "model_version"), &v);
+		out->version = v.version;
+		out->creation_time = v.creation_time;
+		out->last_updated_time = v.last_updated_time;
+		out->model = strdup(v.model);
+		out->description = strdup(v.description);
+		out->source = strdup(v.source);
+		out->run_id = strdup(v.run_id);
+		out->status = strdup(v.status);
+		out->stage = strdup(v.stage);
+		out->storage_location = strdup(v.storage_location);
+		if (!out->model || !out->description || !out->source || !out->run_id ||
+		    !out->status || !out->stage || !out->storage_location) {
+			store_version_release(out);
+			err = -ENOMEM;
+		}
+	}
+	json_decref(doc);
+	return err;
+}
+
+static int rest_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx)
+{
+	json_t *doc = NULL, *a;
+	size_t i;
+	int err = get(to_rest(s), "cannot read a registered model",
+		      query("registered-models/get?name=%s", model), &doc);
+
+	if (err)
+		return err;
+	json_array_foreach(json_object_get(json_object_get(doc, "registered_model"), "aliases"), i,
+			   a)
+	{
+		err = cb(ctx, str_field(a, "alias"), int_field(a, "version", 0));
+		if (err)
+			break;
+	}
+	json_decref(doc);
+	return err;
+}
+
+/* ---- open, close ------------------------------------------------------ */
+
+static int rest_describe(struct store *s, struct buf *out)
+{
+	struct rest_store *rs = to_rest(s);
+	struct http_stats st;
+
+	http_get_stats(rs->http, &st);
+	return buf_addf(out,
+			"store: rest\n"
+			"uri: %s\n"
+			"read_only: %s\n"
+			"requests: %llu\n"
+			"retries: %llu\n"
+			"failed_requests: %llu\n",
+			rs->display, rs->base.read_only ? "yes" : "no",
+			(unsigned long long)st.requests, (unsigned long long)st.retries,
+			(unsigned long long)st.failures);
+}
+
+static void rest_close(struct store *s)
+{
+	struct rest_store *rs = to_rest(s);
+
+	http_free(rs->http);
+	free(rs->display);
+	free(rs);
+}
+
+/* Whether an environment variable says yes, as MLflow reads booleans. */
+static int env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
+}
+
+static const char *env_str(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && v[0] ? v : NULL;
+}
+
+/*
+ * The URI's parts: base without userinfo and without a trailing '/', and
+ * the userinfo's user and password (decoded), if any.  New strings.
+ */
+static int split_uri(const char *uri, char **base, char **user, char **password)
+{
+	const char *rest = strstr(uri, "://") + 3;
+	const char *slash = rest + strcspn(rest, "/?#");
+	const char *at = memchr(rest, '@', (size_t)(slash - rest));
+	size_t n;
+
+	*user = *password = NULL;
+	if (at) {
+		const char *colon = memchr(rest, ':', (size_t)(at - rest));
+
+		*user = strndup(rest, (size_t)((colon ? colon : at) - rest));
+		*password = colon ? strndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
+		rest = at + 1;
+	}
+	if (asprintf(base, "%.*s%.*s", (int)(strstr(uri, "://") + 3 - uri), uri,
+		     (int)strcspn(rest, "?#"), rest) < 0)
+		return -ENOMEM;
+	n = strlen(*base);
+	while (n > 0 && (*base)[n - 1] == '/')
+		(*base)[--n] = '\0';
+	return 0;
+}
+
+struct store *store_rest_open(const struct mfs_config *cfg, char **errmsg)
+{
+	struct rest_store *rs = calloc(1, sizeof(*rs));
+	char *base = NULL, *user = NULL, *password = NULL, *msg = NULL;
+	struct http_opts o = { 0 };
+	json_t *doc = NULL;
+	int err;
+
+	*errmsg = NULL;
+	if (!rs || split_uri(cfg->tracking_uri, &base, &user, &password))
+		goto nomem;
+	rs->base.ops = &rest_ops;
+	rs->base.read_only = cfg->read_only;
+	rs->display = strdup(cfg->display_uri);
+	if (!rs->display)
+		goto nomem;
+	/* As MLflow's client: the environment first, then the URI's userinfo. */
+	o.base = base;
+	o.username =
+		env_str("MLFLOW_TRACKING_USERNAME") ? env_str("MLFLOW_TRACKING_USERNAME") : user;
+	o.password = env_str("MLFLOW_TRACKING_USERNAME") ? env_str("MLFLOW_TRACKING_PASSWORD")
+							 : password;
+	o.token = env_str("MLFLOW_TRACKING_TOKEN");
+	o.ca_path = env_str("MLFLOW_TRACKING_SERVER_CERT_PATH");
+	o.insecure = env_true("MLFLOW_TRACKING_INSECURE_TLS");
+	o.connect_timeout_ms = REST_CONNECT_MS;
+	o.stall_timeout_ms = REST_STALL_MS;
+	o.max_tries = REST_TRIES;
+	o.retry_budget_ms = REST_BUDGET_MS;
+	rs->http = http_new(&o, &msg);
+	if (password)
+		memset(password, 0, strlen(password));
+	free(base);
+	free(user);
+	free(password);
+	base = user = password = NULL;
+	if (!rs->http) {
+		*errmsg = msg;
+		goto fail;
+	}
+	/* The server answers and takes our credentials, or no mount. */
+	err = call(rs, "cannot use the tracking server", "POST", "experiments/search",
+		   json_pack("{s:i}", "max_results", 1), HTTP_IDEMPOTENT, &doc);
+	json_decref(doc);
+	if (err) {
+		if (asprintf(errmsg, "cannot mount '%s': %s%s", rs->display, store_errmsg(),
+			     err == -EACCES ? " (check MLFLOW_TRACKING_USERNAME and "
+					      "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)"
+			     : err == -EIO && strstr(store_errmsg(), "certificate")
+				     ? " (MLFLOW_TRACKING_SERVER_CERT_PATH names a CA that "
+				       "verifies it; MLFLOW_TRACKING_INSECURE_TLS=true skips the "
+				       "check)"
+				     : "") < 0)
+			*errmsg = NULL;
+		goto fail;
+	}
+	return &rs->base;
+nomem:
+	if (asprintf(errmsg, "out of memory") < 0)
+		*errmsg = NULL;
+fail:
+	free(base);
+	free(user);
+	free(password);
+	if (rs) {
+		http_free(rs->http);
+		free(rs->display);
+		free(rs);
+	}
+	return NULL;
+}
+
+static const struct store_ops rest_ops = {
+	.name = "rest",
+	.close = rest_close,
+	.describe = rest_describe,
+	.artifact_root = NULL,
+	.others_version = NULL,
+	.batch_new = rest_batch_new,
+	.batch_commit = rest_batch_commit,
+	.batch_free = rest_batch_free,
+	.list_experiments = rest_list_experiments,
+	.get_experiment = rest_get_experiment,
+	.get_experiment_by_id = rest_get_experiment_by_id,
+	.create_experiment = rest_create_experiment,
+	.rename_experiment = rest_rename_experiment,
+	.delete_experiment = rest_delete_experiment,
+	.list_runs = rest_list_runs,
+	.find_run = NULL,
+	.get_run = rest_get_run,
+	.create_run = rest_create_run,
+	.rename_run = rest_rename_run,
+	.delete_run = rest_delete_run,
+	.set_status = rest_set_status,
+	.get_snapshot = rest_get_snapshot,
+	.list_kv = rest_list_kv,
+	.get_kv = rest_get_kv,
+	.log_param = rest_log_param,
+	.set_tag = rest_set_tag,
+	.delete_tag = rest_delete_tag,
+	.rename_tag = rest_rename_tag,
+	.next_step = rest_next_step,
+	.reserve_steps = NULL,
+	.log_metrics = rest_log_metrics,
+	.metric_history = rest_metric_history,
+	.history_stat = rest_history_stat,
+	.list_models = rest_list_models,
+	.get_model = rest_get_model,
+	.list_versions = rest_list_versions,
+	.get_version = rest_get_version,
+	.list_aliases = rest_list_aliases,
+};

@@ -1,0 +1,324 @@
+"""The remote store: mlflowfs mounted on a real `mlflow server` (the pinned
+MLflow, SQLite backend, --serve-artifacts, on loopback), every effect
+cross-checked through MlflowClient(tracking_uri="http://...").
+
+Covers the tree of what the client made; params, metric lines, tags, status,
+mkdir, mv and rmdir reaching the server; the refusals (EPERM, EFBIG, EINVAL,
+ENOTEMPTY) leaving the server unchanged; other clients' changes within
+cache_ttl; a mount that fails at once with one clear line and no credential;
+and a server that goes away (EIO, the daemon keeps serving) and comes back.
+"""
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import Mount, expect_errno, mlflowfs_binary, run_id_of, sh, write_file
+from helpers_server import MlflowServer, free_port
+from helpers_writes import eventually, points, steps_values
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    s = MlflowServer(None, tmp / "server.db", tmp, artifacts=tmp / "artifacts").start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def rmount(tmp_path, server):
+    m = Mount(tmp_path, uri=server.url, args=["-o", "cache_ttl=1"]).start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@pytest.fixture
+def client(server):
+    return server.client()
+
+
+def unique(prefix="e"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def new_run(rmount):
+    """A run made with mkdir in a new experiment: (experiment name, run folder, run id)."""
+    name = unique()
+    run_dir = rmount.run(name, "r")
+    os.makedirs(run_dir)
+    return name, run_dir, run_id_of(run_dir)
+
+
+# ---- what the client made, as a tree --------------------------------------
+
+
+def test_runs_made_by_the_client_show_as_folders_and_files(rmount, client):
+    from mlflow.entities import Metric, Param, RunTag
+
+    name = unique()
+    eid = client.create_experiment(name)
+    run = client.create_run(eid, run_name="fit")
+    rid = run.info.run_id
+    client.log_batch(rid, metrics=[Metric("loss", 0.5, 1700000000000, 0),
+                                   Metric("loss", 0.25, 1700000001000, 1),
+                                   Metric("loss", float("nan"), 1700000002000, 2)],
+                     params=[Param("lr", "0.01")], tags=[RunTag("team", "vision")])
+    client.set_experiment_tag(eid, "owner", "ana")
+
+    exp = rmount.exp(name)
+    assert (exp / "fit" / "run_id").read_text() == rid + "\n"
+    assert (exp / "fit" / "params" / "lr").read_text() == "0.01\n"
+    assert (exp / "fit" / "metrics" / "loss").read_text() == "nan\n"
+    assert (exp / "fit" / "history" / "loss").read_text() == (
+        "0 0.5 1700000000000\n1 0.25 1700000001000\n2 nan 1700000002000\n")
+    assert (exp / "fit" / "tags" / "team").read_text() == "vision\n"
+    assert (exp / "fit" / "status").read_text() == "RUNNING\n"
+    assert (exp / ".tags" / "owner").read_text() == "ana\n"
+    info = json.loads((exp / "fit" / "run.json").read_text())["info"]
+    assert info["run_id"] == rid and info["experiment_id"] == eid
+    assert info["artifact_uri"] == run.info.artifact_uri
+    assert os.stat(exp / "fit" / "history" / "loss").st_size == len(
+        (exp / "fit" / "history" / "loss").read_bytes())
+
+
+def test_grep_and_diff_over_runs_of_the_server(rmount, client):
+    name = unique()
+    eid = client.create_experiment(name)
+    for i, acc in enumerate((0.7, 0.9, 0.8)):
+        r = client.create_run(eid, run_name=f"r{i}")
+        client.log_param(r.info.run_id, "depth", str(i))
+        client.log_metric(r.info.run_id, "acc", acc, step=0)
+    exp = rmount.exp(name)
+    best = sh("grep -H . */metrics/acc | sort -t: -k2 -g | tail -1", cwd=exp).stdout
+    assert best == "r1/metrics/acc:0.9\n"
+    d = sh("diff -r r0/params r2/params", cwd=exp, check=False)
+    assert d.returncode == 1 and "< 0" in d.stdout and "> 2" in d.stdout
+
+
+def test_the_registry_of_the_server_shows_under_models(rmount, client):
+    eid = client.create_experiment(unique())
+    r1 = client.create_run(eid, run_name="r1").info
+    name = unique("mdl")
+    client.create_registered_model(name, tags={"team": "vision"}, description="my model")
+    client.create_model_version(name, f"runs:/{r1.run_id}/model", run_id=r1.run_id,
+                                description="first")
+    client.create_model_version(name, f"runs:/{r1.run_id}/model", run_id=r1.run_id)
+    client.create_model_version(name, f"runs:/{r1.run_id}/model", run_id=r1.run_id)
+    client.set_model_version_tag(name, "1", "validated", "yes")
+    client.set_registered_model_alias(name, "champion", "2")
+    client.transition_model_version_stage(name, "1", "Staging")
+    client.delete_model_version(name, "3")
+
+    m = rmount.mnt / "models" / name
+    assert name in os.listdir(rmount.mnt / "models")
+    assert (m / "description").read_text() == "my model\n"
+    assert (m / "tags" / "team").read_text() == "vision\n"
+    assert os.readlink(m / "aliases" / "champion") == "../versions/2"
+    assert sorted(os.listdir(m / "versions")) == ["1", "2"]
+    for n in ("1", "2"):
+        mv = client.get_model_version(name, n)
+        v = m / "versions" / n
+        assert (v / "source").read_text() == mv.source + "\n"
+        assert (v / "run_id").read_text() == mv.run_id + "\n" == r1.run_id + "\n"
+        assert (v / "status").read_text() == mv.status + "\n"
+        assert (v / "stage").read_text() == mv.current_stage + "\n"
+        assert (v / "description").read_text() == (mv.description or "") + "\n"
+    assert (m / "versions" / "1" / "stage").read_text() == "Staging\n"
+    assert (m / "versions" / "1" / "tags" / "validated").read_text() == "yes\n"
+    # Read-only in this version, as in the local store.
+    expect_errno(errno.EACCES, write_file, m / "description", "changed\n")
+    expect_errno(errno.EROFS, os.mkdir, m / "tags" / "x")
+    assert client.get_registered_model(name).description == "my model"
+
+
+# ---- writes reach the server ---------------------------------------------
+
+
+def test_mkdir_and_writes_log_to_the_server(new_run, client):
+    name, run_dir, rid = new_run
+    sh(f"echo 0.01 > {run_dir}/params/lr")
+    sh(f"printf '0.5\\n7 0.25\\n9 0.125 1700000000000\\nnan\\n-inf\\n' >> {run_dir}/metrics/loss")
+    sh(f"echo vision > {run_dir}/tags/team")
+
+    run = client.get_run(rid)
+    assert run.info.run_name == "r"
+    assert run.info.experiment_id == client.get_experiment_by_name(name).experiment_id
+    assert run.data.params == {"lr": "0.01"}
+    assert run.data.tags["team"] == "vision"
+    assert run.data.tags["mlflow.runName"] == "r"
+    assert "mlflow.user" in run.data.tags
+    # MLflow's SQL store keeps -inf as the lowest double; the mount shows -inf.
+    assert steps_values(client, rid, "loss") == [(0, 0.5), (7, 0.25), (9, 0.125), (10, "nan"),
+                                                  (11, -sys.float_info.max)]
+    assert (9, 1700000000000, 0.125) in points(client, rid, "loss")
+    assert (run_dir / "metrics" / "loss").read_text() == "-inf\n"
+
+    sh(f"echo FINISHED > {run_dir}/status")
+    info = client.get_run(rid).info
+    assert info.status == "FINISHED" and info.end_time is not None
+
+
+def test_rm_of_a_tag_and_mv_of_runs_and_experiments(rmount, new_run, client):
+    name, run_dir, rid = new_run
+    sh(f"echo 1 > {run_dir}/tags/k")
+    os.unlink(run_dir / "tags" / "k")
+    assert "k" not in client.get_run(rid).data.tags
+    os.rename(run_dir, rmount.run(name, "b"))
+    assert client.get_run(rid).info.run_name == "b"
+    assert client.get_run(rid).data.tags["mlflow.runName"] == "b"
+    new = unique()
+    os.rename(rmount.exp(name), rmount.exp(new))
+    assert client.get_experiment_by_name(new) is not None
+    assert client.get_experiment_by_name(name) is None
+    assert (rmount.run(new, "b") / "run_id").read_text() == rid + "\n"
+
+
+def test_rmdir_of_runs_and_experiments(rmount, new_run, client):
+    name, run_dir, rid = new_run
+    eid = client.get_experiment_by_name(name).experiment_id
+    expect_errno(errno.ENOTEMPTY, os.rmdir, rmount.exp(name))
+    assert client.get_experiment(eid).lifecycle_stage == "active"
+    assert client.get_run(rid).info.lifecycle_stage == "active"
+    os.rmdir(run_dir)
+    assert client.get_run(rid).info.lifecycle_stage == "deleted"
+    os.rmdir(rmount.exp(name))
+    assert client.get_experiment(eid).lifecycle_stage == "deleted"
+    assert name not in os.listdir(rmount.mnt / "experiments")
+
+
+# ---- refusals leave the server unchanged ----------------------------------
+
+
+def server_state(client, rid):
+    r = client.get_run(rid)
+    return (r.data.params, r.data.metrics, r.data.tags, r.info.status,
+            points(client, rid, "loss"))
+
+
+def test_refused_writes_change_nothing_on_the_server(rmount, new_run, client):
+    _, run_dir, rid = new_run
+    sh(f"echo 0.01 > {run_dir}/params/lr")
+    sh(f"echo 1 >> {run_dir}/metrics/loss")
+    before = server_state(client, rid)
+
+    # A param is immutable (checked by the server).
+    expect_errno(errno.EPERM, write_file, run_dir / "params" / "lr", "0.02\n")
+    # Over MLflow's limit: checked here, since the server would truncate.
+    expect_errno(errno.EFBIG, write_file, run_dir / "params" / "long", "x" * 6001)
+    # A malformed line: nothing of the write is logged.
+    expect_errno(errno.EINVAL, write_file, run_dir / "metrics" / "loss", "2\nbad\n", "a")
+    # Not a status.
+    expect_errno(errno.EINVAL, write_file, run_dir / "status", "DONE\n")
+    assert server_state(client, rid) == before
+    assert "long" not in client.get_run(rid).data.params
+    log = rmount.log()
+    assert "params/lr" in log and "EPERM" in log
+
+
+# ---- other clients ---------------------------------------------------------
+
+
+def test_changes_by_other_clients_show_within_cache_ttl(rmount, client):
+    name = unique()
+    os.makedirs(rmount.exp(name))
+    assert [n for n in os.listdir(rmount.exp(name)) if not n.startswith(".")] == []
+    eid = client.get_experiment_by_name(name).experiment_id
+    r = client.create_run(eid, run_name="other")
+    client.log_metric(r.info.run_id, "acc", 0.5)
+    # cache_ttl=1 for this mount: within it, and a margin.
+    eventually(lambda: "other" in os.listdir(rmount.exp(name)), timeout=3)
+    client.log_metric(r.info.run_id, "acc", 0.75, step=1)
+    eventually(lambda: (rmount.run(name, "other") / "metrics" / "acc").read_text() == "0.75\n",
+               timeout=3)
+
+
+# ---- mounting -------------------------------------------------------------
+
+
+def test_status_names_the_server_and_counts_requests(rmount, server):
+    os.listdir(rmount.mnt / "experiments")
+    status = (rmount.mnt / ".mlflowfs" / "status").read_text()
+    assert "store: rest\n" in status
+    assert f"uri: {server.url}\n" in status
+    requests = int(status.split("\nrequests: ")[1].split("\n")[0])
+    assert requests >= 1
+
+
+def test_credentials_are_never_shown(tmp_path, server):
+    uri = server.url.replace("http://", "http://alice:s3cr3t-pw@")
+    m = Mount(tmp_path, uri=uri).start()
+    try:
+        assert os.listdir(m.mnt / "experiments")
+        assert "s3cr3t" not in (m.mnt / ".mlflowfs" / "status").read_text()
+        with open("/proc/mounts") as f:
+            assert "s3cr3t" not in f.read()
+    finally:
+        m.stop()
+    assert "s3cr3t" not in m.log()
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_an_unreachable_server_fails_the_mount_with_one_line(tmp_path, how):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    uri = f"http://bob:hunter2-pw@127.0.0.1:{free_port()}"
+    env = dict(os.environ)
+    args = [mlflowfs_binary()]
+    if how == "argument":
+        args.append(uri)
+    else:
+        env["MLFLOW_TRACKING_URI"] = uri
+    args.append(str(mnt))
+    t0 = time.monotonic()
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert not os.path.ismount(mnt)
+    assert time.monotonic() - t0 < 30
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("mlflowfs: cannot mount 'http://127.0.0.1:"), err
+    assert "connect" in err.lower()
+    assert "hunter2" not in err and "bob" not in err
+
+
+@pytest.mark.slow
+def test_server_gone_gives_eio_and_the_mount_recovers(tmp_path):
+    srv = MlflowServer(None, tmp_path / "server.db", tmp_path / "srv",
+                       artifacts=tmp_path / "artifacts").start()
+    m = None
+    try:
+        m = Mount(tmp_path, uri=srv.url, args=["-o", "cache_ttl=0"]).start()
+        run_dir = m.run("outage", "r")
+        os.makedirs(run_dir)
+        rid = run_id_of(run_dir)
+        sh(f"echo 1 >> {run_dir}/metrics/loss")
+        srv.stop()
+
+        t0 = time.monotonic()
+        expect_errno(errno.EIO, write_file, run_dir / "params" / "lr", "0.1\n")
+        assert time.monotonic() - t0 < 35  # the retry bound, mlflowfs(1)
+        assert "connect" in m.log().lower()
+        # The daemon keeps answering what needs no server.
+        assert "store: rest" in (m.mnt / ".mlflowfs" / "status").read_text()
+
+        srv.start()  # the same database, on the same port
+        write_file(run_dir / "params" / "lr", "0.1\n")
+        sh(f"echo 2 >> {run_dir}/metrics/loss")
+        c = srv.client()
+        assert c.get_run(rid).data.params == {"lr": "0.1"}
+        assert steps_values(c, rid, "loss") == [(0, 1.0), (1, 2.0)]
+    finally:
+        if m:
+            m.stop()
+        srv.stop()
