@@ -52,16 +52,10 @@ static int tmpfile_in(const char *dir)
 	return fd;
 }
 
-/*
- * Moves the content to an unlinked file in $TMPDIR, else /var/tmp, else
- * /tmp, as SQLite picks its temporary files.  A TMPDIR that is gone or
- * full must not fail a read with its ENOENT: the last error is EIO.
- */
-static int blob_spill(struct blob *b)
+int content_tmpfile(void)
 {
 	const char *env = getenv("TMPDIR");
 	const char *dirs[] = { env && env[0] ? env : NULL, "/var/tmp", "/tmp" };
-	ssize_t n;
 	size_t i;
 	int fd = -EIO;
 
@@ -73,8 +67,17 @@ static int blob_spill(struct blob *b)
 			log_warn("cannot make a temporary file in '%s': %s", dirs[i],
 				 strerror(-fd));
 	}
+	return fd < 0 ? -EIO : fd;
+}
+
+/* Moves the content to a temporary file (content_tmpfile). */
+static int blob_spill(struct blob *b)
+{
+	ssize_t n;
+	int fd = content_tmpfile();
+
 	if (fd < 0)
-		return -EIO;
+		return fd;
 	b->fd = fd;
 	n = pwrite(b->fd, b->mem.data, b->mem.len, 0);
 	if (n != (ssize_t)b->mem.len) {

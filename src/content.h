@@ -25,6 +25,14 @@ struct blob {
 	off_t size;
 };
 
+/*
+ * A new unlinked file for large content, read and written, in $TMPDIR, else
+ * /var/tmp, else /tmp, as SQLite picks its temporary files (a log line for
+ * each that fails).  A TMPDIR that is gone or full must not fail a read
+ * with its ENOENT: when none works, -EIO.  The caller closes it.
+ */
+int content_tmpfile(void);
+
 void blob_init(struct blob *b);
 void blob_release(struct blob *b);
 int blob_add(struct blob *b, const void *data, size_t len);

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "http.h"
@@ -192,12 +194,60 @@ static struct handle *thread_handle(struct http *h)
 	return hd;
 }
 
+/* A file sent or received instead of a body in memory. */
+struct io {
+	int fd;	    /* -1: none */
+	int upload; /* send fd's first size bytes; else receive into fd */
+	off_t size; /* upload: bytes to send */
+	off_t pos;  /* where the transfer is in fd */
+	CURL *curl; /* to ask the status while receiving */
+	struct buf *body;
+	int io_errno; /* a failed read or write of fd */
+};
+
 static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 {
-	struct buf *b = ctx;
+	struct io *io = ctx;
+	long status = 0;
+	size_t len = size * n, done = 0;
 
 	/* Returning less than given makes libcurl fail the transfer. */
-	return buf_add(b, data, size * n) ? 0 : size * n;
+	if (io->fd < 0 || io->upload)
+		return buf_add(io->body, data, len) ? 0 : len;
+	/* Only a success is the file; an error's body is for the message. */
+	curl_easy_getinfo(io->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299)
+		return buf_add(io->body, data, len) ? 0 : len;
+	while (done < len) {
+		ssize_t w = pwrite(io->fd, data + done, len - done, io->pos);
+
+		if (w <= 0) {
+			io->io_errno = w < 0 ? errno : EIO;
+			return 0;
+		}
+		done += (size_t)w;
+		io->pos += w;
+	}
+	return len;
+}
+
+static size_t on_send(char *data, size_t size, size_t n, void *ctx)
+{
+	struct io *io = ctx;
+	size_t want = size * n;
+	ssize_t r;
+
+	if ((off_t)want > io->size - io->pos)
+		want = (size_t)(io->size - io->pos);
+	if (!want)
+		return 0;
+	r = pread(io->fd, data, want, io->pos);
+	if (r <= 0) {
+		io->io_errno = r < 0 ? errno : EIO; /* the file shrank meanwhile */
+		return CURL_READFUNC_ABORT;
+	}
+	io->pos += r;
+	return (size_t)r;
 }
 
 static int64_t now_ms(void)
@@ -282,8 +332,8 @@ static void count(struct http *h, int tries, int gave_up)
 	pthread_mutex_unlock(&h->lock);
 }
 
-int http_request(struct http *h, const char *method, const char *path, const char *json, int flags,
-		 struct http_reply *out)
+static int transfer(struct http *h, const char *method, const char *path, const char *json,
+		    int flags, struct io *io, struct http_reply *out)
 {
 	struct handle *hd = thread_handle(h);
 	struct curl_slist *headers = NULL;
@@ -327,8 +377,22 @@ int http_request(struct http *h, const char *method, const char *path, const cha
 			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json));
 		}
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+		io->curl = c;
+		io->body = &out->body;
+		io->pos = 0;
+		io->io_errno = 0;
+		if (io->fd >= 0 && io->upload) {
+			curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(c, CURLOPT_READFUNCTION, on_send);
+			curl_easy_setopt(c, CURLOPT_READDATA, io);
+			curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)io->size);
+		} else if (io->fd >= 0 && ftruncate(io->fd, 0)) {
+			io->io_errno = errno; /* a retry starts the file afresh */
+			rc = CURLE_WRITE_ERROR;
+			break;
+		}
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &out->body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, io);
 		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
 		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
@@ -357,7 +421,7 @@ int http_request(struct http *h, const char *method, const char *path, const cha
 				break;
 		} else {
 			out->status = 0;
-			if (rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY ||
+			if (io->io_errno || rc == CURLE_WRITE_ERROR || rc == CURLE_OUT_OF_MEMORY ||
 			    rc == CURLE_URL_MALFORMAT || transport_errno(rc) == -EPROTO)
 				break; /* trying again would fail the same way */
 			if (!(flags & HTTP_IDEMPOTENT) && !never_sent(rc))
@@ -374,16 +438,128 @@ int http_request(struct http *h, const char *method, const char *path, const cha
 	}
 
 	if (rc != CURLE_OK) {
-		err = rc == CURLE_WRITE_ERROR ? -EFBIG : transport_errno(rc);
+		err = io->io_errno		? -io->io_errno
+		      : rc == CURLE_WRITE_ERROR ? -EFBIG
+						: transport_errno(rc);
 		set_errmsg("%s %s: %s (after %d %s)", method, path,
-			   curl_err[0] ? curl_err : curl_easy_strerror(rc), out->tries,
-			   out->tries == 1 ? "try" : "tries");
+			   io->io_errno	 ? strerror(io->io_errno)
+			   : curl_err[0] ? curl_err
+					 : curl_easy_strerror(rc),
+			   out->tries, out->tries == 1 ? "try" : "tries");
 		buf_release(&out->body);
 		count(h, out->tries, 1);
 	}
 	curl_slist_free_all(headers);
 	free(url);
 	return err;
+}
+
+/* Whether an environment variable says yes, as MLflow reads booleans. */
+static int env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
+}
+
+static const char *env_str(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && v[0] ? v : NULL;
+}
+
+/*
+ * The URI's parts: base without userinfo and without a trailing '/', and
+ * the userinfo's user and password (percent-decoded), if any.  New strings.
+ */
+static int split_uri(const char *uri, char **base, char **user, char **password)
+{
+	const char *rest = strstr(uri, "://") + 3;
+	const char *slash = rest + strcspn(rest, "/?#");
+	const char *at = memchr(rest, '@', (size_t)(slash - rest));
+	size_t n;
+
+	*user = *password = NULL;
+	if (at) {
+		const char *colon = memchr(rest, ':', (size_t)(at - rest));
+
+		*user = curl_easy_unescape(NULL, rest, (int)((colon ? colon : at) - rest), NULL);
+		*password = colon ? curl_easy_unescape(NULL, colon + 1, (int)(at - colon - 1), NULL)
+				  : NULL;
+		rest = at + 1;
+	}
+	if (asprintf(base, "%.*s%.*s", (int)(strstr(uri, "://") + 3 - uri), uri,
+		     (int)strcspn(rest, "?#"), rest) < 0)
+		return -ENOMEM;
+	n = strlen(*base);
+	while (n > 0 && (*base)[n - 1] == '/')
+		(*base)[--n] = '\0';
+	return 0;
+}
+
+/* Requests to a tracking server: how long a connection may take, a stalled
+ * transfer may last, and how often and how long one request is tried
+ * (mlflowfs(1), REMOTE STORE). */
+#define TRACKING_CONNECT_MS 10000
+#define TRACKING_STALL_MS   30000
+#define TRACKING_TRIES	    6
+#define TRACKING_BUDGET_MS  30000
+
+struct http *http_for_tracking_uri(const char *uri, char **errmsg_out)
+{
+	char *base = NULL, *user = NULL, *password = NULL;
+	struct http_opts o = { 0 };
+	struct http *h;
+
+	*errmsg_out = NULL;
+	if (!strstr(uri, "://") || split_uri(uri, &base, &user, &password)) {
+		if (asprintf(errmsg_out, "out of memory") < 0)
+			*errmsg_out = NULL;
+		return NULL;
+	}
+	/* As MLflow's client: the environment first, then the URI's userinfo. */
+	o.base = base;
+	o.username =
+		env_str("MLFLOW_TRACKING_USERNAME") ? env_str("MLFLOW_TRACKING_USERNAME") : user;
+	o.password = env_str("MLFLOW_TRACKING_USERNAME") ? env_str("MLFLOW_TRACKING_PASSWORD")
+							 : password;
+	o.token = env_str("MLFLOW_TRACKING_TOKEN");
+	o.ca_path = env_str("MLFLOW_TRACKING_SERVER_CERT_PATH");
+	o.insecure = env_true("MLFLOW_TRACKING_INSECURE_TLS");
+	o.connect_timeout_ms = TRACKING_CONNECT_MS;
+	o.stall_timeout_ms = TRACKING_STALL_MS;
+	o.max_tries = TRACKING_TRIES;
+	o.retry_budget_ms = TRACKING_BUDGET_MS;
+	h = http_new(&o, errmsg_out);
+	if (password)
+		memset(password, 0, strlen(password));
+	free(base);
+	curl_free(user);
+	curl_free(password);
+	return h;
+}
+
+int http_request(struct http *h, const char *method, const char *path, const char *json, int flags,
+		 struct http_reply *out)
+{
+	struct io io = { .fd = -1 };
+
+	return transfer(h, method, path, json, flags, &io, out);
+}
+
+int http_put_file(struct http *h, const char *path, int fd, off_t size, struct http_reply *out)
+{
+	struct io io = { .fd = fd, .upload = 1, .size = size };
+
+	return transfer(h, "PUT", path, NULL, HTTP_IDEMPOTENT, &io, out);
+}
+
+int http_get_file(struct http *h, const char *path, int fd, struct http_reply *out)
+{
+	struct io io = { .fd = fd };
+
+	return transfer(h, "GET", path, NULL, HTTP_IDEMPOTENT, &io, out);
 }
 
 char *http_escape(const char *s)

@@ -9,6 +9,7 @@
 #define MFS_HTTP_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 
@@ -40,6 +41,17 @@ struct http_reply {
 
 /* A new client, or NULL and *errmsg (a new string the caller frees). */
 struct http *http_new(const struct http_opts *o, char **errmsg);
+
+/*
+ * A client for an MLflow tracking server's URI (scheme://[user:password@]
+ * host[:port][/prefix]) that asks as MLflow's client does: Basic auth from
+ * MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, else from the URI,
+ * else a bearer MLFLOW_TRACKING_TOKEN; TLS verified with
+ * MLFLOW_TRACKING_SERVER_CERT_PATH's CA, or not at all when
+ * MLFLOW_TRACKING_INSECURE_TLS is true; the timeouts and retries of
+ * mlflowfs(1), REMOTE STORE.  NULL and *errmsg (new) on failure.
+ */
+struct http *http_for_tracking_uri(const char *uri, char **errmsg);
 void http_free(struct http *h);
 
 /*
@@ -57,6 +69,17 @@ void http_free(struct http *h);
  */
 int http_request(struct http *h, const char *method, const char *path, const char *json, int flags,
 		 struct http_reply *out);
+
+/*
+ * A file as a request's body or an answer's: PUT sends the first size bytes
+ * of fd; GET writes a successful answer's body into fd from its start
+ * (truncated first, also before a retry: fd must be a regular file), and
+ * keeps any other answer's body in out->body.  Memory does not grow with
+ * the file.  Both are resent like an idempotent request; a failed read or
+ * write of fd is its negative errno.
+ */
+int http_put_file(struct http *h, const char *path, int fd, off_t size, struct http_reply *out);
+int http_get_file(struct http *h, const char *path, int fd, struct http_reply *out);
 
 /* Why the calling thread's last request failed; "" if it did not. */
 const char *http_errmsg(void);

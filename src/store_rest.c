@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "buf.h"
@@ -23,13 +22,6 @@
 #include "options.h"
 #include "store-internal.h"
 
-/* Requests: how long a connection may take, a stalled transfer may last,
- * and how long and how often one request is tried (mlflowfs(1), REMOTE
- * STORE). */
-#define REST_CONNECT_MS	  10000
-#define REST_STALL_MS	  30000
-#define REST_TRIES	  6
-#define REST_BUDGET_MS	  30000
 #define REST_PAGE	  1000	/* runs, experiments, models a page */
 #define REST_HISTORY_PAGE 25000 /* points a page, as MLflow's client asks */
 #define REST_BATCH	  1000	/* metrics a log-batch request, MLflow's limit */
@@ -1229,89 +1221,23 @@ static void rest_close(struct store *s)
 	free(rs);
 }
 
-/* Whether an environment variable says yes, as MLflow reads booleans. */
-static int env_true(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
-}
-
-static const char *env_str(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && v[0] ? v : NULL;
-}
-
-/*
- * The URI's parts: base without userinfo and without a trailing '/', and
- * the userinfo's user and password (decoded), if any.  New strings.
- */
-static int split_uri(const char *uri, char **base, char **user, char **password)
-{
-	const char *rest = strstr(uri, "://") + 3;
-	const char *slash = rest + strcspn(rest, "/?#");
-	const char *at = memchr(rest, '@', (size_t)(slash - rest));
-	size_t n;
-
-	*user = *password = NULL;
-	if (at) {
-		const char *colon = memchr(rest, ':', (size_t)(at - rest));
-
-		*user = strndup(rest, (size_t)((colon ? colon : at) - rest));
-		*password = colon ? strndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
-		rest = at + 1;
-	}
-	if (asprintf(base, "%.*s%.*s", (int)(strstr(uri, "://") + 3 - uri), uri,
-		     (int)strcspn(rest, "?#"), rest) < 0)
-		return -ENOMEM;
-	n = strlen(*base);
-	while (n > 0 && (*base)[n - 1] == '/')
-		(*base)[--n] = '\0';
-	return 0;
-}
-
 struct store *store_rest_open(const struct mfs_config *cfg, char **errmsg)
 {
 	struct rest_store *rs = calloc(1, sizeof(*rs));
-	char *base = NULL, *user = NULL, *password = NULL, *msg = NULL;
-	struct http_opts o = { 0 };
 	json_t *doc = NULL;
 	int err;
 
 	*errmsg = NULL;
-	if (!rs || split_uri(cfg->tracking_uri, &base, &user, &password))
+	if (!rs)
 		goto nomem;
 	rs->base.ops = &rest_ops;
 	rs->base.read_only = cfg->read_only;
 	rs->display = strdup(cfg->display_uri);
 	if (!rs->display)
 		goto nomem;
-	/* As MLflow's client: the environment first, then the URI's userinfo. */
-	o.base = base;
-	o.username =
-		env_str("MLFLOW_TRACKING_USERNAME") ? env_str("MLFLOW_TRACKING_USERNAME") : user;
-	o.password = env_str("MLFLOW_TRACKING_USERNAME") ? env_str("MLFLOW_TRACKING_PASSWORD")
-							 : password;
-	o.token = env_str("MLFLOW_TRACKING_TOKEN");
-	o.ca_path = env_str("MLFLOW_TRACKING_SERVER_CERT_PATH");
-	o.insecure = env_true("MLFLOW_TRACKING_INSECURE_TLS");
-	o.connect_timeout_ms = REST_CONNECT_MS;
-	o.stall_timeout_ms = REST_STALL_MS;
-	o.max_tries = REST_TRIES;
-	o.retry_budget_ms = REST_BUDGET_MS;
-	rs->http = http_new(&o, &msg);
-	if (password)
-		memset(password, 0, strlen(password));
-	free(base);
-	free(user);
-	free(password);
-	base = user = password = NULL;
-	if (!rs->http) {
-		*errmsg = msg;
+	rs->http = http_for_tracking_uri(cfg->tracking_uri, errmsg);
+	if (!rs->http)
 		goto fail;
-	}
 	/* The server answers and takes our credentials, or no mount. */
 	err = call(rs, "cannot use the tracking server", "POST", "experiments/search",
 		   json_pack("{s:i}", "max_results", 1), HTTP_IDEMPOTENT, &doc);
@@ -1333,9 +1259,6 @@ nomem:
 	if (asprintf(errmsg, "out of memory") < 0)
 		*errmsg = NULL;
 fail:
-	free(base);
-	free(user);
-	free(password);
 	if (rs) {
 		http_free(rs->http);
 		free(rs->display);
