@@ -149,9 +149,13 @@ const char *fs_status_parse(const char *text, size_t len, int prefix);
 /* Whether the last component of path is a name libfuse hides removed open
  * files under (.fuse_hidden and 16 hex digits). */
 int fs_hidden_name(const char *path);
-/* Whether renaming from to to is libfuse hiding a file removed while open:
- * to is such a name in the same folder, and from is open in this mount.
- * Any other rename to such a name is an ordinary one. */
+/*
+ * Whether renaming from to to is libfuse hiding a file removed while open:
+ * to is such a name in the same folder, and (with fs) from is open in this
+ * mount.  libfuse counts a file open until its release is done, a little
+ * after ours: for artifacts, the name alone decides (fs NULL).  Any other
+ * rename to such a name is an ordinary one.
+ */
 int fs_is_hide(struct fs *fs, const char *from, const char *to);
 /* The caller's login name, for new runs. */
 void fs_caller_name(char *out, size_t size);

@@ -262,7 +262,7 @@ static int art_rename_kind(struct fs *fs, struct target *a, struct target *b, un
 
 	if (!a->n.subpath[0])
 		return fs_refuse_move(a->path, b->path);
-	if (!flags && fs_is_hide(fs, a->path, b->path))
+	if (!flags && fs_is_hide(NULL, a->path, b->path))
 		return hide(fs, a, b->path);
 	if (b->lookup_err)
 		return b->lookup_err;

@@ -215,7 +215,7 @@ int fs_is_hide(struct fs *fs, const char *from, const char *to)
 	const char *name = last_component(to);
 
 	return fs_hidden_name(to) && !strncmp(from, to, (size_t)(name - to)) &&
-	       !strchr(from + (name - to), '/') && fs_file_is_open(fs, from);
+	       !strchr(from + (name - to), '/') && (!fs || fs_file_is_open(fs, from));
 }
 
 /* The user a new run is recorded for: the caller's login name. */
