@@ -82,20 +82,26 @@ int art_registry_add(struct art_registry *reg, struct art_repo *repo, const char
 	return 0;
 }
 
-struct art_registry *art_registry_new(const char *artifact_root)
+struct art_registry *art_registry_new(const char *artifact_root, const struct mfs_config *cfg)
 {
 	/* mlflow-artifacts: URIs map into the local store's artifact root,
 	 * when there is one (a tracking server's default destination). */
 	static const char *const local_schemes[] = { "", "file", "mlflow-artifacts", NULL };
+	static const char *const proxy_schemes[] = { "mlflow-artifacts", NULL };
 	struct art_registry *reg = registry_alloc();
 	const char *const *schemes = local_schemes;
 	const char *const no_proxy[] = { "", "file", NULL };
+	int remote = cfg && cfg->tracking_uri &&
+		     (!strncmp(cfg->tracking_uri, "http://", 7) ||
+		      !strncmp(cfg->tracking_uri, "https://", 8));
 
 	if (!reg)
 		return NULL;
 	if (!artifact_root)
 		schemes = no_proxy;
-	if (art_registry_add(reg, art_local_new(artifact_root), schemes)) {
+	if (art_registry_add(reg, art_local_new(artifact_root), schemes) ||
+	    (!artifact_root && remote &&
+	     art_registry_add(reg, art_proxy_new(cfg), proxy_schemes))) {
 		art_registry_free(reg);
 		return NULL;
 	}

@@ -49,11 +49,12 @@ struct art_caller {
 /*
  * A registry with the repositories this machine has: the local repository
  * for absolute paths and file: URIs, and for mlflow-artifacts: URIs below
- * artifact_root (the local store's) when that is not NULL.  Returns a new
- * registry the caller frees with art_registry_free(), or NULL without
- * memory.
+ * artifact_root (the local store's) when that is not NULL; else, when cfg
+ * names a tracking server (http:, https:), that server's proxied artifacts
+ * for mlflow-artifacts: URIs.  cfg may be NULL.  Returns a new registry the
+ * caller frees with art_registry_free(), or NULL without memory.
  */
-struct art_registry *art_registry_new(const char *artifact_root);
+struct art_registry *art_registry_new(const char *artifact_root, const struct mfs_config *cfg);
 void art_registry_free(struct art_registry *reg);
 
 /* Why the last call on this thread failed, if a repository said; "" if not. */
@@ -246,5 +247,13 @@ void art_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * folder).  Returns a new repository, or NULL without memory.
  */
 struct art_repo *art_local_new(const char *mlflow_artifacts_root);
+
+/*
+ * The artifacts a tracking server keeps (its proxied artifact API), for
+ * mlflow-artifacts:[//HOST:PORT]/PATH URIs, reached with cfg's tracking URI
+ * and credentials; listings kept for cfg's cache_ttl.  NULL, with a log
+ * line, on failure.
+ */
+struct art_repo *art_proxy_new(const struct mfs_config *cfg);
 
 #endif

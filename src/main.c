@@ -202,7 +202,7 @@ int main(int argc, char *argv[])
 	 */
 	cfg.umask = umask(0);
 	/* Artifacts are reached by their URI's scheme, whatever the store. */
-	art = art_registry_new(store_artifact_root(store));
+	art = art_registry_new(store_artifact_root(store), &cfg);
 	if (!art) {
 		fprintf(stderr, "mlflowfs: out of memory\n");
 		goto out_store;

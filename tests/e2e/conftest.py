@@ -34,6 +34,13 @@ def mlflowfs_binary():
     pytest.exit("mlflowfs binary not found: set MLFLOWFS=/path/to/src/mlflowfs", 2)
 
 
+def daemon_has_asan():
+    """Whether the daemon under test links AddressSanitizer, whose shadow
+    memory and quarantine make its memory figures meaningless."""
+    r = subprocess.run(["ldd", mlflowfs_binary()], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "LeakSanitizer",
                    "runtime error:")  # the last is UndefinedBehaviorSanitizer's
 

@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from conftest import Mount, expect_errno, mlflowfs_binary, run_id_of, sh, write_file
+from conftest import (Mount, daemon_has_asan, expect_errno, mlflowfs_binary, run_id_of, sh,
+                      write_file)
 from helpers_server import MlflowServer, free_port
 from helpers_writes import eventually, points, steps_values
 
@@ -197,6 +198,92 @@ def test_rmdir_of_runs_and_experiments(rmount, new_run, client):
     assert name not in os.listdir(rmount.mnt / "experiments")
 
 
+# ---- artifacts through the server's proxied artifact API -------------------
+
+
+def vm_hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_artifacts_copied_in_are_the_servers(rmount, new_run, client, tmp_path):
+    _, run_dir, rid = new_run
+    src = tmp_path / "src"
+    (src / "model").mkdir(parents=True)
+    (src / "model" / "MLmodel").write_text("flavors: {}\n")
+    (src / "model" / "weights.bin").write_bytes(os.urandom(300_000))
+    (src / "notes.txt").write_text("hello\n")
+    art = run_dir / "artifacts"
+    sh(f"cp {src}/notes.txt {art}/ && cp -r {src}/model {art}/")
+
+    assert sorted(a.path for a in client.list_artifacts(rid)) == ["model", "notes.txt"]
+    assert sorted((a.path, a.file_size) for a in client.list_artifacts(rid, "model")) == [
+        ("model/MLmodel", 12), ("model/weights.bin", 300_000)]
+    out = client.download_artifacts(rid, "", str(tmp_path / "dl"))
+    assert sh(f"diff -r {src} {out}", check=False).returncode == 0
+    # And back through the mount, as another reader sees it.
+    assert sh(f"diff -r {src} {art}", check=False).returncode == 0
+    assert os.stat(art / "model" / "weights.bin").st_size == 300_000
+    assert sorted(os.listdir(art)) == ["model", "notes.txt"]
+
+
+def test_artifacts_logged_by_the_client_show_in_the_mount(rmount, client, tmp_path):
+    eid = client.create_experiment(unique())
+    run = client.create_run(eid, run_name="logged")
+    f = tmp_path / "report.txt"
+    f.write_text("accuracy 0.9\n")
+    client.log_artifact(run.info.run_id, str(f), artifact_path="reports")
+    art = rmount.run(client.get_experiment(eid).name, "logged") / "artifacts"
+    assert os.listdir(art) == ["reports"]
+    assert (art / "reports" / "report.txt").read_text() == "accuracy 0.9\n"
+    assert os.stat(art / "reports" / "report.txt").st_size == 13
+
+
+def test_artifacts_rm_mv_mkdir_and_rewrite(rmount, new_run, client):
+    _, run_dir, rid = new_run
+    art = run_dir / "artifacts"
+    write_file(art / "a.txt", "one\n")
+    os.mkdir(art / "empty")
+    assert sorted(os.listdir(art)) == ["a.txt", "empty"]
+    os.rmdir(art / "empty")
+    os.mkdir(art / "d")
+    write_file(art / "d" / "b.txt", "two\n")
+    expect_errno(errno.ENOTEMPTY, os.rmdir, art / "d")
+    sh(f"mv {art}/a.txt {art}/d/c.txt")
+    assert sorted(a.path for a in client.list_artifacts(rid, "d")) == ["d/b.txt", "d/c.txt"]
+    assert [a.path for a in client.list_artifacts(rid)] == ["d"]
+    # Rewritten in place, appended to, truncated: the server has the result.
+    write_file(art / "d" / "b.txt", "TWO\n")
+    write_file(art / "d" / "b.txt", "more\n", "a")
+    assert (art / "d" / "b.txt").read_text() == "TWO\nmore\n"
+    os.truncate(art / "d" / "b.txt", 3)
+    assert client.download_artifacts(rid, "d/b.txt") and \
+        open(client.download_artifacts(rid, "d/b.txt")).read() == "TWO"
+    sh(f"rm -r {art}/d")
+    assert client.list_artifacts(rid) == []
+    assert os.listdir(art) == []
+
+
+def test_a_big_artifact_streams_through_bounded_memory(rmount, new_run, client, tmp_path):
+    _, run_dir, rid = new_run
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(96):
+            f.write(os.urandom(1 << 20))
+    sh(f"cp {big} {run_dir}/artifacts/big.bin")
+    back = tmp_path / "back.bin"
+    sh(f"cp {run_dir}/artifacts/big.bin {back}")
+    assert sh(f"cmp {big} {back}", check=False).returncode == 0
+    (a,) = client.list_artifacts(rid)
+    assert (a.path, a.file_size) == ("big.bin", 96 << 20)
+    # Spooled through files, never held: well below the file's size.
+    if not daemon_has_asan():
+        assert vm_hwm_kb(rmount.proc.pid) < 50_000
+
+
 # ---- refusals leave the server unchanged ----------------------------------
 
 
@@ -303,10 +390,14 @@ def test_server_gone_gives_eio_and_the_mount_recovers(tmp_path):
         os.makedirs(run_dir)
         rid = run_id_of(run_dir)
         sh(f"echo 1 >> {run_dir}/metrics/loss")
+        fd = os.open(run_dir / "artifacts" / "late.txt", os.O_WRONLY | os.O_CREAT, 0o644)
         srv.stop()
 
         t0 = time.monotonic()
         expect_errno(errno.EIO, write_file, run_dir / "params" / "lr", "0.1\n")
+        # An artifact written while the server was there: its upload fails its close.
+        os.write(fd, b"x\n")
+        expect_errno(errno.EIO, os.close, fd)
         assert time.monotonic() - t0 < 35  # the retry bound, mlflowfs(1)
         assert "connect" in m.log().lower()
         # The daemon keeps answering what needs no server.

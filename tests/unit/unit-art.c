@@ -162,7 +162,7 @@ static void test_registry_without_artifact_root(void)
 	struct art_loc loc = { "mlflow-artifacts:/x", "" };
 	struct stat st;
 
-	r2 = art_registry_new(NULL);
+	r2 = art_registry_new(NULL, NULL);
 	ok(r2 != NULL, "a registry without an artifact root");
 	is_int(art_stat(r2, &loc, &st), -ENOTSUP, "  ... serves no mlflow-artifacts: URI");
 	loc.uri = top;
@@ -176,7 +176,7 @@ static void test_two_repositories(void)
 	struct art_registry *r2;
 	struct art_loc a = { top, "x" }, b = { "OTHER:/x", "y" };
 
-	r2 = art_registry_new(NULL);
+	r2 = art_registry_new(NULL, NULL);
 	is_int(art_registry_add(r2, art_local_new(NULL), other), 0, "a second repository");
 	is_int(art_rename(r2, &a, &b, 0), -EXDEV, "  ... rename between two repositories: EXDEV");
 	is_int(art_link(r2, &a, &b), -EXDEV, "  ... link too");
@@ -471,7 +471,7 @@ int main(void)
 	}
 	snprintf(run_uri, sizeof(run_uri), "file://%s/run", top);
 	snprintf(root, sizeof(root), "%s/mlartifacts", top);
-	reg = art_registry_new(root);
+	reg = art_registry_new(root, NULL);
 	if (!reg) {
 		printf("Bail out! no registry\n");
 		return 1;

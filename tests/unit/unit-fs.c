@@ -79,7 +79,7 @@ static int fx_open(struct fx *x)
 	x->cfg.cache_ttl = 2.0;
 	x->cfg.umask = 022;
 	x->f = fake_store_new();
-	x->art = art_registry_new(NULL);
+	x->art = art_registry_new(NULL, NULL);
 	x->fs = x->f && x->art ? fs_new(&x->f->base, x->art, &x->cfg) : NULL;
 	if (!x->fs) {
 		if (x->f)

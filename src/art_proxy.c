@@ -1,0 +1,951 @@
+/*
+ * art_proxy.c - the artifacts a tracking server keeps itself (mlflow-
+ * artifacts: URIs, a server started with --serve-artifacts), through its
+ * proxied artifact API.  The API moves whole files: a file opened for
+ * reading is downloaded into a spool file first, one written goes to a
+ * spool file and is uploaded at every close and fsync; memory never grows
+ * with a file's size.  Folders exist on the server only with files in
+ * them: one made here is kept by this mount until a file lands in it.
+ * Listings are cached for cache_ttl, and dropped by this mount's changes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "art.h"
+#include "buf.h"
+#include "content.h"
+#include "http.h"
+#include "log.h"
+#include "options.h"
+
+#define API "/api/2.0/mlflow-artifacts/artifacts"
+/* Folders whose listing is kept. */
+#define LISTINGS_MAX 64
+
+struct entry {
+	char *name;
+	int is_dir;
+	off_t size;
+};
+
+struct listing {
+	char *rel; /* NULL: a free slot */
+	int64_t at_ms;
+	struct entry *v;
+	size_t n;
+};
+
+/* A name this mount made that the server may not show yet: a folder made
+ * with mkdir, or a file open for writing. */
+struct pending {
+	char *rel;
+	struct proxy_file *file; /* NULL for a folder */
+	struct pending *next;
+};
+
+struct proxy_repo {
+	struct art_repo base;
+	struct http *http;
+	long ttl_ms;
+	uid_t uid;
+	gid_t gid;
+	time_t since; /* the mount's start: the time of what has no time */
+	/* The listings kept, the pending names and the round-robin slot:
+	 * protected by lock. */
+	pthread_mutex_t lock;
+	struct listing listings[LISTINGS_MAX];
+	size_t next_slot;
+	struct pending *pending;
+};
+
+struct proxy_file {
+	struct art_file base;
+	char *rel;
+	int fd;	   /* the spool file */
+	int dirty; /* written since the last upload; protected by lock */
+	int gone;  /* removed while open: never uploaded again; atomic */
+	int writable;
+	pthread_mutex_t lock; /* one upload at a time */
+};
+
+static const struct art_ops proxy_ops;
+
+static struct proxy_repo *to_proxy(struct art_repo *r)
+{
+	if (r->ops != &proxy_ops) {
+		log_error("internal error: a %s repository passed to the proxy", r->ops->name);
+		abort();
+	}
+	return (struct proxy_repo *)r;
+}
+
+static struct proxy_file *to_file(struct art_file *f)
+{
+	return (struct proxy_file *)f;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- paths ------------------------------------------------------------ */
+
+/*
+ * The path below the artifacts destination that loc names, without a
+ * leading or trailing '/': mlflow-artifacts:/1/RUN/artifacts (or with
+ * //HOST:PORT after the colon) and path a/b give 1/RUN/artifacts/a/b.  A
+ * new string, or NULL.
+ */
+static char *rel_of(const struct art_loc *loc)
+{
+	const char *p = strchr(loc->uri, ':');
+	char *out;
+	size_t n;
+
+	if (!p)
+		return NULL;
+	p++;
+	if (p[0] == '/' && p[1] == '/')
+		p = strchrnul(p + 2, '/');
+	while (*p == '/')
+		p++;
+	if (asprintf(&out, "%s%s%s", p, *p && loc->path[0] ? "/" : "", loc->path) < 0)
+		return NULL;
+	n = strlen(out);
+	while (n && out[n - 1] == '/')
+		out[--n] = '\0';
+	return out;
+}
+
+/* API + "/" + rel with each segment escaped, and query (may be ""). */
+static char *api_path(const char *rel, const char *query)
+{
+	struct buf b = BUF_INIT;
+	const char *seg = rel;
+	int err = buf_adds(&b, API);
+
+	while (!err && *seg) {
+		size_t n = strcspn(seg, "/");
+		char *one = strndup(seg, n), *esc = one ? http_escape(one) : NULL;
+
+		err = esc ? buf_addf(&b, "/%s", esc) : -ENOMEM;
+		free(one);
+		free(esc);
+		seg += n;
+		while (*seg == '/')
+			seg++;
+	}
+	if (!err)
+		err = buf_adds(&b, query);
+	if (err) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
+}
+
+/* The parent of rel (new, "" at the top) and its last segment (in rel). */
+static char *parent_of(const char *rel, const char **name)
+{
+	const char *slash = strrchr(rel, '/');
+
+	*name = slash ? slash + 1 : rel;
+	return slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+/* A failed answer or no answer: the errno, and the message for the log. */
+static int failed(const char *what, const char *rel, int err, const struct http_reply *r)
+{
+	json_t *doc;
+	const char *msg = NULL;
+	char shown[240];
+
+	if (err) {
+		art_set_errmsg("cannot %s '%s': %s", what, rel, http_errmsg());
+		return err == -ETIMEDOUT ? err : -EIO;
+	}
+	doc = json_loads(buf_str(&r->body), 0, NULL);
+	msg = json_string_value(json_object_get(doc, "message"));
+	log_escape(shown, sizeof(shown), msg ? msg : buf_str(&r->body),
+		   msg ? strlen(msg) : strcspn(buf_str(&r->body), "\r\n"));
+	art_set_errmsg("cannot %s '%s': HTTP %ld: %s", what, rel, r->status,
+		       shown[0] ? shown : "(no message)");
+	json_decref(doc);
+	switch (r->status) {
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 400:
+		return -EINVAL;
+	case 501:
+		return -ENOTSUP;
+	default:
+		return -EIO;
+	}
+}
+
+/* ---- listings ------------------------------------------------------------ */
+
+static void listing_clear(struct listing *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+	free(l->rel);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Drops the kept listing of rel's folder (a change of ours); lock held. */
+static void forget_parent(struct proxy_repo *pr, const char *rel)
+{
+	const char *name;
+	char *parent = parent_of(rel, &name);
+	size_t i;
+
+	for (i = 0; i < LISTINGS_MAX; i++)
+		if (pr->listings[i].rel && (!parent || !strcmp(pr->listings[i].rel, parent) ||
+					    !strcmp(pr->listings[i].rel, rel)))
+			listing_clear(&pr->listings[i]);
+	free(parent);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+}
+
+/* Asks the server for rel's folder into l (a zeroed struct). */
+static int fetch_listing(struct proxy_repo *pr, const char *rel, struct listing *l)
+{
+	struct http_reply r;
+	json_t *doc, *files, *o;
+	char *esc = http_escape(rel), *q = NULL, *path;
+	size_t i;
+	int err;
+
+	if (!esc || asprintf(&q, "?path=%s", esc) < 0) {
+		free(esc);
+		return -ENOMEM;
+	}
+	free(esc);
+	path = api_path("", q);
+	free(q);
+	if (!path)
+		return -ENOMEM;
+	err = http_request(pr->http, "GET", path, NULL, HTTP_IDEMPOTENT, &r);
+	free(path);
+	if (err || r.status != 200) {
+		err = failed("list", rel, err, &r);
+		buf_release(&r.body);
+		return err;
+	}
+	doc = json_loads(buf_str(&r.body), 0, NULL);
+	buf_release(&r.body);
+	files = json_object_get(doc, "files");
+	l->v = calloc(json_array_size(files) + 1, sizeof(*l->v));
+	l->rel = strdup(rel);
+	if (!l->v || !l->rel) {
+		json_decref(doc);
+		listing_clear(l);
+		return -ENOMEM;
+	}
+	json_array_foreach(files, i, o)
+	{
+		const char *name = json_string_value(json_object_get(o, "path"));
+		const char *slash = name ? strrchr(name, '/') : NULL;
+
+		if (slash)
+			name = slash + 1; /* entry names only, but be sure */
+		if (!name || !name[0])
+			continue;
+		l->v[l->n].name = strdup(name);
+		if (!l->v[l->n].name)
+			continue;
+		l->v[l->n].is_dir = json_is_true(json_object_get(o, "is_dir"));
+		l->v[l->n].size = (off_t)json_integer_value(json_object_get(o, "file_size"));
+		l->n++;
+	}
+	json_decref(doc);
+	qsort(l->v, l->n, sizeof(*l->v), by_name);
+	l->at_ms = now_ms();
+	return 0;
+}
+
+/*
+ * A copy of rel's listing (the caller frees it with listing_clear): the one
+ * kept if it is fresh, else a new one, kept then.
+ */
+static int get_listing(struct proxy_repo *pr, const char *rel, struct listing *out)
+{
+	struct listing fresh = { 0 };
+	size_t i, j;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&pr->lock);
+	for (i = 0; i < LISTINGS_MAX; i++) {
+		struct listing *l = &pr->listings[i];
+
+		if (!l->rel || strcmp(l->rel, rel))
+			continue;
+		if (now_ms() - l->at_ms >= pr->ttl_ms)
+			break;
+		out->rel = strdup(rel);
+		out->v = calloc(l->n + 1, sizeof(*out->v));
+		for (j = 0; out->v && j < l->n; j++) {
+			out->v[j] = l->v[j];
+			out->v[j].name = strdup(l->v[j].name);
+			if (out->v[j].name)
+				out->n++;
+		}
+		pthread_mutex_unlock(&pr->lock);
+		if (!out->rel || !out->v || out->n != l->n) {
+			listing_clear(out);
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	pthread_mutex_unlock(&pr->lock);
+	err = fetch_listing(pr, rel, &fresh);
+	if (err)
+		return err;
+	*out = fresh;
+	if (pr->ttl_ms <= 0)
+		return 0;
+	/* Keep a copy: the caller owns *out. */
+	pthread_mutex_lock(&pr->lock);
+	for (i = 0; i < LISTINGS_MAX; i++)
+		if (pr->listings[i].rel && !strcmp(pr->listings[i].rel, rel))
+			break;
+	if (i == LISTINGS_MAX)
+		i = pr->next_slot++ % LISTINGS_MAX;
+	listing_clear(&pr->listings[i]);
+	pr->listings[i].rel = strdup(rel);
+	pr->listings[i].v = calloc(fresh.n + 1, sizeof(*fresh.v));
+	for (j = 0; pr->listings[i].rel && pr->listings[i].v && j < fresh.n; j++) {
+		pr->listings[i].v[j] = fresh.v[j];
+		pr->listings[i].v[j].name = strdup(fresh.v[j].name);
+		if (!pr->listings[i].v[j].name)
+			break;
+		pr->listings[i].n++;
+	}
+	if (j != fresh.n)
+		listing_clear(&pr->listings[i]);
+	else
+		pr->listings[i].at_ms = fresh.at_ms;
+	pthread_mutex_unlock(&pr->lock);
+	return 0;
+}
+
+/* ---- pending names ---------------------------------------------------- */
+
+/* Lock held. */
+static struct pending *pending_find(struct proxy_repo *pr, const char *rel)
+{
+	struct pending *p;
+
+	for (p = pr->pending; p; p = p->next)
+		if (!strcmp(p->rel, rel))
+			return p;
+	return NULL;
+}
+
+/* Lock held. */
+static int pending_add(struct proxy_repo *pr, const char *rel, struct proxy_file *f)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (!p || !(p->rel = strdup(rel))) {
+		free(p);
+		return -ENOMEM;
+	}
+	p->file = f;
+	p->next = pr->pending;
+	pr->pending = p;
+	return 0;
+}
+
+/* Removes rel's entry (the file f's, or the folder's with f NULL); lock held. */
+static void pending_drop(struct proxy_repo *pr, const char *rel, struct proxy_file *f)
+{
+	struct pending **pp, *p;
+
+	for (pp = &pr->pending; (p = *pp); pp = &p->next) {
+		if (!strcmp(p->rel, rel) && p->file == f) {
+			*pp = p->next;
+			free(p->rel);
+			free(p);
+			return;
+		}
+	}
+}
+
+/* Whether a pending name lies below rel; lock held. */
+static int pending_below(struct proxy_repo *pr, const char *rel)
+{
+	size_t n = strlen(rel);
+	struct pending *p;
+
+	for (p = pr->pending; p; p = p->next)
+		if (!strncmp(p->rel, rel, n) && p->rel[n] == '/')
+			return 1;
+	return 0;
+}
+
+/* ---- attributes ------------------------------------------------------- */
+
+static void fill(struct proxy_repo *pr, struct stat *st, int is_dir, off_t size)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_mode = is_dir ? S_IFDIR | 0755 : S_IFREG | 0644;
+	st->st_nlink = is_dir ? 2 : 1;
+	st->st_uid = pr->uid;
+	st->st_gid = pr->gid;
+	st->st_size = is_dir ? 0 : size;
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = pr->since;
+}
+
+/* The attributes of a pending name into st: 1 if there is one; lock held. */
+static int pending_stat(struct proxy_repo *pr, const char *rel, struct stat *st)
+{
+	struct pending *p = pending_find(pr, rel);
+	struct stat sp;
+
+	if (!p)
+		return 0;
+	if (!p->file) {
+		fill(pr, st, 1, 0);
+		return 1;
+	}
+	fill(pr, st, 0, fstat(p->file->fd, &sp) ? 0 : sp.st_size);
+	if (!fstat(p->file->fd, &sp))
+		st->st_mtim = st->st_ctim = sp.st_mtim;
+	return 1;
+}
+
+static int stat_rel(struct proxy_repo *pr, const char *rel, struct stat *st)
+{
+	struct listing l;
+	const char *name;
+	char *parent;
+	struct entry key, *e;
+	int err, found;
+
+	if (!rel[0] || !strchr(rel, '/')) {
+		fill(pr, st, 1, 0); /* the destination's top: never a file */
+		return 0;
+	}
+	pthread_mutex_lock(&pr->lock);
+	found = pending_stat(pr, rel, st);
+	pthread_mutex_unlock(&pr->lock);
+	if (found)
+		return 0;
+	parent = parent_of(rel, &name);
+	if (!parent)
+		return -ENOMEM;
+	err = get_listing(pr, parent, &l);
+	free(parent);
+	if (err)
+		return err;
+	key.name = (char *)name;
+	e = bsearch(&key, l.v, l.n, sizeof(*l.v), by_name);
+	if (e)
+		fill(pr, st, e->is_dir, e->size);
+	listing_clear(&l);
+	return e ? 0 : -ENOENT;
+}
+
+static int proxy_stat(struct art_repo *r, const struct art_loc *loc, struct stat *st)
+{
+	char *rel = rel_of(loc);
+	int err;
+
+	if (!rel)
+		return -ENOMEM;
+	/* A run's root: its folder, whether or not a file is in it yet. */
+	if (!loc->path[0]) {
+		fill(to_proxy(r), st, 1, 0);
+		free(rel);
+		return 0;
+	}
+	err = stat_rel(to_proxy(r), rel, st);
+	free(rel);
+	return err;
+}
+
+static int proxy_list(struct art_repo *r, const struct art_loc *loc, art_list_cb *cb, void *ctx)
+{
+	struct proxy_repo *pr = to_proxy(r);
+	char *rel = rel_of(loc);
+	struct listing l;
+	struct pending *p;
+	struct stat st;
+	size_t i, n;
+	int err;
+
+	if (!rel)
+		return -ENOMEM;
+	err = get_listing(pr, rel, &l);
+	for (i = 0; !err && i < l.n; i++) {
+		fill(pr, &st, l.v[i].is_dir, l.v[i].size);
+		err = cb(ctx, l.v[i].name, &st);
+	}
+	/* What this mount made and the server does not show yet. */
+	n = strlen(rel);
+	pthread_mutex_lock(&pr->lock);
+	for (p = pr->pending; !err && p; p = p->next) {
+		struct entry key;
+
+		if (strncmp(p->rel, rel, n) || p->rel[n] != '/' || strchr(p->rel + n + 1, '/'))
+			continue;
+		key.name = p->rel + n + 1;
+		if (bsearch(&key, l.v, l.n, sizeof(*l.v), by_name))
+			continue;
+		pending_stat(pr, p->rel, &st);
+		err = cb(ctx, key.name, &st);
+	}
+	pthread_mutex_unlock(&pr->lock);
+	listing_clear(&l);
+	free(rel);
+	return err;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static int download(struct proxy_repo *pr, const char *rel, int fd)
+{
+	struct http_reply r;
+	char *path = api_path(rel, "");
+	int err;
+
+	if (!path)
+		return -ENOMEM;
+	err = http_get_file(pr->http, path, fd, &r);
+	free(path);
+	if (err || r.status != 200)
+		err = failed("download", rel, err, &r);
+	buf_release(&r.body);
+	return err;
+}
+
+static int upload(struct proxy_repo *pr, struct proxy_file *f)
+{
+	struct http_reply r;
+	struct stat st;
+	char *path;
+	int err;
+
+	if (fstat(f->fd, &st))
+		return -errno;
+	path = api_path(f->rel, "");
+	if (!path)
+		return -ENOMEM;
+	err = http_put_file(pr->http, path, f->fd, st.st_size, &r);
+	free(path);
+	if (err || r.status < 200 || r.status > 299)
+		err = failed("upload", f->rel, err, &r);
+	buf_release(&r.body);
+	pthread_mutex_lock(&pr->lock);
+	forget_parent(pr, f->rel);
+	pthread_mutex_unlock(&pr->lock);
+	return err;
+}
+
+static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, mode_t mode,
+		      const struct art_caller *c, struct art_file **out)
+{
+	struct proxy_repo *pr = to_proxy(r);
+	struct proxy_file *f = NULL;
+	struct stat st;
+	char *rel = rel_of(loc);
+	int err, exists, writable = (flags & O_ACCMODE) != O_RDONLY;
+
+	(void)mode;
+	(void)c;
+	if (!rel)
+		return -ENOMEM;
+	err = stat_rel(pr, rel, &st);
+	exists = !err;
+	if (err && err != -ENOENT)
+		goto fail;
+	err = 0;
+	if (exists && S_ISDIR(st.st_mode))
+		err = -EISDIR;
+	else if (exists && (flags & O_CREAT) && (flags & O_EXCL))
+		err = -EEXIST;
+	else if (!exists && !(flags & O_CREAT))
+		err = -ENOENT;
+	if (err)
+		goto fail;
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	f->base.repo = r;
+	f->rel = rel;
+	rel = NULL;
+	f->writable = writable;
+	pthread_mutex_init(&f->lock, NULL);
+	f->fd = content_tmpfile();
+	if (f->fd < 0) {
+		err = f->fd;
+		art_set_errmsg("no room for a spool file of '%s'", f->rel);
+		goto fail;
+	}
+	/* Whole files only: what is kept must be here before it changes. */
+	if (exists && !(writable && (flags & O_TRUNC)) && st.st_size > 0) {
+		err = download(pr, f->rel, f->fd);
+		if (err)
+			goto fail;
+	}
+	f->dirty = !exists || (writable && (flags & O_TRUNC));
+	if (writable) {
+		pthread_mutex_lock(&pr->lock);
+		err = pending_add(pr, f->rel, f);
+		pthread_mutex_unlock(&pr->lock);
+		if (err)
+			goto fail;
+	}
+	*out = &f->base;
+	return 0;
+fail:
+	if (f) {
+		if (f->fd >= 0)
+			close(f->fd);
+		pthread_mutex_destroy(&f->lock);
+		free(f->rel);
+		free(f);
+	}
+	free(rel);
+	return err;
+}
+
+static ssize_t proxy_read(struct art_file *af, void *buf, size_t size, off_t off)
+{
+	ssize_t n = pread(to_file(af)->fd, buf, size, off);
+
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t proxy_write(struct art_file *af, const void *buf, size_t size, off_t off)
+{
+	struct proxy_file *f = to_file(af);
+	ssize_t n;
+
+	if (!f->writable)
+		return -EBADF;
+	n = pwrite(f->fd, buf, size, off);
+	if (n < 0)
+		return -errno;
+	pthread_mutex_lock(&f->lock);
+	f->dirty = 1;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+static int proxy_fstat(struct art_file *af, struct stat *st)
+{
+	struct proxy_file *f = to_file(af);
+	struct stat sp;
+
+	if (fstat(f->fd, &sp))
+		return -errno;
+	fill(to_proxy(af->repo), st, 0, sp.st_size);
+	st->st_mtim = st->st_ctim = sp.st_mtim;
+	return 0;
+}
+
+static int proxy_ftruncate(struct art_file *af, off_t size)
+{
+	struct proxy_file *f = to_file(af);
+
+	if (!f->writable)
+		return -EBADF;
+	if (ftruncate(f->fd, size))
+		return -errno;
+	pthread_mutex_lock(&f->lock);
+	f->dirty = 1;
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+/* Uploads what changed: the server has the file when this returns 0. */
+static int proxy_sync(struct art_file *af, enum art_sync how)
+{
+	struct proxy_file *f = to_file(af);
+	int err = 0;
+
+	(void)how; /* the server decides how safe its copy is */
+	pthread_mutex_lock(&f->lock);
+	if (f->dirty && !__atomic_load_n(&f->gone, __ATOMIC_ACQUIRE)) {
+		err = upload(to_proxy(af->repo), f);
+		if (!err)
+			f->dirty = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+static int proxy_close(struct art_file *af)
+{
+	struct proxy_file *f = to_file(af);
+	struct proxy_repo *pr = to_proxy(af->repo);
+
+	if (f->writable) {
+		pthread_mutex_lock(&pr->lock);
+		pending_drop(pr, f->rel, f);
+		forget_parent(pr, f->rel);
+		pthread_mutex_unlock(&pr->lock);
+	}
+	close(f->fd);
+	pthread_mutex_destroy(&f->lock);
+	free(f->rel);
+	free(f);
+	return 0;
+}
+
+static int proxy_truncate(struct art_repo *r, const struct art_loc *loc, off_t size)
+{
+	struct art_file *f;
+	int err = proxy_open(r, loc, O_RDWR, 0, NULL, &f);
+
+	if (err)
+		return err;
+	err = proxy_ftruncate(f, size);
+	if (!err)
+		err = proxy_sync(f, ART_SYNC_CLOSE);
+	proxy_close(f);
+	return err;
+}
+
+/* The server keeps no modes and no times: a change is accepted, and what
+ * stat shows stays as it was (mlflowfs(1), REMOTE STORE). */
+static int proxy_chmod(struct art_repo *r, const struct art_loc *loc, struct art_file *f,
+		       mode_t mode)
+{
+	struct stat st;
+
+	(void)mode;
+	return f ? 0 : proxy_stat(r, loc, &st);
+}
+
+static int proxy_utimens(struct art_repo *r, const struct art_loc *loc, struct art_file *f,
+			 const struct timespec tv[2])
+{
+	struct stat st;
+
+	(void)tv;
+	return f ? 0 : proxy_stat(r, loc, &st);
+}
+
+/* ---- names ------------------------------------------------------------ */
+
+static int proxy_mkdir(struct art_repo *r, const struct art_loc *loc, mode_t mode,
+		       const struct art_caller *c)
+{
+	struct proxy_repo *pr = to_proxy(r);
+	struct stat st;
+	char *rel = rel_of(loc);
+	int err;
+
+	(void)mode;
+	(void)c;
+	if (!rel)
+		return -ENOMEM;
+	err = loc->path[0] ? stat_rel(pr, rel, &st) : 0;
+	if (!err)
+		err = -EEXIST;
+	else if (err == -ENOENT) {
+		pthread_mutex_lock(&pr->lock);
+		err = pending_add(pr, rel, NULL);
+		pthread_mutex_unlock(&pr->lock);
+	}
+	free(rel);
+	return err;
+}
+
+static int delete_rel(struct proxy_repo *pr, const char *rel)
+{
+	struct http_reply r;
+	char *path = api_path(rel, "");
+	int err;
+
+	if (!path)
+		return -ENOMEM;
+	/* Sent twice, a delete finds nothing the second time: done then. */
+	err = http_request(pr->http, "DELETE", path, NULL, HTTP_IDEMPOTENT, &r);
+	free(path);
+	if (!err && r.tries > 1 && r.status == 404)
+		r.status = 200;
+	if (err || r.status < 200 || r.status > 299)
+		err = failed("delete", rel, err, &r);
+	buf_release(&r.body);
+	pthread_mutex_lock(&pr->lock);
+	forget_parent(pr, rel);
+	pthread_mutex_unlock(&pr->lock);
+	return err;
+}
+
+static int proxy_remove(struct art_repo *r, const struct art_loc *loc, int dir)
+{
+	struct proxy_repo *pr = to_proxy(r);
+	char *rel = rel_of(loc);
+	struct listing l;
+	struct stat st;
+	int err, only_here = 0;
+
+	if (!rel)
+		return -ENOMEM;
+	err = stat_rel(pr, rel, &st);
+	if (!err && !dir && S_ISDIR(st.st_mode))
+		err = -EISDIR;
+	else if (!err && dir && !S_ISDIR(st.st_mode))
+		err = -ENOTDIR;
+	if (!err && dir) {
+		pthread_mutex_lock(&pr->lock);
+		if (pending_below(pr, rel)) {
+			err = -ENOTEMPTY;
+		} else if (pending_find(pr, rel)) {
+			pending_drop(pr, rel, NULL);
+			only_here = 1;
+		}
+		pthread_mutex_unlock(&pr->lock);
+		if (!err && !get_listing(pr, rel, &l)) {
+			err = l.n ? -ENOTEMPTY : 0;
+			listing_clear(&l);
+		}
+		/* A folder only this mount knew is gone with its entry. */
+		if (!err && only_here) {
+			free(rel);
+			return 0;
+		}
+	}
+	if (!err && !dir) {
+		struct pending *p, *next;
+
+		/* A file removed while open stays removed: its close uploads
+		 * nothing (the caller keeps reading and writing its spool). */
+		pthread_mutex_lock(&pr->lock);
+		for (p = pr->pending; p; p = next) {
+			next = p->next;
+			if (p->file && !strcmp(p->rel, rel)) {
+				__atomic_store_n(&p->file->gone, 1, __ATOMIC_RELEASE);
+				pending_drop(pr, rel, p->file);
+				only_here = 1;
+			}
+		}
+		pthread_mutex_unlock(&pr->lock);
+	}
+	if (!err)
+		err = delete_rel(pr, rel);
+	/* Made here and never uploaded: the server had nothing to delete. */
+	if (err == -ENOENT && only_here)
+		err = 0;
+	free(rel);
+	return err;
+}
+
+/* The API has no rename: mv copies and removes by itself on EXDEV. */
+static int proxy_rename(struct art_repo *r, const struct art_loc *from, const struct art_loc *to,
+			unsigned int flags)
+{
+	(void)r;
+	(void)from;
+	(void)to;
+	(void)flags;
+	art_set_errmsg("the server's artifact API cannot rename: copy and remove instead");
+	return -EXDEV;
+}
+
+static int proxy_access(struct art_repo *r, const struct art_loc *loc, int mask)
+{
+	struct stat st;
+	int err = proxy_stat(r, loc, &st);
+
+	if (!err && (mask & X_OK) && !S_ISDIR(st.st_mode))
+		err = -EACCES;
+	return err;
+}
+
+static void proxy_free(struct art_repo *r)
+{
+	struct proxy_repo *pr = to_proxy(r);
+	struct pending *p, *next;
+	size_t i;
+
+	for (i = 0; i < LISTINGS_MAX; i++)
+		listing_clear(&pr->listings[i]);
+	for (p = pr->pending; p; p = next) {
+		next = p->next;
+		free(p->rel);
+		free(p);
+	}
+	pthread_mutex_destroy(&pr->lock);
+	http_free(pr->http);
+	free(pr);
+}
+
+static const struct art_ops proxy_ops = {
+	.name = "mlflow-artifacts",
+	.stat = proxy_stat,
+	.list = proxy_list,
+	.open = proxy_open,
+	.read = proxy_read,
+	.write = proxy_write,
+	.fstat = proxy_fstat,
+	.ftruncate = proxy_ftruncate,
+	.sync = proxy_sync,
+	.close = proxy_close,
+	.truncate = proxy_truncate,
+	.chmod = proxy_chmod,
+	.utimens = proxy_utimens,
+	.mkdir = proxy_mkdir,
+	.remove = proxy_remove,
+	.rename = proxy_rename,
+	.access = proxy_access,
+	.free = proxy_free,
+};
+
+struct art_repo *art_proxy_new(const struct mfs_config *cfg)
+{
+	struct proxy_repo *pr = calloc(1, sizeof(*pr));
+	char *msg = NULL;
+
+	if (!pr)
+		return NULL;
+	pr->http = http_for_tracking_uri(cfg->tracking_uri, &msg);
+	if (!pr->http) {
+		log_error("cannot reach the server's artifacts: %s", msg ? msg : "out of memory");
+		free(msg);
+		free(pr);
+		return NULL;
+	}
+	pr->base.ops = &proxy_ops;
+	pr->ttl_ms = (long)(cfg->cache_ttl * 1000);
+	pr->uid = getuid();
+	pr->gid = getgid();
+	pr->since = time(NULL);
+	pthread_mutex_init(&pr->lock, NULL);
+	return &pr->base;
+}
