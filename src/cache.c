@@ -579,9 +579,28 @@ static int index_rebuild(struct index_ent *ix)
 	return err;
 }
 
-static int index_collect(void *ctx, const struct store_run *run)
+/* A listing being collected: the runs, and the snapshots it came with
+ * (held), to seed the snapshot table after. */
+struct collect {
+	struct index_ent *ix;
+	const struct store_snapshot **seeds;
+	size_t nseeds, cap;
+};
+
+static void collect_release(struct collect *co)
 {
-	struct index_ent *ix = ctx;
+	size_t i;
+
+	for (i = 0; i < co->nseeds; i++)
+		store_snapshot_put(co->seeds[i]);
+	free(co->seeds);
+	co->seeds = NULL;
+	co->nseeds = co->cap = 0;
+}
+
+/* Appends a copy of run to ix (without its folder). */
+static int index_append(struct index_ent *ix, const struct store_run *run)
+{
 	struct store_run *r;
 
 	if (ix->n == ix->cap) {
@@ -600,6 +619,26 @@ static int index_collect(void *ctx, const struct store_run *run)
 	r->folder = NULL;
 	ix->n++;
 	return 0;
+}
+
+/* A listing's run, and the snapshot it may come with. */
+static int index_collect(void *ctx, const struct store_run *run)
+{
+	struct collect *co = ctx;
+
+	if (run->snap && co->nseeds == co->cap) {
+		size_t cap = co->cap ? co->cap * 2 : 64;
+		const struct store_snapshot **p = realloc(co->seeds, cap * sizeof(*p));
+
+		if (p) {
+			co->seeds = p;
+			co->cap = cap;
+		}
+	}
+	/* Without room for a seed, the run is fetched when it is read. */
+	if (run->snap && co->nseeds < co->cap)
+		co->seeds[co->nseeds++] = store_snapshot_hold(run->snap);
+	return index_append(co->ix, run);
 }
 
 static struct store_run *index_lookup_id(const struct index_ent *ix, const char *run_id)
@@ -642,7 +681,7 @@ static int index_insert(struct index_ent *ix, const struct store_run *run)
 		if (run->name[0] && !strcmp(ix->runs[j].name, run->name))
 			moved = SIZE_MAX; /* a newer run of its name: it gives it up */
 	if (moved > sizeof(id_slot) / sizeof(id_slot[0]) || (n + 1) * 2 + 2 > ix->nslots) {
-		if (index_collect(ix, run))
+		if (index_append(ix, run))
 			return -ENOMEM;
 		memmove(&added, &ix->runs[n], sizeof(added));
 		memmove(&ix->runs[p + 1], &ix->runs[p], (n - p) * sizeof(added));
@@ -654,7 +693,7 @@ static int index_insert(struct index_ent *ix, const struct store_run *run)
 		folder_slot[j] = slot_find(ix, ix->by_folder, 1, ix->runs[p + j].folder);
 		id_slot[j] = slot_find(ix, ix->by_id, 0, ix->runs[p + j].run_id);
 	}
-	if (index_collect(ix, run))
+	if (index_append(ix, run))
 		return -ENOMEM;
 	added = ix->runs[n];
 	memmove(&ix->runs[p + 1], &ix->runs[p], moved * sizeof(added));
@@ -681,6 +720,43 @@ static struct store_run *index_lookup(const struct index_ent *ix, const char *fo
 	return ix->by_id[slot] ? &ix->runs[ix->by_id[slot] - 1] : NULL;
 }
 
+static size_t snap_cost(const struct store_snapshot *snap);
+static void snap_empty(struct centry *h);
+
+/*
+ * Keeps the snapshots a listing came with, as if each run had been read
+ * (a remote search returns runs whole: reading them again would cost a
+ * request each).  Only into room the table has: a listing must not push
+ * out what is in use.  Takes the seeds' holds; lock held.
+ */
+static void seed_snapshots(struct cache *c, const struct index_ent *ix, struct collect *co,
+			   struct mark start)
+{
+	size_t i;
+
+	for (i = 0; i < co->nseeds; i++) {
+		struct store_snapshot *snap = (struct store_snapshot *)co->seeds[i];
+		struct snap_ent *e = (struct snap_ent *)ctable_find(&c->snaps, snap->run.run_id);
+		const struct store_run *r = index_lookup_id(ix, snap->run.run_id);
+		size_t cost = snap_cost(snap);
+
+		co->seeds[i] = NULL;
+		/* Only the listing holds it yet: it may still be completed. */
+		if (!r || valid(c, &c->snaps, HEAD(e)) || !keepable(&c->snaps, HEAD(e), start) ||
+		    c->snaps.cost + cost > c->snaps.max_cost || !r->folder ||
+		    !(snap->run.folder = strdup(r->folder)) ||
+		    !(e = (struct snap_ent *)ctable_get(&c->snaps, snap->run.run_id, sizeof(*e)))) {
+			store_snapshot_put(snap);
+			continue;
+		}
+		snap_empty(&e->h);
+		e->snap = snap;
+		filled(&e->h, start);
+		ctable_cost(&c->snaps, &e->h, cost);
+	}
+	co->nseeds = 0;
+}
+
 /* What to do with an index, under the lock (it must not call any store). */
 typedef int index_fn(struct index_ent *ix, void *arg);
 
@@ -691,6 +767,7 @@ typedef int index_fn(struct index_ent *ix, void *arg);
 static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, void *arg)
 {
 	struct index_ent *ix, *fresh;
+	struct collect co = { 0 };
 	struct mark start;
 	int err;
 
@@ -711,13 +788,15 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 	pthread_mutex_unlock(&c->lock);
 
 	fresh = calloc(1, sizeof(*fresh));
-	err = fresh ? store_list_runs(c->next, experiment_id, index_collect, fresh) : -ENOMEM;
+	co.ix = fresh;
+	err = fresh ? store_list_runs(c->next, experiment_id, index_collect, &co) : -ENOMEM;
 	if (!err)
 		err = index_rebuild(fresh);
 	pthread_mutex_lock(&c->lock);
 	c->listing--;
 	if (err) {
 		pthread_mutex_unlock(&c->lock);
+		collect_release(&co);
 		if (fresh)
 			index_empty(&fresh->h);
 		free(fresh);
@@ -741,8 +820,10 @@ static int with_index(struct cache *c, const char *experiment_id, index_fn *fn, 
 	} else {
 		ix = fresh;
 	}
+	seed_snapshots(c, ix, &co, start);
 	err = fn(ix, arg);
 	pthread_mutex_unlock(&c->lock);
+	collect_release(&co);
 	if (fresh) {
 		index_empty(&fresh->h);
 		free(fresh);

@@ -247,6 +247,7 @@ void store_run_release(struct store_run *r)
 int store_run_copy(struct store_run *dst, const struct store_run *src)
 {
 	*dst = *src;
+	dst->snap = NULL;
 	dst->name = strdup(src->name ? src->name : "");
 	dst->folder = src->folder ? strdup(src->folder) : NULL;
 	dst->user_id = src->user_id ? strdup(src->user_id) : NULL;

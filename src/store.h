@@ -81,6 +81,10 @@ struct store_run {
 	int64_t start_time;  /* ms; -1 if unset */
 	int64_t end_time;    /* ms; -1 if unset */
 	int64_t last_change; /* ms: the latest of start, end and metric times */
+	/* In a listing only: the run's sections, when the backend's listing
+	 * carries them (a remote search does); borrowed for the callback,
+	 * NULL otherwise.  Never copied by store_run_copy(). */
+	const struct store_snapshot *snap;
 };
 
 /* One key of a section.  Strings are borrowed for a callback's duration,

@@ -543,13 +543,23 @@ static int rest_delete_experiment(struct store *s, struct store_batch *b, const 
 
 /* ---- runs ------------------------------------------------------------- */
 
+static int snapshot_of(json_t *run, unsigned want, struct store_snapshot **out);
+
+/* A searched run comes whole: its sections go along for the cache. */
 static int run_item(json_t *o, void *ctx)
 {
 	struct rows *r = ctx;
+	struct store_snapshot *snap = NULL;
 	struct store_run run;
+	int err;
 
 	read_run(o, &run);
-	return r->cb.run(r->ctx, &run);
+	if (snapshot_of(o, SNAP_ALL, &snap))
+		snap = NULL; /* without memory for it, the run alone */
+	run.snap = snap;
+	err = r->cb.run(r->ctx, &run);
+	store_snapshot_put(snap);
+	return err;
 }
 
 static int rest_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx)
@@ -693,24 +703,16 @@ static int kvs_from(json_t *arr, int metric, const char *prefix, struct store_kv
 	return 0;
 }
 
-static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
-			     struct store_snapshot **out)
+/* A snapshot (new) of a Run object, with the sections in want. */
+static int snapshot_of(json_t *run, unsigned want, struct store_snapshot **out)
 {
 	struct store_snapshot *snap = store_snapshot_new();
+	json_t *data = json_object_get(run, "data");
 	struct store_kvs *kvs;
-	json_t *doc = NULL, *run, *data;
-	int err;
+	int err = 0;
 
 	if (!snap)
 		return -ENOMEM;
-	/* One answer holds it all: the sections agree with each other. */
-	err = get_run_doc(to_rest(s), run_id, &doc);
-	if (err) {
-		store_snapshot_put(snap);
-		return err;
-	}
-	run = json_object_get(doc, "run");
-	data = json_object_get(run, "data");
 	if (!(want & SNAP_RUN_KNOWN)) {
 		struct store_run r;
 
@@ -726,7 +728,6 @@ static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
 	if (!err && (want & SNAP_TAGS) &&
 	    !(err = kvs_from(json_object_get(data, "tags"), 0, NULL, &kvs)))
 		snap->tags = kvs;
-	json_decref(doc);
 	if (err) {
 		store_snapshot_put(snap);
 		return err;
@@ -734,6 +735,19 @@ static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
 	snap->have = want & SNAP_ALL;
 	*out = snap;
 	return 0;
+}
+
+static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
+			     struct store_snapshot **out)
+{
+	json_t *doc = NULL;
+	/* One answer holds it all: the sections agree with each other. */
+	int err = get_run_doc(to_rest(s), run_id, &doc);
+
+	if (!err)
+		err = snapshot_of(json_object_get(doc, "run"), want, out);
+	json_decref(doc);
+	return err;
 }
 
 /* The tags of an experiment, a registered model or a model version. */

@@ -100,9 +100,20 @@ def test_grep_and_diff_over_runs_of_the_server(rmount, client):
         r = client.create_run(eid, run_name=f"r{i}")
         client.log_param(r.info.run_id, "depth", str(i))
         client.log_metric(r.info.run_id, "acc", acc, step=0)
+    for i in range(3, 40):
+        r = client.create_run(eid, run_name=f"r{i}")
+        client.log_metric(r.info.run_id, "acc", 0.5, step=0)
     exp = rmount.exp(name)
+    status = rmount.mnt / ".mlflowfs" / "status"
+
+    def requests():
+        return int(status.read_text().split("\nrequests: ")[1].split("\n")[0])
+
+    before = requests()
     best = sh("grep -H . */metrics/acc | sort -t: -k2 -g | tail -1", cwd=exp).stdout
     assert best == "r1/metrics/acc:0.9\n"
+    # A search returns the runs whole: a handful of requests, not one per run.
+    assert requests() - before <= 5
     d = sh("diff -r r0/params r2/params", cwd=exp, check=False)
     assert d.returncode == 1 and "< 0" in d.stdout and "> 2" in d.stdout
 

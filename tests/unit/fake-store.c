@@ -1104,6 +1104,7 @@ static int fake_list_runs(struct store *s, const char *experiment_id, store_run_
 {
 	struct fake_store *f = to_fake(s);
 	struct store_run copy[RUN_MAX];
+	struct store_snapshot *snaps[RUN_MAX] = { 0 };
 	struct fk_run *runs[RUN_MAX];
 	size_t i, n, done = 0;
 	int err = enter(f, FAKE_list_runs);
@@ -1112,19 +1113,36 @@ static int fake_list_runs(struct store *s, const char *experiment_id, store_run_
 		return err;
 	pthread_mutex_lock(&f->lock);
 	n = runs_of(f->w, experiment_id, runs);
-	for (; !err && done < n; done++)
+	for (; !err && done < n; done++) {
 		err = run_out(f->w, runs[done], &copy[done]);
+		if (!err && f->whole_runs) {
+			snaps[done] = store_snapshot_new();
+			if (!snaps[done] || run_out(f->w, runs[done], &snaps[done]->run) ||
+			    !(snaps[done]->params = kvs_export(&runs[done]->params)) ||
+			    !(snaps[done]->metrics = metrics_export(runs[done])) ||
+			    !(snaps[done]->tags = kvs_export(&runs[done]->tags)))
+				err = -ENOMEM;
+			else
+				snaps[done]->have = SNAP_ALL;
+		}
+	}
 	if (err)
 		done--;
 	pthread_mutex_unlock(&f->lock);
-	for (i = 0; i < done; i++)
+	for (i = 0; i < done; i++) {
 		drop_folder(f, &copy[i]);
+		if (snaps[i])
+			drop_folder(f, &snaps[i]->run);
+		copy[i].snap = snaps[i];
+	}
 	if (!err)
 		in_flight(f, FAKE_list_runs);
 	for (i = 0; !err && i < done; i++)
 		err = cb(ctx, &copy[i]);
 	for (i = 0; i < done; i++)
 		store_run_release(&copy[i]);
+	for (i = 0; i < n && i < RUN_MAX; i++)
+		store_snapshot_put(snaps[i]);
 	return err;
 }
 

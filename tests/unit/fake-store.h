@@ -141,6 +141,9 @@ struct fake_store {
 	 * latest point of each metric only, as store_sqlite computes it
 	 * (MAX(timestamp) of latest_metrics); 0: from every point. */
 	int last_change_latest;
+	/* list_runs hands each run's snapshot (every section) along with it,
+	 * as a remote search returns runs whole. */
+	int whole_runs;
 	/* If set, the id of the next run create_run makes (then cleared). */
 	char create_id[STORE_RUN_ID_MAX];
 	/* Called by get_experiment and get_experiment_by_id (found or

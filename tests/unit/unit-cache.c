@@ -1491,6 +1491,45 @@ static void test_ttl(void)
 	fx_close(&x, "ttl 0");
 }
 
+/* ---- a listing that comes with its runs whole (a remote search) ------------- */
+
+static void test_seeded(void)
+{
+	struct store_batch *b;
+	struct fx x;
+
+	fx_open(&x, 0, 60);
+	x.f->whole_runs = 1;
+	case_name = "seeded";
+	read_is(&x, RD_LIST, "1", NULL, "list_runs", 0, "baseline baseline@b0b1b2b3 " C,
+		"seeded: one listing");
+	/* Every run was read with it: no request per run. */
+	read_is(&x, RD_SNAP, A, NULL, "", 0, "baseline p3 m4 t4", "seeded: run A from the listing");
+	read_is(&x, RD_SNAP, B, NULL, "", 0, "baseline@b0b1b2b3 p1 m1 t1",
+		"seeded: run B, its folder too");
+	read_is(&x, RD_METRIC, A, "loss", "", 0, "0.25@2", "seeded: the latest point");
+	/* A write of ours drops what the listing said of that run. */
+	b = store_batch_new(x.s);
+	check_int(store_log_param(x.s, b, A, "seeded", "1"), 0, "seeded: log a param of A");
+	check_int(store_batch_commit(x.s, b, 0), 0, "seeded: commit");
+	store_batch_free(x.s, b);
+	fx_mark(&x);
+	read_is(&x, RD_SNAP, A, NULL, "get_snapshot", 0, "baseline p4 m4 t4",
+		"seeded: A is read again after the write");
+	read_is(&x, RD_SNAP, B, NULL, "", 0, "baseline@b0b1b2b3 p1 m1 t1",
+		"seeded: B is still the listing's");
+	fx_close(&x, "seeded");
+
+	/* A bare backend's listing (no snapshots) seeds nothing. */
+	fx_open(&x, 0, 60);
+	case_name = "not seeded";
+	read_is(&x, RD_LIST, "1", NULL, "list_runs", 0, "baseline baseline@b0b1b2b3 " C,
+		"not seeded: one listing");
+	read_is(&x, RD_SNAP, A, NULL, "get_snapshot", 0, "baseline p3 m4 t4",
+		"not seeded: run A is read");
+	fx_close(&x, "not seeded");
+}
+
 /* ---- 10. reservations survive a change of generation ------------------------ */
 
 static void test_reserve_across(void)
@@ -2092,6 +2131,7 @@ int main(void)
 	test_reserve_steps();
 	test_watch();
 	test_ttl();
+	test_seeded();
 	test_reserve_across();
 	test_races();
 	test_races_across();
