@@ -2,6 +2,7 @@
 with a SQLite backend, from the test venv's pinned MLflow or another MLflow's
 executable.  Started in a session of its own and stopped by its process
 group, which holds it and the workers it spawned, and nothing else."""
+import base64
 import contextlib
 import json
 import os
@@ -26,7 +27,7 @@ class MlflowServer:
     (a folder) it serves them too (--serve-artifacts).  A context manager,
     or start()/stop(); a stopped server starts again on the same port."""
 
-    def __init__(self, mlflow_exe, db, workdir, artifacts=None, port=None, args=(),
+    def __init__(self, mlflow_exe, db, workdir, artifacts=None, port=None, args=(), env=None,
                  ready_timeout=90):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -40,6 +41,7 @@ class MlflowServer:
             self.cmd += ["--serve-artifacts", "--artifacts-destination", str(artifacts)]
         self.cmd += list(args)
         self.ready_timeout = ready_timeout
+        self.extra_env = dict(env or {})
         self.proc = None
 
     def log(self):
@@ -53,6 +55,7 @@ class MlflowServer:
                    # No background job runners: nothing to outlive the server.
                    MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         env.pop("MLFLOW_TRACKING_URI", None)
+        env.update(self.extra_env)
         self._log = open(self.logfile, "ab")
         self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -113,9 +116,13 @@ class MlflowServer:
         with urllib.request.urlopen(url, timeout=30) as resp:
             return json.loads(resp.read())
 
-    def post(self, path, body):
+    def post(self, path, body, auth=None):
+        """POSTs JSON; auth is (user, password) for HTTP Basic."""
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"},
-                                     method="POST")
+                                     headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())

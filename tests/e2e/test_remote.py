@@ -3,10 +3,13 @@ MLflow, SQLite backend, --serve-artifacts, on loopback), every effect
 cross-checked through MlflowClient(tracking_uri="http://...").
 
 Covers the tree of what the client made; params, metric lines, tags, status,
-mkdir, mv and rmdir reaching the server; the refusals (EPERM, EFBIG, EINVAL,
-ENOTEMPTY) leaving the server unchanged; other clients' changes within
-cache_ttl; a mount that fails at once with one clear line and no credential;
-and a server that goes away (EIO, the daemon keeps serving) and comes back.
+mkdir, mv and rmdir reaching the server; artifacts through the server's
+artifact API; the registry; the refusals (EPERM, EFBIG, EINVAL, ENOTEMPTY)
+leaving the server unchanged; other clients' changes within cache_ttl, and
+the few requests a grep over many runs costs; a mount that fails at once
+with one clear line and no credential; a server that goes away (EIO, the
+daemon keeps serving) and comes back; and basic auth (right and wrong
+credentials, a user who may read but not write: EACCES).
 """
 import errno
 import json
@@ -424,3 +427,98 @@ def test_server_gone_gives_eio_and_the_mount_recovers(tmp_path):
         if m:
             m.stop()
         srv.stop()
+
+
+# ---- authentication (mlflow server --app-name basic-auth) -------------------
+
+ADMIN = ("admin", "admin-pass-0123")
+READER = ("reader", "reader-pass-0123")
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("auth")
+    ini = tmp / "auth.ini"
+    ini.write_text("[mlflow]\n"
+                   "default_permission = READ\n"
+                   f"database_uri = sqlite:///{tmp}/basic_auth.db\n"
+                   f"admin_username = {ADMIN[0]}\n"
+                   f"admin_password = {ADMIN[1]}\n"
+                   "authorization_function = "
+                   "mlflow.server.auth:authenticate_request_basic_auth\n")
+    s = MlflowServer(None, tmp / "server.db", tmp, artifacts=tmp / "artifacts",
+                     args=["--app-name", "basic-auth"],
+                     env={"MLFLOW_AUTH_CONFIG_PATH": str(ini),
+                          "MLFLOW_FLASK_SERVER_SECRET_KEY": "mlflowfs-tests"}).start()
+    try:
+        s.post("/api/2.0/mlflow/users/create",
+               {"username": READER[0], "password": READER[1]}, auth=ADMIN)
+        eid = s.post("/api/2.0/mlflow/experiments/create", {"name": "owned"},
+                     auth=ADMIN)["experiment_id"]
+        run = s.post("/api/2.0/mlflow/runs/create",
+                     {"experiment_id": eid, "run_name": "r", "start_time": 1700000000000},
+                     auth=ADMIN)["run"]
+        s.post("/api/2.0/mlflow/runs/log-parameter",
+               {"run_id": run["info"]["run_id"], "key": "lr", "value": "0.1"}, auth=ADMIN)
+        s.run_id = run["info"]["run_id"]
+        yield s
+    finally:
+        s.stop()
+
+
+def as_user(user):
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_TOKEN", None)
+    env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"] = user
+    return env
+
+
+def admin_client(server):
+    """The admin's view of the fixture's run, through MlflowClient (which
+    reads its credentials from the environment at each request)."""
+    import mlflow
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = ADMIN
+    try:
+        return mlflow.MlflowClient(tracking_uri=server.url).get_run(server.run_id)
+    finally:
+        del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+
+
+def test_right_credentials_mount_and_write(tmp_path, auth_server):
+    m = Mount(tmp_path, uri=auth_server.url, env=as_user(ADMIN)).start()
+    try:
+        run = m.run("owned", "r")
+        assert (run / "params" / "lr").read_text() == "0.1\n"
+        sh(f"echo 1 >> {run}/metrics/loss")
+    finally:
+        m.stop()
+    assert admin_client(auth_server).data.metrics == {"loss": 1.0}
+
+
+def test_wrong_credentials_fail_the_mount_with_one_line(tmp_path, auth_server):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = as_user(("admin", "wrong-password-77"))
+    r = subprocess.run([mlflowfs_binary(), auth_server.url, str(mnt)], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert not os.path.ismount(mnt)
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "HTTP 401" in err and "MLFLOW_TRACKING_USERNAME" in err, err
+    assert "wrong-password" not in err
+
+
+def test_a_reader_reads_and_gets_eacces_on_write(tmp_path, auth_server):
+    m = Mount(tmp_path, uri=auth_server.url, env=as_user(READER)).start()
+    try:
+        run = m.run("owned", "r")
+        assert (run / "params" / "lr").read_text() == "0.1\n"
+        before = admin_client(auth_server)
+        expect_errno(errno.EACCES, write_file, run / "params" / "batch", "32\n")
+        expect_errno(errno.EACCES, write_file, run / "tags" / "k", "v\n")
+        after = admin_client(auth_server)
+        assert (after.data.params, after.data.tags) == (before.data.params, before.data.tags)
+        assert "HTTP 403" in m.log()
+    finally:
+        m.stop()
