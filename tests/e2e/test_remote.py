@@ -14,6 +14,9 @@ credentials, a user who may read but not write: EACCES).
 import errno
 import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -520,5 +523,109 @@ def test_a_reader_reads_and_gets_eacces_on_write(tmp_path, auth_server):
         after = admin_client(auth_server)
         assert (after.data.params, after.data.tags) == (before.data.params, before.data.tags)
         assert "HTTP 403" in m.log()
+    finally:
+        m.stop()
+
+
+# ---- TLS: nginx with a self-signed certificate in front of the server ---------
+
+
+@pytest.fixture(scope="module")
+def tls_url(tmp_path_factory, server):
+    """https://127.0.0.1:PORT, an nginx terminating TLS (a self-signed
+    certificate for 127.0.0.1) in front of the module's server; and the
+    certificate's path."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.skip("nginx is not installed (tests/run-all.sh installs nginx-light)")
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    upstream = server.url.split("//")[1]
+    (tmp / "nginx.conf").write_text(f"""
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        client_max_body_size 0;
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"),
+                             "-g", "daemon off;"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (tmp / "error.log").read_text()
+            time.sleep(0.05)
+        yield f"https://127.0.0.1:{port}", cert
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def tls_env(**extra):
+    env = dict(os.environ)
+    for k in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_INSECURE_TLS"):
+        env.pop(k, None)
+    env.update(extra)
+    return env
+
+
+def test_tls_with_the_servers_certificate(tmp_path, tls_url, client):
+    url, cert = tls_url
+    m = Mount(tmp_path, uri=url, env=tls_env(MLFLOW_TRACKING_SERVER_CERT_PATH=str(cert))).start()
+    try:
+        name = unique()
+        os.makedirs(m.run(name, "r"))
+        sh(f"echo 0.5 > {m.run(name, 'r')}/params/p")
+        write_file(m.run(name, "r") / "artifacts" / "a.txt", "over tls\n")
+        rid = run_id_of(m.run(name, "r"))
+    finally:
+        m.stop()
+    assert client.get_run(rid).data.params == {"p": "0.5"}
+    assert [a.path for a in client.list_artifacts(rid)] == ["a.txt"]
+
+
+def test_tls_without_the_certificate_fails_clearly(tmp_path, tls_url):
+    url, _ = tls_url
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([mlflowfs_binary(), url, str(mnt)], capture_output=True, text=True,
+                       env=tls_env(), timeout=60)
+    assert r.returncode == 1 and not os.path.ismount(mnt)
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "certificate" in err and "MLFLOW_TRACKING_SERVER_CERT_PATH" in err, err
+
+
+def test_tls_insecure_skips_the_check(tmp_path, tls_url):
+    url, _ = tls_url
+    m = Mount(tmp_path, uri=url, env=tls_env(MLFLOW_TRACKING_INSECURE_TLS="true")).start()
+    try:
+        assert "experiments" in os.listdir(m.mnt)
+        assert os.listdir(m.mnt / "experiments")
     finally:
         m.stop()
