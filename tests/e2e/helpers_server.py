@@ -126,3 +126,108 @@ class MlflowServer:
                                      headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
+
+
+class FaultProxy:
+    """An HTTP proxy on loopback between mlflowfs and a real server that
+    fails requests on purpose: fail(mode, n, only, every) makes n of the
+    requests whose path contains only (if given), every every-th of them,
+    answer 500 or 429 without reaching the server ("500", "429"), lose their
+    connection before ("drop") or after the server acted ("drop-after"), or
+    wait a second first ("slow").  Everything else passes through.
+    counts[mode] says how many were hit."""
+
+    HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+           "proxy-connection", "content-length"}
+
+    def __init__(self, upstream):
+        import http.server
+        import threading
+
+        self.upstream = upstream.split("//")[1]
+        self.lock = threading.Lock()
+        self.plan = []  # [mode, n left, only, every, matched]
+        self.counts = {}
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                import http.client
+
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                mode = proxy.take(self.path)
+                if mode in ("500", "429"):
+                    data = b'{"error_code": "INTERNAL_ERROR", "message": "injected"}'
+                    self.send_response(int(mode))
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                if mode == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if mode == "slow":
+                    time.sleep(1.0)
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in proxy.HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if mode == "drop-after":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in proxy.HOP:
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = handle_any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail(self, mode, n=1, only=None, every=1):
+        with self.lock:
+            self.plan.append([mode, n, only, every, 0])
+
+    def clear(self):
+        with self.lock:
+            self.plan = []
+
+    def take(self, path):
+        with self.lock:
+            for step in self.plan:
+                mode, n, only, every, _ = step
+                if n <= 0 or (only is not None and only not in path):
+                    continue
+                step[4] += 1
+                if step[4] % every:
+                    continue
+                step[1] -= 1
+                self.counts[mode] = self.counts.get(mode, 0) + 1
+                return mode
+        return None

@@ -26,7 +26,7 @@ import pytest
 
 from conftest import (Mount, daemon_has_asan, expect_errno, mlflowfs_binary, run_id_of, sh,
                       write_file)
-from helpers_server import MlflowServer, free_port
+from helpers_server import FaultProxy, MlflowServer, free_port
 from helpers_writes import eventually, points, steps_values
 
 
@@ -345,6 +345,78 @@ def test_changes_by_other_clients_show_within_cache_ttl(rmount, client):
     client.log_metric(r.info.run_id, "acc", 0.75, step=1)
     eventually(lambda: (rmount.run(name, "other") / "metrics" / "acc").read_text() == "0.75\n",
                timeout=3)
+
+
+# ---- faults between mlflowfs and the server --------------------------------
+
+
+@pytest.fixture
+def faulty(tmp_path, server):
+    proxy = FaultProxy(server.url).start()
+    m = Mount(tmp_path, uri=proxy.url, args=["-o", "cache_ttl=1"]).start()
+    try:
+        yield proxy, m
+    finally:
+        m.stop()
+        proxy.stop()
+
+
+def retries_of(m):
+    status = (m.mnt / ".mlflowfs" / "status").read_text()
+    return int(status.split("\nretries: ")[1].split("\n")[0])
+
+
+@pytest.mark.parametrize("mode", ["500", "429", "drop", "drop-after", "slow"])
+def test_a_failing_request_is_retried(faulty, client, mode):
+    proxy, m = faulty
+    run_dir = m.run(unique(), "r")
+    os.makedirs(run_dir)
+    rid = run_id_of(run_dir)
+    before = retries_of(m)
+    proxy.fail(mode, 2, only="log-parameter")
+    proxy.fail(mode, 2, only="log-batch")
+    write_file(run_dir / "params" / "p", "1\n")
+    sh(f"printf '0 0.5\\n1 0.25\\n' >> {run_dir}/metrics/loss")
+    # Each write's request failed twice, and went through the third time
+    # ("slow" is not a failure: one request each, late).
+    assert proxy.counts[mode] == (2 if mode == "slow" else 4)
+    assert client.get_run(rid).data.params == {"p": "1"}
+    # Sent again after the server acted ("drop-after"): still once each.
+    assert steps_values(client, rid, "loss") == [(0, 0.5), (1, 0.25)]
+    # libcurl itself resends once on a kept-alive connection found closed.
+    if mode in ("500", "429"):
+        assert retries_of(m) - before == 4
+
+
+def test_exhausted_retries_give_eio_and_change_nothing(faulty, client):
+    proxy, m = faulty
+    run_dir = m.run(unique(), "r")
+    os.makedirs(run_dir)
+    rid = run_id_of(run_dir)
+    proxy.fail("500", 1000, only="log-parameter")
+    t0 = time.monotonic()
+    expect_errno(errno.EIO, write_file, run_dir / "params" / "p", "1\n")
+    assert time.monotonic() - t0 < 35
+    assert client.get_run(rid).data.params == {}
+    assert "HTTP 500 INTERNAL_ERROR: injected" in m.log()
+    proxy.clear()
+    write_file(run_dir / "params" / "p", "1\n")
+    assert client.get_run(rid).data.params == {"p": "1"}
+
+
+def test_no_acknowledged_point_is_lost_under_faults(faulty, client):
+    proxy, m = faulty
+    run_dir = m.run(unique(), "r")
+    os.makedirs(run_dir)
+    rid = run_id_of(run_dir)
+    proxy.fail("drop-after", 1000, only="log-batch", every=3)
+    proxy.fail("500", 1000, only="log-batch", every=4)
+    proxy.fail("drop", 1000, only="log-batch", every=5)
+    r = sh(f"for i in $(seq 0 59); do echo $i >> {run_dir}/metrics/m || exit 1; done",
+           check=False)
+    assert r.returncode == 0, r.stderr
+    assert sum(proxy.counts.values()) >= 15
+    assert steps_values(client, rid, "m") == [(i, float(i)) for i in range(60)]
 
 
 # ---- mounting -------------------------------------------------------------
