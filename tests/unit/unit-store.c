@@ -1419,6 +1419,9 @@ static void test_runs(void)
 	is_int(store_create_run(f.s, NULL, "99", "x", "u", &g), -ENOENT,
 	       "a run in an unknown experiment is -ENOENT");
 
+	/* Runs list by start time, then by (random) id: a later millisecond
+	 * makes "oldest first" mean the order they were made in. */
+	sleep_ms(2);
 	ok(!new_run(&f, exp, "eval", other), "a second run");
 	ok(strcmp(other, r.run_id) != 0, "run ids differ");
 	is_int(raw_int(f.raw, &n, "SELECT count(*) FROM runs WHERE experiment_id = %s", exp), 0,
