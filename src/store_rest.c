@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +27,41 @@
 #define REST_HISTORY_PAGE 25000 /* points a page, as MLflow's client asks */
 #define REST_BATCH	  1000	/* metrics a log-batch request, MLflow's limit */
 
+/* Metric points a write() handed over, waiting for the sender. */
+struct chunk {
+	struct rest_batch *batch; /* whose close waits for them */
+	char run_id[STORE_RUN_ID_MAX];
+	char *key;
+	struct metric_point *pts;
+	size_t n;
+	struct chunk *next;
+};
+
 struct rest_store {
 	struct store base;
 	struct http *http;
 	char *display; /* the URI without credentials */
+	/*
+	 * The points in the background: queued by log_metrics, sent in
+	 * log-batch requests by the sender thread.  queue, tail, queued,
+	 * sending, stop and every batch's outstanding and err: protected by
+	 * lock; work wakes the sender, done its waiters.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct chunk *queue, *tail;
+	size_t queued;	/* points in the queue */
+	size_t sending; /* chunks taken by the sender, not answered yet */
+	int stop;
+	pthread_t sender;
+	uint64_t points_sent, points_failed;
 };
 
 struct rest_batch {
 	struct store_batch base;
+	size_t outstanding; /* chunks queued or being sent */
+	int err;	    /* a chunk of it failed since its last commit */
+	char why[256];	    /* and why */
 };
 
 static const struct store_ops rest_ops;
@@ -395,19 +423,63 @@ static struct store_batch *rest_batch_new(struct store *s)
 	return &b->base;
 }
 
-/* Every write was acknowledged when it returned: nothing is left to fail. */
-static int rest_batch_commit(struct store *s, struct store_batch *b, int durable)
+static struct rest_batch *to_batch(struct store_batch *b)
 {
-	(void)s;
-	(void)b;
-	(void)durable;
-	return 0;
+	if (b->owner != &rest_ops) {
+		log_error("internal error: a batch of another store passed to the rest backend");
+		abort();
+	}
+	return (struct rest_batch *)b;
 }
 
-static void rest_batch_free(struct store *s, struct store_batch *b)
+/* Waits until every point of b (or with b NULL, every point) is answered;
+ * lock held. */
+static void wait_sent(struct rest_store *rs, struct rest_batch *b)
 {
-	(void)s;
+	while (b ? b->outstanding : rs->queue || rs->sending) {
+		pthread_cond_signal(&rs->work);
+		pthread_cond_wait(&rs->done, &rs->lock);
+	}
+}
+
+/* Returns once the server has acknowledged every point the batch's writes
+ * handed over (params and tags are acknowledged when written). */
+static int rest_batch_commit(struct store *s, struct store_batch *sb, int durable)
+{
+	struct rest_store *rs = to_rest(s);
+	struct rest_batch *b = to_batch(sb);
+	int err;
+
+	(void)durable; /* the server decides how safe what it took is */
+	pthread_mutex_lock(&rs->lock);
+	wait_sent(rs, b);
+	err = b->err;
+	b->err = 0;
+	if (err)
+		store_set_errmsg("%s", b->why);
+	pthread_mutex_unlock(&rs->lock);
+	return err;
+}
+
+/* What the batch handed over is sent still: only then may it go. */
+static void rest_batch_free(struct store *s, struct store_batch *sb)
+{
+	struct rest_store *rs = to_rest(s);
+	struct rest_batch *b = to_batch(sb);
+
+	pthread_mutex_lock(&rs->lock);
+	wait_sent(rs, b);
+	pthread_mutex_unlock(&rs->lock);
 	free(b);
+}
+
+/* Waits until the server has every point handed over so far: a read of
+ * what the server keeps must show this mount's own writes. */
+static void flush_points(struct rest_store *rs)
+{
+	pthread_mutex_lock(&rs->lock);
+	wait_sent(rs, NULL);
+	pthread_mutex_unlock(&rs->lock);
 }
 
 /* ---- experiments ------------------------------------------------------ */
@@ -565,6 +637,8 @@ static int run_item(json_t *o, void *ctx)
 static int rest_list_runs(struct store *s, const char *experiment_id, store_run_cb *cb, void *ctx)
 {
 	struct rows r = { .cb.run = cb, .ctx = ctx };
+
+	flush_points(to_rest(s));
 	json_t *body = runs_query(experiment_id, REST_PAGE);
 	int err = body ? pages(to_rest(s), "cannot list runs", "runs/search", body, "runs",
 			       run_item, &r)
@@ -741,8 +815,11 @@ static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
 			     struct store_snapshot **out)
 {
 	json_t *doc = NULL;
+	int err;
+
+	flush_points(to_rest(s));
 	/* One answer holds it all: the sections agree with each other. */
-	int err = get_run_doc(to_rest(s), run_id, &doc);
+	err = get_run_doc(to_rest(s), run_id, &doc);
 
 	if (!err)
 		err = snapshot_of(json_object_get(doc, "run"), want, out);
@@ -922,32 +999,161 @@ static int rest_next_step(struct store *s, const char *run_id, const char *key, 
 	return 0;
 }
 
-static int rest_log_metrics(struct store *s, struct store_batch *b, const char *run_id,
+/* The most points waiting at once: a write() beyond waits for the sender,
+ * so memory does not grow with a fast writer. */
+#define QUEUE_MAX 50000
+
+/* Hands the points to the sender: the batch's commit waits for them. */
+static int rest_log_metrics(struct store *s, struct store_batch *sb, const char *run_id,
 			    const char *key, const struct metric_point *pts, size_t n)
 {
-	size_t i = 0, j;
+	struct rest_store *rs = to_rest(s);
+	struct chunk *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->key = strdup(key)) || !(c->pts = malloc(n * sizeof(*pts)))) {
+		if (c)
+			free(c->key);
+		free(c);
+		return -ENOMEM;
+	}
+	memcpy(c->pts, pts, n * sizeof(*pts));
+	c->n = n;
+	snprintf(c->run_id, sizeof(c->run_id), "%s", run_id);
+	c->batch = to_batch(sb);
+	pthread_mutex_lock(&rs->lock);
+	while (rs->queued >= QUEUE_MAX && !rs->stop)
+		pthread_cond_wait(&rs->done, &rs->lock);
+	c->batch->outstanding++;
+	if (rs->tail)
+		rs->tail->next = c;
+	else
+		rs->queue = c;
+	rs->tail = c;
+	rs->queued += n;
+	pthread_cond_signal(&rs->work);
+	pthread_mutex_unlock(&rs->lock);
+	return 0;
+}
+
+static void chunk_free(struct chunk *c)
+{
+	free(c->key);
+	free(c->pts);
+	free(c);
+}
+
+/*
+ * Takes from the queue the chunks of the first one's run, up to MLflow's
+ * 1,000 metrics a request (a chunk larger than that goes alone, in several
+ * requests); lock held.  Other runs' chunks keep their places.
+ */
+static struct chunk *take_run(struct rest_store *rs)
+{
+	struct chunk **pp = &rs->queue, *taken = NULL, **tail = &taken, *c;
+	const char *run = rs->queue->run_id;
+	size_t points = 0;
+
+	while ((c = *pp) && points < REST_BATCH) {
+		if (strcmp(c->run_id, run) || (points && points + c->n > REST_BATCH)) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		c->next = NULL;
+		*tail = c;
+		tail = &c->next;
+		points += c->n;
+		rs->queued -= c->n;
+		rs->sending++;
+	}
+	rs->tail = NULL;
+	for (c = rs->queue; c; c = c->next)
+		rs->tail = c;
+	return taken;
+}
+
+/* One log-batch request of a run's metrics (arr, stolen). */
+static int post_batch(struct rest_store *rs, const char *run_id, json_t *arr)
+{
+	json_t *body = json_pack("{s:s, s:o}", "run_id", run_id, "metrics", arr);
+
+	/* An exact point sent twice is kept once: a request may be resent. */
+	return body ? call(rs, "cannot log the metric", "POST", "runs/log-batch", body,
+			   HTTP_IDEMPOTENT, NULL)
+		    : -ENOMEM;
+}
+
+/* The points of the chunks (of one run), in requests of MLflow's 1,000. */
+static int send_points(struct rest_store *rs, struct chunk *list)
+{
+	json_t *arr = NULL;
+	struct chunk *c;
+	size_t i;
 	int err = 0;
 
-	(void)b;
-	/* MLflow takes 1,000 metrics a request; an exact point sent twice is
-	 * kept once, so a request may be resent. */
-	while (!err && i < n) {
-		json_t *arr = json_array(), *body;
-
-		for (j = i; arr && j < n && j - i < REST_BATCH; j++)
-			json_array_append_new(arr,
-					      json_pack("{s:s, s:o, s:I, s:I}", "key", key, "value",
-							num_json(pts[j].value), "timestamp",
-							(json_int_t)pts[j].timestamp, "step",
-							(json_int_t)pts[j].step));
-		body = arr ? json_pack("{s:s, s:o}", "run_id", run_id, "metrics", arr) : NULL;
-		if (!body)
-			return -ENOMEM;
-		err = call(to_rest(s), "cannot log the metric", "POST", "runs/log-batch", body,
-			   HTTP_IDEMPOTENT, NULL);
-		i = j;
+	for (c = list; c && !err; c = c->next) {
+		for (i = 0; i < c->n && !err; i++) {
+			if (!arr && !(arr = json_array()))
+				return -ENOMEM;
+			if (json_array_append_new(
+				    arr, json_pack("{s:s, s:o, s:I, s:I}", "key", c->key, "value",
+						   num_json(c->pts[i].value), "timestamp",
+						   (json_int_t)c->pts[i].timestamp, "step",
+						   (json_int_t)c->pts[i].step)))
+				err = -ENOMEM;
+			else if (json_array_size(arr) == REST_BATCH) {
+				err = post_batch(rs, list->run_id, arr);
+				arr = NULL;
+			}
+		}
 	}
+	if (!err && arr)
+		return post_batch(rs, list->run_id, arr);
+	json_decref(arr);
 	return err;
+}
+
+/* The sender: sends what is queued, run by run, as long as there is any. */
+static void *sender(void *arg)
+{
+	struct rest_store *rs = arg;
+
+	pthread_mutex_lock(&rs->lock);
+	for (;;) {
+		struct chunk *list, *c, *next;
+		size_t points = 0;
+		int err;
+
+		while (!rs->queue && !rs->stop)
+			pthread_cond_wait(&rs->work, &rs->lock);
+		if (!rs->queue)
+			break;
+		list = take_run(rs);
+		pthread_mutex_unlock(&rs->lock);
+		err = send_points(rs, list);
+		if (err)
+			log_error("%s", store_errmsg());
+		pthread_mutex_lock(&rs->lock);
+		for (c = list; c; c = next) {
+			next = c->next;
+			points += c->n;
+			if (err && !c->batch->err) {
+				c->batch->err = -EIO;
+				snprintf(c->batch->why, sizeof(c->batch->why), "%s",
+					 store_errmsg());
+			}
+			c->batch->outstanding--;
+			rs->sending--;
+			chunk_free(c);
+		}
+		if (err)
+			rs->points_failed += points;
+		else
+			rs->points_sent += points;
+		pthread_cond_broadcast(&rs->done);
+	}
+	pthread_mutex_unlock(&rs->lock);
+	return NULL;
 }
 
 struct point {
@@ -1005,6 +1211,7 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 	char page[24], *path;
 	int err;
 
+	flush_points(rs);
 	/* Always max_results: without it some MLflow 3 servers answer no points. */
 	snprintf(page, sizeof(page), "%d", REST_HISTORY_PAGE);
 	path = query("metrics/get-history?run_id=%s&metric_key=%s&max_results=%s", run_id, key,
@@ -1213,15 +1420,27 @@ static int rest_describe(struct store *s, struct buf *out)
 	struct rest_store *rs = to_rest(s);
 	struct http_stats st;
 
+	size_t queued;
+	uint64_t sent, failed;
+
 	http_get_stats(rs->http, &st);
+	pthread_mutex_lock(&rs->lock);
+	queued = rs->queued;
+	sent = rs->points_sent;
+	failed = rs->points_failed;
+	pthread_mutex_unlock(&rs->lock);
 	return buf_addf(out,
 			"store: rest\n"
 			"uri: %s\n"
 			"read_only: %s\n"
+			"pending_points: %zu\n"
+			"points_sent: %llu\n"
+			"points_failed: %llu\n"
 			"requests: %llu\n"
 			"retries: %llu\n"
 			"failed_requests: %llu\n",
-			rs->display, rs->base.read_only ? "yes" : "no",
+			rs->display, rs->base.read_only ? "yes" : "no", queued,
+			(unsigned long long)sent, (unsigned long long)failed,
 			(unsigned long long)st.requests, (unsigned long long)st.retries,
 			(unsigned long long)st.failures);
 }
@@ -1230,6 +1449,15 @@ static void rest_close(struct store *s)
 {
 	struct rest_store *rs = to_rest(s);
 
+	/* What is queued is sent first: an unmount loses no point. */
+	pthread_mutex_lock(&rs->lock);
+	rs->stop = 1;
+	pthread_cond_signal(&rs->work);
+	pthread_mutex_unlock(&rs->lock);
+	pthread_join(rs->sender, NULL);
+	pthread_cond_destroy(&rs->work);
+	pthread_cond_destroy(&rs->done);
+	pthread_mutex_destroy(&rs->lock);
 	http_free(rs->http);
 	free(rs->display);
 	free(rs);
@@ -1252,6 +1480,9 @@ struct store *store_rest_open(const struct mfs_config *cfg, char **errmsg)
 	rs->http = http_for_tracking_uri(cfg->tracking_uri, errmsg);
 	if (!rs->http)
 		goto fail;
+	pthread_mutex_init(&rs->lock, NULL);
+	pthread_cond_init(&rs->work, NULL);
+	pthread_cond_init(&rs->done, NULL);
 	/* The server answers and takes our credentials, or no mount. */
 	err = call(rs, "cannot use the tracking server", "POST", "experiments/search",
 		   json_pack("{s:i}", "max_results", 1), HTTP_IDEMPOTENT, &doc);
@@ -1268,11 +1499,21 @@ struct store *store_rest_open(const struct mfs_config *cfg, char **errmsg)
 			*errmsg = NULL;
 		goto fail;
 	}
+	if (pthread_create(&rs->sender, NULL, sender, rs)) {
+		if (asprintf(errmsg, "cannot start a thread") < 0)
+			*errmsg = NULL;
+		goto fail;
+	}
 	return &rs->base;
 nomem:
 	if (asprintf(errmsg, "out of memory") < 0)
 		*errmsg = NULL;
 fail:
+	if (rs && rs->http) {
+		pthread_cond_destroy(&rs->work);
+		pthread_cond_destroy(&rs->done);
+		pthread_mutex_destroy(&rs->lock);
+	}
 	if (rs) {
 		http_free(rs->http);
 		free(rs->display);

@@ -388,6 +388,37 @@ def test_a_failing_request_is_retried(faulty, client, mode):
         assert retries_of(m) - before == 4
 
 
+def test_points_go_in_batches_and_close_waits_for_them(rmount, new_run, client):
+    _, run_dir, rid = new_run
+    status = rmount.mnt / ".mlflowfs" / "status"
+
+    def requests():
+        return int(status.read_text().split("\nrequests: ")[1].split("\n")[0])
+
+    before = requests()
+    fd = os.open(run_dir / "metrics" / "loss", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for i in range(3000):
+        os.write(fd, f"{i} {i / 1000}\n".encode())
+    os.close(fd)
+    # Acknowledged at close: all there now, in far fewer requests than lines.
+    assert steps_values(client, rid, "loss") == [(i, i / 1000) for i in range(3000)]
+    assert requests() - before < 300
+    assert "pending_points: 0\n" in status.read_text()
+
+
+def test_points_the_server_refuses_fail_the_close(faulty, client):
+    proxy, m = faulty
+    run_dir = m.run(unique(), "r")
+    os.makedirs(run_dir)
+    rid = run_id_of(run_dir)
+    proxy.fail("500", 1000, only="log-batch")
+    fd = os.open(run_dir / "metrics" / "loss", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, b"0 0.5\n")  # accepted: it is sent in the background
+    expect_errno(errno.EIO, os.close, fd)
+    assert steps_values(client, rid, "loss") == []
+    assert "cannot log the metric" in m.log()
+
+
 def test_exhausted_retries_give_eio_and_change_nothing(faulty, client):
     proxy, m = faulty
     run_dir = m.run(unique(), "r")
