@@ -332,6 +332,16 @@ static void count(struct http *h, int tries, int gave_up)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* Appends a header; on failure frees the list and returns NULL. */
+static struct curl_slist *add_header(struct curl_slist *list, const char *header)
+{
+	struct curl_slist *more = curl_slist_append(list, header);
+
+	if (!more)
+		curl_slist_free_all(list);
+	return more;
+}
+
 static int transfer(struct http *h, const char *method, const char *path, const char *json,
 		    int flags, struct io *io, struct http_reply *out)
 {
@@ -352,13 +362,10 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 		set_errmsg("out of memory");
 		return -ENOMEM;
 	}
-	if (json)
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-	if (h->bearer)
-		headers = curl_slist_append(headers, h->bearer);
 	/* No "Expect: 100-continue" round trip before a body. */
-	headers = curl_slist_append(headers, "Expect:");
-	if (!headers) {
+	if (!(headers = add_header(headers, "Expect:")) ||
+	    (json && !(headers = add_header(headers, "Content-Type: application/json"))) ||
+	    (h->bearer && !(headers = add_header(headers, h->bearer)))) {
 		free(url);
 		set_errmsg("out of memory");
 		return -ENOMEM;

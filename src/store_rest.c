@@ -1,10 +1,11 @@
 /*
  * store_rest.c - the remote backend: an MLflow tracking server through its
- * REST API 2.0 (http.c carries the requests, jansson the JSON).  Writes are
- * sent as they are made and acknowledged before the call returns, so a
- * batch never holds a write the server has not taken, and a commit has
- * nothing left to fail.  The cache in front (cache.c) keeps listings and
- * runs for cache_ttl: this store asks the server every time.
+ * REST API 2.0 (http.c carries the requests, jansson the JSON).  Params,
+ * tags and names are sent as they are written and acknowledged before the
+ * call returns; metric points go to a sender thread that sends them in
+ * log-batch requests, and a batch's commit waits for its own.  The cache
+ * in front (cache.c) keeps listings and runs for cache_ttl: this store
+ * asks the server every time.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -34,6 +35,7 @@ struct chunk {
 	char *key;
 	struct metric_point *pts;
 	size_t n;
+	uint64_t seq; /* handed over as the seq-th */
 	struct chunk *next;
 };
 
@@ -50,8 +52,11 @@ struct rest_store {
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
 	struct chunk *queue, *tail;
-	size_t queued;	/* points in the queue */
-	size_t sending; /* chunks taken by the sender, not answered yet */
+	size_t queued;			    /* points in the queue */
+	size_t sending;			    /* chunks taken by the sender, not answered yet */
+	char sending_run[STORE_RUN_ID_MAX]; /* their run */
+	uint64_t sending_seq;		    /* the oldest of them */
+	uint64_t seq;			    /* the last chunk handed over */
 	int stop;
 	pthread_t sender;
 	uint64_t points_sent, points_failed;
@@ -432,11 +437,10 @@ static struct rest_batch *to_batch(struct store_batch *b)
 	return (struct rest_batch *)b;
 }
 
-/* Waits until every point of b (or with b NULL, every point) is answered;
- * lock held. */
+/* Waits until every point of b is answered; lock held. */
 static void wait_sent(struct rest_store *rs, struct rest_batch *b)
 {
-	while (b ? b->outstanding : rs->queue || rs->sending) {
+	while (b->outstanding) {
 		pthread_cond_signal(&rs->work);
 		pthread_cond_wait(&rs->done, &rs->lock);
 	}
@@ -473,12 +477,36 @@ static void rest_batch_free(struct store *s, struct store_batch *sb)
 	free(b);
 }
 
-/* Waits until the server has every point handed over so far: a read of
- * what the server keeps must show this mount's own writes. */
-static void flush_points(struct rest_store *rs)
+/* Whether a point of run_id (NULL: any run) handed over as the upto-th or
+ * before is not answered yet; lock held. */
+static int pending_upto(struct rest_store *rs, const char *run_id, uint64_t upto)
 {
+	struct chunk *c;
+
+	if (rs->sending && rs->sending_seq <= upto && (!run_id || !strcmp(rs->sending_run, run_id)))
+		return 1;
+	for (c = rs->queue; c && c->seq <= upto; c = c->next)
+		if (!run_id || !strcmp(c->run_id, run_id))
+			return 1;
+	return 0;
+}
+
+/*
+ * Waits until the server has every point of run_id (NULL: of every run)
+ * handed over so far: a read of what the server keeps must show this
+ * mount's own writes.  Points written meanwhile are not waited for, so a
+ * busy writer cannot hold a reader up.
+ */
+static void flush_points(struct rest_store *rs, const char *run_id)
+{
+	uint64_t upto;
+
 	pthread_mutex_lock(&rs->lock);
-	wait_sent(rs, NULL);
+	upto = rs->seq;
+	while (pending_upto(rs, run_id, upto)) {
+		pthread_cond_signal(&rs->work);
+		pthread_cond_wait(&rs->done, &rs->lock);
+	}
 	pthread_mutex_unlock(&rs->lock);
 }
 
@@ -638,7 +666,7 @@ static int rest_list_runs(struct store *s, const char *experiment_id, store_run_
 {
 	struct rows r = { .cb.run = cb, .ctx = ctx };
 
-	flush_points(to_rest(s));
+	flush_points(to_rest(s), NULL);
 	json_t *body = runs_query(experiment_id, REST_PAGE);
 	int err = body ? pages(to_rest(s), "cannot list runs", "runs/search", body, "runs",
 			       run_item, &r)
@@ -817,7 +845,7 @@ static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
 	json_t *doc = NULL;
 	int err;
 
-	flush_points(to_rest(s));
+	flush_points(to_rest(s), run_id);
 	/* One answer holds it all: the sections agree with each other. */
 	err = get_run_doc(to_rest(s), run_id, &doc);
 
@@ -1024,6 +1052,7 @@ static int rest_log_metrics(struct store *s, struct store_batch *sb, const char 
 	while (rs->queued >= QUEUE_MAX && !rs->stop)
 		pthread_cond_wait(&rs->done, &rs->lock);
 	c->batch->outstanding++;
+	c->seq = ++rs->seq;
 	if (rs->tail)
 		rs->tail->next = c;
 	else
@@ -1053,6 +1082,7 @@ static struct chunk *take_run(struct rest_store *rs)
 	const char *run = rs->queue->run_id;
 	size_t points = 0;
 
+	snprintf(rs->sending_run, sizeof(rs->sending_run), "%s", run);
 	while ((c = *pp) && points < REST_BATCH) {
 		if (strcmp(c->run_id, run) || (points && points + c->n > REST_BATCH)) {
 			pp = &c->next;
@@ -1064,7 +1094,8 @@ static struct chunk *take_run(struct rest_store *rs)
 		tail = &c->next;
 		points += c->n;
 		rs->queued -= c->n;
-		rs->sending++;
+		if (!rs->sending++)
+			rs->sending_seq = c->seq; /* the first taken is the oldest */
 	}
 	rs->tail = NULL;
 	for (c = rs->queue; c; c = c->next)
@@ -1211,7 +1242,7 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 	char page[24], *path;
 	int err;
 
-	flush_points(rs);
+	flush_points(rs, run_id);
 	/* Always max_results: without it some MLflow 3 servers answer no points. */
 	snprintf(page, sizeof(page), "%d", REST_HISTORY_PAGE);
 	path = query("metrics/get-history?run_id=%s&metric_key=%s&max_results=%s", run_id, key,

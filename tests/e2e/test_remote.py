@@ -406,6 +406,38 @@ def test_points_go_in_batches_and_close_waits_for_them(rmount, new_run, client):
     assert "pending_points: 0\n" in status.read_text()
 
 
+def test_a_busy_writer_does_not_hold_up_a_reader(rmount, new_run):
+    import threading
+
+    _, run_dir, _ = new_run
+    stop = threading.Event()
+
+    def writer():
+        fd = os.open(run_dir / "metrics" / "busy", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            i = 0
+            while not stop.is_set():  # a point a millisecond, as a fast training loop
+                os.write(fd, f"{i} 1\n".encode())
+                i += 1
+                time.sleep(0.001)
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        lines = (run_dir / "history" / "busy").read_text().splitlines()
+        took = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join()
+    assert lines, "the history shows the points written before the read"
+    # It waits for what was written before it, not for what comes after.
+    assert took < 5, took
+
+
 def test_points_the_server_refuses_fail_the_close(faulty, client):
     proxy, m = faulty
     run_dir = m.run(unique(), "r")
