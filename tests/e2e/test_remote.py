@@ -449,6 +449,8 @@ def test_points_the_server_refuses_fail_the_close(faulty, client):
     expect_errno(errno.EIO, os.close, fd)
     assert steps_values(client, rid, "loss") == []
     assert "cannot log the metric" in m.log()
+    errors = (m.mnt / ".mlflowfs" / "errors").read_text()
+    assert f"/runs/{rid}/metrics/loss EIO" in errors and "cannot log the metric" in errors
 
 
 def test_exhausted_retries_give_eio_and_change_nothing(faulty, client):
