@@ -23,14 +23,19 @@ import time
 import uuid
 
 
+def _remote(db):
+    return db.startswith(("http://", "https://"))
+
+
 def _uri(db):
-    return "sqlite:///" + os.path.abspath(db)
+    return db if _remote(db) else "sqlite:///" + os.path.abspath(db)
 
 
 def _client(db):
     # The client on sqlite:/// puts artifacts under ./mlruns: keep them beside the database.
     uri = _uri(db)
-    os.chdir(os.path.dirname(os.path.abspath(db)))
+    if not _remote(db):
+        os.chdir(os.path.dirname(os.path.abspath(db)))
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -57,7 +62,8 @@ def cmd_template(db, experiment=None, run=None):
 
 
 def _fresh_run(client, name):
-    eid = client.create_experiment(name)
+    # A server is shared by the rounds: each makes an experiment of its own.
+    eid = client.create_experiment(f"{name}-{uuid.uuid4().hex[:8]}")
     return client.create_run(eid, run_name="r").info.run_id
 
 
@@ -288,5 +294,7 @@ if __name__ == "__main__":
     if len(sys.argv) < 3 or sys.argv[1] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    # Every command takes the database first; the commands change directory.
-    print(json.dumps(COMMANDS[sys.argv[1]](os.path.abspath(sys.argv[2]), *sys.argv[3:])))
+    # Every command takes the database (or a tracking server's URL) first; the commands
+    # change directory.
+    store = sys.argv[2] if _remote(sys.argv[2]) else os.path.abspath(sys.argv[2])
+    print(json.dumps(COMMANDS[sys.argv[1]](store, *sys.argv[3:])))
