@@ -448,6 +448,28 @@ def machine_description():
     )
 
 
+def start(title, reps):
+    """Prints a benchmark's header and which daemon it measures; returns find_mlflowfs()'s
+    (binary or None, reason)."""
+    mlflowfs, reason = find_mlflowfs()
+    header(title, reps)
+    print(f"mlflowfs: {mlflowfs or 'pending (' + reason + ')'}")
+    if mlflowfs and build_warning(mlflowfs):
+        print(build_warning(mlflowfs))
+    return mlflowfs, reason
+
+
+def report_failures(errors, mlflowfs, reason):
+    """The closing lines of a benchmark: why mlflowfs was not measured, the first failure of
+    each configuration, and where its work went."""
+    if not mlflowfs:
+        print(f"\nmlflowfs: pending ({reason})")
+    for name, err in errors.items():
+        print(f"\nFAILED {name} (first failure): {err}")
+    if errors and os.environ.get("KEEP") != "1":
+        print("(the work folder is removed at exit: KEEP=1 keeps databases and logs)")
+
+
 def header(title, reps):
     print(f"== {title}")
     print(f"machine: {machine_description()}")

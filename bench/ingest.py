@@ -212,12 +212,7 @@ class Ingest:
                 print(f"  {label:<44} {'FAIL':>10}   {num if num in self.errors else den} failed, see below")
             else:
                 bl.ratio_line(label, num, den, target, results=res)
-        if not self.mlflowfs:
-            print(f"\nmlflowfs: pending ({self.mlflowfs_reason})")
-        for name, err in self.errors.items():
-            print(f"\nFAILED {name} (first failure): {err}")
-        if self.errors and os.environ.get("KEEP") != "1":
-            print("(the work folder is removed at exit: KEEP=1 keeps databases and logs)")
+        bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"n": a.n, "reps": a.reps, "machine": bl.machine_description(),
@@ -240,11 +235,7 @@ def main():
     args.log_batch_n = args.log_batch_n or args.n
     bl.install_signal_handlers()
     bl.check_mlflow_py()
-    mlflowfs, reason = bl.find_mlflowfs()
-    bl.header("ingest: points from a program into the store", args.reps)
-    print(f"mlflowfs: {mlflowfs or 'pending (' + reason + ')'}")
-    if mlflowfs and bl.build_warning(mlflowfs):
-        print(bl.build_warning(mlflowfs))
+    mlflowfs, reason = bl.start("ingest: points from a program into the store", args.reps)
     with bl.Workdir("mlflowfs-bench-ingest-") as work:
         ing = Ingest(args, work, mlflowfs)
         ing.mlflowfs_reason = reason

@@ -298,12 +298,7 @@ class Read:
                 print(f"  {name:<30} {got[0]} {got[1]!r}  {same}")
             elif name.startswith("mlflowfs"):
                 print(f"  {name:<30} {'FAIL' if 'mlflowfs' in self.errors else 'pending'}")
-        if not self.mlflowfs:
-            print(f"\nmlflowfs: pending ({self.mlflowfs_reason})")
-        for name, err in self.errors.items():
-            print(f"\nFAILED {name} (first failure): {err}")
-        if self.errors and os.environ.get("KEEP") != "1":
-            print("(the work folder is removed at exit: KEEP=1 keeps databases and logs)")
+        bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if self.args.json:
             with open(self.args.json, "w") as f:
                 json.dump({"runs": self.nruns, "reps": self.args.reps,
@@ -325,11 +320,8 @@ def main():
     bl.check_mlflow_py()
     bl.helper("noopfs")
     bl.helper("passfs")
-    mlflowfs, reason = bl.find_mlflowfs()
-    bl.header(f"read: {args.runs:,} runs x (5 params, 5 metrics) with Unix tools", args.reps)
-    print(f"mlflowfs: {mlflowfs or 'pending (' + reason + ')'}")
-    if mlflowfs and bl.build_warning(mlflowfs):
-        print(bl.build_warning(mlflowfs))
+    mlflowfs, reason = bl.start(
+        f"read: {args.runs:,} runs x (5 params, 5 metrics) with Unix tools", args.reps)
     with bl.Workdir("mlflowfs-bench-read-") as work, \
             bl.Workdir("mlflowfs-bench-read-", base="/dev/shm") as shm:
         rd = Read(args, work, shm, mlflowfs)

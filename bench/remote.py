@@ -83,10 +83,9 @@ def main():
     a = p.parse_args()
     bl.install_signal_handlers()
     bl.check_mlflow_py()
-    binary, why = bl.find_mlflowfs()
+    binary, why = bl.start("remote: metric points into an MLflow tracking server", a.reps)
     if not binary:
         bl.die(f"no mlflowfs to measure: {why}")
-    bl.header("remote: metric points into an MLflow tracking server", a.reps)
     res, errors = bl.Results(), {}
     writer = bl.helper("writer")
     with bl.Workdir("remote") as work, Server(work) as server:
@@ -139,8 +138,7 @@ def main():
             print(f"  {label:<44} {'FAIL':>10}")
         else:
             bl.ratio_line(label, num, den, target, results=res)
-    for name, err in errors.items():
-        print(f"\nFAIL {name}: {err}")
+    bl.report_failures(errors, binary, why)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res.to_json(), f, indent=1)

@@ -341,12 +341,7 @@ class Scale:
             print(f"  {'stat history at ' + f'{a.points:,} points, median':<48} "
                   f"{res.median(stat_big):>10.3g}   ms (must not read every point)")
 
-        if not self.mlflowfs:
-            print(f"\nmlflowfs: pending ({self.mlflowfs_reason})")
-        for name, err in self.errors.items():
-            print(f"\nFAILED {name} (first failure): {err}")
-        if self.errors and os.environ.get("KEEP") != "1":
-            print("(the work folder is removed at exit: KEEP=1 keeps databases and logs)")
+        bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"args": vars(a), "machine": bl.machine_description(),
@@ -371,12 +366,8 @@ def main():
     bl.check_mlflow_py()
     if not shutil.which("sqlite3"):
         bl.die("the sqlite3 command is needed (the floor of reading the points)")
-    mlflowfs, reason = bl.find_mlflowfs()
-    bl.header(f"scale: {args.runs:,} runs against {args.few:,}; {args.points:,} points",
-              args.reps)
-    print(f"mlflowfs: {mlflowfs or 'pending (' + reason + ')'}")
-    if mlflowfs and bl.build_warning(mlflowfs):
-        print(bl.build_warning(mlflowfs))
+    mlflowfs, reason = bl.start(
+        f"scale: {args.runs:,} runs against {args.few:,}; {args.points:,} points", args.reps)
     with bl.Workdir("mlflowfs-bench-scale-") as work:
         sc = Scale(args, work, mlflowfs)
         sc.mlflowfs_reason = reason
