@@ -123,6 +123,67 @@ int fake_op_parse(const char *name, size_t len)
 	return -1;
 }
 
+/* ---- calls counted ------------------------------------------------------ */
+
+void fake_counts_take(struct fake_store *f, struct fake_counts *c)
+{
+	pthread_mutex_lock(&f->lock);
+	memcpy(c->op, f->calls, sizeof(c->op));
+	c->total = f->total;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void fake_counts_since(struct fake_store *f, const struct fake_counts *before,
+		       struct fake_counts *d)
+{
+	int i;
+
+	fake_counts_take(f, d);
+	for (i = 0; i < FAKE_OP_COUNT; i++)
+		d->op[i] -= before->op[i];
+	d->total -= before->total;
+}
+
+int fake_counts_parse(const char *spec, struct fake_counts *c)
+{
+	const char *p = spec;
+
+	memset(c, 0, sizeof(*c));
+	while (*p) {
+		size_t n = strcspn(p, " =");
+		int op = fake_op_parse(p, n);
+		unsigned long times = 1;
+		char *end;
+
+		if (op < 0)
+			return -1;
+		p += n;
+		if (*p == '=') {
+			times = strtoul(p + 1, &end, 10);
+			p = end;
+		}
+		c->op[op] += times;
+		c->total += times;
+		p += strspn(p, " ");
+	}
+	return 0;
+}
+
+void fake_counts_format(const struct fake_counts *c, struct buf *out)
+{
+	int i;
+
+	for (i = 0; i < FAKE_OP_COUNT; i++) {
+		if (!c->op[i])
+			continue;
+		buf_addf(out, "%s%s", out->len ? " " : "", fake_op_name((enum fake_op)i));
+		if (c->op[i] > 1)
+			buf_addf(out, "=%lu", c->op[i]);
+	}
+	if (!out->len)
+		buf_adds(out, "none");
+}
+
 static struct fake_store *to_fake(const struct store *s)
 {
 	if (s->ops != &fake_ops) {

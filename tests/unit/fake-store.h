@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "metric.h"
 #include "store-internal.h"
 
@@ -162,6 +163,23 @@ struct fake_store *fake_store_new(void);
 /* The slot name of op ("get_snapshot"); the op of a name, or -1. */
 const char *fake_op_name(enum fake_op op);
 int fake_op_parse(const char *name, size_t len);
+
+/* Calls counted by a fake, per operation and in all: a snapshot, or the
+ * difference of two, or a budget read from a spec. */
+struct fake_counts {
+	unsigned long op[FAKE_OP_COUNT];
+	unsigned long total;
+};
+
+/* The calls f counted so far. */
+void fake_counts_take(struct fake_store *f, struct fake_counts *c);
+/* The calls f counted since before, into d. */
+void fake_counts_since(struct fake_store *f, const struct fake_counts *before,
+		       struct fake_counts *d);
+/* "get_experiment list_runs=2": each op once, or =N times; -1 if unreadable. */
+int fake_counts_parse(const char *spec, struct fake_counts *c);
+/* c in the spec's form ("get_snapshot list_runs=2"), "none" for no call. */
+void fake_counts_format(const struct fake_counts *c, struct buf *out);
 
 /* Makes op answer err (a -errno; 0 to stop failing). */
 void fake_store_fail(struct fake_store *f, enum fake_op op, int err);

@@ -85,66 +85,13 @@ static void on_alarm(int sig)
 	_exit(1);
 }
 
-/* ---- calls that reached the fake ------------------------------------------ */
-
-struct counts {
-	unsigned long op[FAKE_OP_COUNT];
-};
-
-static void counts_take(struct fake_store *f, struct counts *c)
-{
-	pthread_mutex_lock(&f->lock);
-	memcpy(c->op, f->calls, sizeof(c->op));
-	pthread_mutex_unlock(&f->lock);
-}
-
-/* "get_experiment list_runs=2": each op once, or =N times; -1 if unreadable. */
-static int counts_parse(const char *spec, struct counts *c)
-{
-	const char *p = spec;
-
-	memset(c, 0, sizeof(*c));
-	while (*p) {
-		size_t n = strcspn(p, " =");
-		int op = fake_op_parse(p, n);
-		unsigned long times = 1;
-		char *end;
-
-		if (op < 0)
-			return -1;
-		p += n;
-		if (*p == '=') {
-			times = strtoul(p + 1, &end, 10);
-			p = end;
-		}
-		c->op[op] += times;
-		p += strspn(p, " ");
-	}
-	return 0;
-}
-
-static void counts_format(const struct counts *c, struct buf *out)
-{
-	int i;
-
-	for (i = 0; i < FAKE_OP_COUNT; i++) {
-		if (!c->op[i])
-			continue;
-		buf_addf(out, "%s%s", out->len ? " " : "", fake_op_name((enum fake_op)i));
-		if (c->op[i] > 1)
-			buf_addf(out, "=%lu", c->op[i]);
-	}
-	if (!out->len)
-		buf_adds(out, "none");
-}
-
 /* ---- the fixture: a fresh world behind a fresh cache ----------------------- */
 
 struct fx {
 	struct fake_store *f;
 	struct store *s; /* the cache over f */
 	struct mfs_config cfg;
-	struct counts mark; /* the calls counted so far */
+	struct fake_counts mark; /* the calls counted so far */
 };
 
 /*
@@ -168,7 +115,7 @@ static void fx_open(struct fx *x, int watch, double ttl)
 		printf("Bail out! cannot make a fake store and its cache\n");
 		exit(1);
 	}
-	counts_take(x->f, &x->mark);
+	fake_counts_take(x->f, &x->mark);
 	alarm(60); /* each case has a minute */
 }
 
@@ -189,16 +136,16 @@ static void fx_close(struct fx *x, const char *name)
 /* Forgets the calls made so far. */
 static void fx_mark(struct fx *x)
 {
-	counts_take(x->f, &x->mark);
+	fake_counts_take(x->f, &x->mark);
 }
 
 /* The calls since the mark (the watch's apart), then marks anew. */
-static void fx_since(struct fx *x, struct counts *d)
+static void fx_since(struct fx *x, struct fake_counts *d)
 {
-	struct counts now;
+	struct fake_counts now;
 	int i;
 
-	counts_take(x->f, &now);
+	fake_counts_take(x->f, &now);
 	for (i = 0; i < FAKE_OP_COUNT; i++)
 		d->op[i] = now.op[i] - x->mark.op[i];
 	d->op[FAKE_others_version] = 0;
@@ -209,12 +156,12 @@ static void fx_since(struct fx *x, struct counts *d)
  * if not, what they were goes to got. */
 static int calls_are(struct fx *x, const char *spec, struct buf *got)
 {
-	struct counts d, want;
+	struct fake_counts d, want;
 
 	fx_since(x, &d);
-	if (!counts_parse(spec, &want) && !memcmp(d.op, want.op, sizeof(d.op)))
+	if (!fake_counts_parse(spec, &want) && !memcmp(d.op, want.op, sizeof(d.op)))
 		return 1;
-	counts_format(&d, got);
+	fake_counts_format(&d, got);
 	return 0;
 }
 
@@ -231,12 +178,12 @@ static void is_calls(struct fx *x, const char *spec, const char *name)
 
 /* Calls made to the fake directly (to look in the world) since before are
  * not the cache's: moves the mark past them. */
-static void fx_unmark(struct fx *x, const struct counts *before)
+static void fx_unmark(struct fx *x, const struct fake_counts *before)
 {
-	struct counts now;
+	struct fake_counts now;
 	int i;
 
-	counts_take(x->f, &now);
+	fake_counts_take(x->f, &now);
 	for (i = 0; i < FAKE_OP_COUNT; i++)
 		x->mark.op[i] += now.op[i] - before->op[i];
 }
@@ -378,9 +325,9 @@ static void read_is(struct fx *x, enum rd kind, const char *a, const char *b, co
  * apart from the cache's), for comparing. */
 static void fake_folders(struct fx *x, const char *exp, struct buf *out)
 {
-	struct counts before;
+	struct fake_counts before;
 
-	counts_take(x->f, &before);
+	fake_counts_take(x->f, &before);
 	buf_reset(out);
 	x->f->no_folders = 0;
 	if (store_list_runs(&x->f->base, exp, collect_folder, out))
@@ -392,10 +339,10 @@ static void fake_folders(struct fx *x, const char *exp, struct buf *out)
 /* What the world says of a run, without the cache. */
 static int fake_run(struct fx *x, const char *run_id, struct store_run *out)
 {
-	struct counts before;
+	struct fake_counts before;
 	int err;
 
-	counts_take(x->f, &before);
+	fake_counts_take(x->f, &before);
 	err = store_get_run(&x->f->base, run_id, out);
 	fx_unmark(x, &before);
 	return err;
@@ -1126,7 +1073,7 @@ static void test_log_metrics(void)
 	struct store_kv world;
 	struct store_run r, wr;
 	struct store_ref ref = { .run_id = A };
-	struct counts before;
+	struct fake_counts before;
 	char name[256], what[320];
 	struct fx x;
 	size_t i, j, k;
@@ -1177,7 +1124,7 @@ static void test_log_metrics(void)
 				 t[i].latest.dt);
 
 		/* The same as the store says. */
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		err = store_get_kv(&x.f->base, SEC_METRICS, &ref, t[i].key, &world);
 		snprintf(what, sizeof(what), "%s: the latest point is the store's", name);
 		check(!err && kv && kv->step == world.step && kv->timestamp == world.timestamp &&
@@ -1287,7 +1234,7 @@ static void test_reserve_steps(void)
 	struct resv_thread th[4];
 	pthread_t tid[4];
 	int64_t ranges[400][2], end;
-	struct counts before;
+	struct fake_counts before;
 	struct fx x;
 	size_t i, j, n = 0;
 	int gaps = 0, err;
@@ -1318,7 +1265,7 @@ static void test_reserve_steps(void)
 	is_calls(&x, "next_step=2", "one next_step for each new metric");
 
 	/* A highest step of -5, logged behind the cache's back, then through it. */
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	err = log_point(&x.f->base, A, "neg", -5, FAKE_T0, 1);
 	fx_unmark(&x, &before);
 	check_int(err, 0, "log_metrics(A, neg, -5) to the store");
@@ -1794,7 +1741,7 @@ static void test_races_across(void)
 {
 	static const struct wr rename = { W_RENAME_RUN, A, "raced", NULL, 0, 0, 0 };
 	struct buf out = BUF_INIT;
-	struct counts before;
+	struct fake_counts before;
 	struct race r;
 	const char *name;
 	struct fx x;
@@ -1833,7 +1780,7 @@ static void test_races_across(void)
 	case_name = name;
 	fx_open(&x, 1, 2.0);
 	rd(x.s, RD_LIST, "1", NULL, &out);
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	err = store_set_status(&x.f->base, NULL, A, "KILLED");
 	fx_unmark(&x, &before);
 	check_int(err, 0, "another client finishes run A");

@@ -121,88 +121,28 @@ static unsigned fx_close(struct fx *x, const char *name)
 
 /* ---- store calls ------------------------------------------------------- */
 
-struct counts {
-	unsigned long op[FAKE_OP_COUNT];
-	unsigned long total;
-};
-
-static void counts_take(const struct fake_store *f, struct counts *c)
-{
-	memcpy(c->op, f->calls, sizeof(c->op));
-	c->total = f->total;
-}
-
-/* The calls made since before. */
-static void counts_since(const struct fake_store *f, const struct counts *before, struct counts *d)
-{
-	int i;
-
-	counts_take(f, d);
-	for (i = 0; i < FAKE_OP_COUNT; i++)
-		d->op[i] -= before->op[i];
-	d->total -= before->total;
-}
-
-/* "get_experiment find_run get_snapshot=2": each op once, or =N times. */
-static int counts_parse(const char *spec, struct counts *c)
-{
-	const char *p = spec;
-
-	memset(c, 0, sizeof(*c));
-	while (*p) {
-		size_t n = strcspn(p, " =");
-		int op = fake_op_parse(p, n);
-		unsigned long times = 1;
-
-		if (op < 0)
-			return -1;
-		p += n;
-		if (*p == '=')
-			times = strtoul(p + 1, (char **)&p, 10);
-		c->op[op] += times;
-		c->total += times;
-		p += strspn(p, " ");
-	}
-	return 0;
-}
-
-static void counts_format(const struct counts *c, struct buf *out)
-{
-	int i;
-
-	for (i = 0; i < FAKE_OP_COUNT; i++) {
-		if (!c->op[i])
-			continue;
-		buf_addf(out, "%s%s", out->len ? " " : "", fake_op_name((enum fake_op)i));
-		if (c->op[i] > 1)
-			buf_addf(out, "=%lu", c->op[i]);
-	}
-	if (!out->len)
-		buf_adds(out, "(none)");
-}
-
 /* Checks the calls d against a budget: total, and exactly spec per op. */
-static void is_calls(const struct counts *d, unsigned long total, const char *spec,
+static void is_calls(const struct fake_counts *d, unsigned long total, const char *spec,
 		     const char *name)
 {
 	struct buf got = BUF_INIT;
-	struct counts want;
+	struct fake_counts want;
 	int same;
 
-	if (counts_parse(spec, &want) || want.total != total) {
+	if (fake_counts_parse(spec, &want) || want.total != total) {
 		ok(0, "%s: the table's budget '%s' (%lu) reads", name, spec, total);
 		return;
 	}
 	same = d->total == total && !memcmp(d->op, want.op, sizeof(want.op));
 	if (!ok(same, "%s: %lu store calls (%s)", name, total, spec[0] ? spec : "none")) {
-		counts_format(d, &got);
+		fake_counts_format(d, &got);
 		tap_diag("got %lu: %s", d->total, buf_str(&got));
 	}
 	buf_release(&got);
 }
 
 /* The calls of the operations that write (or reserve) anything. */
-static unsigned long write_calls(const struct counts *d)
+static unsigned long write_calls(const struct fake_counts *d)
 {
 	static const enum fake_op writes[] = {
 		FAKE_batch_new,		FAKE_batch_commit,	FAKE_create_experiment,
@@ -593,15 +533,15 @@ static void test_costs(void)
 	for (i = 0; i < sizeof(costs) / sizeof(costs[0]); i++) {
 		const struct cost_case *c = &costs[i];
 		struct buf shows = BUF_INIT;
-		struct counts before, d;
+		struct fake_counts before, d;
 		struct fx x;
 		int err;
 
 		if (!ok(fx_open(&x) == 0, "%s: a fresh world", c->what))
 			continue;
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		err = act_run(c->act, c->path, c->arg, &shows);
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		if (!ok(err == c->err, "%s: answers %s", c->what,
 			c->err ? log_errno_name(-c->err) : "0"))
 			tap_diag("got %d (%s)", err, err ? log_errno_name(-err) : "0");
@@ -619,7 +559,7 @@ static void test_append_steps(void)
 {
 	const char *path = RUN "/metrics/loss";
 	struct fuse_file_info fi = { .flags = O_WRONLY | O_APPEND };
-	struct counts before, d;
+	struct fake_counts before, d;
 	struct fx x;
 	int round, err;
 
@@ -627,37 +567,37 @@ static void test_append_steps(void)
 		return;
 	for (round = 0; round < 3; round++) {
 		fi.fh = 0;
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		err = fs_operations.open(path, &fi);
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		is_int(err, 0, "append: open succeeds");
 		/* Resolving the key needs the snapshot: that one, no other. */
 		is_calls(&d, 3, "get_experiment find_run get_snapshot", "append: open");
 
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		is_int(fs_operations.write(path, "0.5\n", 4, 0, &fi), 4,
 		       "append: write takes 4 bytes");
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		/* The line is a point: it needs a step, not the current value. */
 		is_calls(&d, 3, "reserve_steps batch_new log_metrics",
 			 "append: write reads no value, logs the point");
 		ok(x.f->nlogged == 1 && x.f->logged[0].step == 3 + round,
 		   "append: the point gets step %d, after the highest", 3 + round);
 
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		inval_calls = 0;
 		buf_reset(&inval_paths);
 		is_int(fs_operations.flush(path, &fi), 0, "append: flush succeeds");
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		is_calls(&d, 1, "batch_commit", "append: flush commits exactly once");
 		is_int(inval_calls, 3, "append: flush invalidates three paths");
 		is_str(buf_str(&inval_paths), RUN "\n" RUN "/run.json\n" RUN "/history/loss\n",
 		       "append: the run, run.json and the history (its own file the kernel "
 		       "redoes)");
 
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		is_int(fs_operations.release(path, &fi), 0, "append: release succeeds");
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		is_calls(&d, 1, "batch_free", "append: release only frees the batch");
 	}
 	is_int(fake_store_metric_points(x.f, FAKE_RUN_A, "loss"), 6,
@@ -708,7 +648,7 @@ static void test_refusals(void)
 	for (i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
 		const struct refusal_case *c = &refusals[i];
 		struct buf shows = BUF_INIT;
-		struct counts before, d;
+		struct fake_counts before, d;
 		char *log_before;
 		struct fx x;
 		int err;
@@ -716,15 +656,15 @@ static void test_refusals(void)
 		if (!ok(fx_open(&x) == 0, "%s: a fresh world", c->what))
 			continue;
 		log_before = errors_now();
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		err = act_run(c->act, c->path, c->arg, &shows);
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		if (!ok(err == c->err, "%s: %s", c->what, log_errno_name(-c->err)))
 			tap_diag("got %d (%s)", err, err ? log_errno_name(-err) : "0");
 		if (!ok(write_calls(&d) == 0, "%s: nothing written", c->what)) {
 			struct buf got = BUF_INIT;
 
-			counts_format(&d, &got);
+			fake_counts_format(&d, &got);
 			tap_diag("calls: %s", buf_str(&got));
 			buf_release(&got);
 		}
@@ -744,7 +684,7 @@ static void test_value_limit(void)
 	struct fuse_file_info fi = { .flags = O_WRONLY | O_CREAT | O_TRUNC };
 	size_t len = STORE_TAG_VALUE_MAX + 1;
 	char *value = malloc(len + 1);
-	struct counts before, d;
+	struct fake_counts before, d;
 	struct fx x;
 
 	if (!value || !ok(fx_open(&x) == 0, "limit: a fresh world")) {
@@ -753,13 +693,13 @@ static void test_value_limit(void)
 	}
 	memset(value, 'v', len);
 	value[len] = '\0';
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	is_int(fs_operations.create(path, 0644, &fi), 0, "limit: a new tag is made");
 	is_int(fs_operations.write(path, value, len, 0, &fi), -EFBIG,
 	       "limit: a tag of 8001 characters is refused at write(), EFBIG");
 	is_int(fs_operations.flush(path, &fi), -EFBIG, "limit: and its close fails the same");
 	fs_operations.release(path, &fi);
-	counts_since(x.f, &before, &d);
+	fake_counts_since(x.f, &before, &d);
 	is_int(write_calls(&d), 0, "limit: nothing written");
 	ok(fx_close(&x, "limit") == 0, "limit: no batch left, no contract broken");
 	free(value);
@@ -772,14 +712,14 @@ static void test_open_names(void)
 	struct fuse_file_info fi = { .flags = O_WRONLY | O_CREAT | O_TRUNC };
 	struct fuse_file_info st_fi = { .flags = O_WRONLY };
 	struct buf names = BUF_INIT;
-	struct counts before, d;
+	struct fake_counts before, d;
 	struct stat st;
 	char *v, *errs;
 	struct fx x;
 
 	if (!ok(fx_open(&x) == 0, "open names: a fresh world"))
 		return;
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	is_int(fs_operations.create(RUN "/tags/t", 0644, &fi), 0, "a write past the end: made");
 	is_int(fs_operations.write(RUN "/tags/t", "x", 1, (off_t)1 << 40, &fi), -EFBIG,
 	       "a write at 1 TiB is refused at once with EFBIG, nothing allocated");
@@ -788,7 +728,7 @@ static void test_open_names(void)
 	is_int(fs_operations.write(RUN "/status", "FINISHED", 8, 4096, &st_fi), -EINVAL,
 	       "a status written far past its start is refused, EINVAL");
 	fs_operations.release(RUN "/status", &st_fi);
-	counts_since(x.f, &before, &d);
+	fake_counts_since(x.f, &before, &d);
 	is_int(write_calls(&d), 0, "nothing written by the refused writes");
 
 	/* A tag removed while a descriptor of it is open. */
@@ -824,13 +764,13 @@ static void test_open_names(void)
 	       "rmdir tags/a while a folder made in it is there: ENOTEMPTY");
 	is_int(fs_operations.rmdir(RUN "/tags/a/b"), 0, "rmdir tags/a/b");
 	is_int(fs_operations.rmdir(RUN "/tags/a"), 0, "then rmdir tags/a");
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	errs = errors_now();
 	is_int(fs_operations.rename(RUN "/tags/team", RUN "/tags/group", 0), -EXDEV,
 	       "mv of a folder of tags: EXDEV, so that mv moves it key by key");
 	ok(logged_since(errs, RUN "/tags/team", EXDEV), "and the refusal is logged");
 	free(errs);
-	counts_since(x.f, &before, &d);
+	fake_counts_since(x.f, &before, &d);
 	is_int(write_calls(&d), 0, "nothing written by it");
 	v = fake_store_run_tag(x.f, FAKE_RUN_A, "team/lead");
 	ok(v && !strcmp(v, "bob"), "team/lead is still there");
@@ -988,7 +928,7 @@ static void test_no_retry_at_release(void)
 		const struct retry_case *c = &retries[i];
 		struct fuse_file_info fi = { .flags = c->flags };
 		size_t len = strlen(c->data);
-		struct counts before, d;
+		struct fake_counts before, d;
 		struct fx x;
 		int err;
 
@@ -1002,9 +942,9 @@ static void test_no_retry_at_release(void)
 		fake_store_fail(x.f, c->op, -EIO);
 		is_int(fs_operations.flush(c->path, &fi), -EIO, "retry: close fails with EIO");
 		fake_store_fail(x.f, c->op, 0);
-		counts_take(x.f, &before);
+		fake_counts_take(x.f, &before);
 		fs_operations.release(c->path, &fi);
-		counts_since(x.f, &before, &d);
+		fake_counts_since(x.f, &before, &d);
 		ok(d.op[c->op] == 0, "retry, %s: release does not write again after a failed close",
 		   c->what);
 		ok(fx_close(&x, c->what) == 0, "retry, %s: no batch left, no contract broken",
@@ -1059,7 +999,7 @@ static void test_steps(void)
 	static const double values[] = { 1.5, 2.5, 3.5, 4.5, 5.5 };
 	const char *path = RUN "/metrics/loss";
 	struct fuse_file_info fi = { .flags = O_WRONLY | O_APPEND };
-	struct counts before, d;
+	struct fake_counts before, d;
 	int64_t t0, t1;
 	struct fx x;
 	size_t i;
@@ -1068,12 +1008,12 @@ static void test_steps(void)
 	if (!ok(fx_open(&x) == 0, "steps: a fresh world"))
 		return;
 	is_int(fs_operations.open(path, &fi), 0, "steps: open metrics/loss");
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	t0 = wall_ms();
 	is_int(fs_operations.write(path, lines, sizeof(lines) - 1, 0, &fi),
 	       (long long)sizeof(lines) - 1, "steps: five lines in one write");
 	t1 = wall_ms();
-	counts_since(x.f, &before, &d);
+	fake_counts_since(x.f, &before, &d);
 	/* Two runs of lines without a step: two reservations, one log call. */
 	is_calls(&d, 4, "reserve_steps=2 batch_new log_metrics",
 		 "steps: each run of stepless lines reserves once");
@@ -1099,13 +1039,13 @@ static void test_steps(void)
 	   "steps: 3 4 (reserved) 7 (given) 8 (reserved above 7) 9 (given), each with a time");
 
 	/* A partial line waits for close. */
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	is_int(fs_operations.write(path, "6.5", 3, 0, &fi), 3, "steps: a line without its end");
-	counts_since(x.f, &before, &d);
+	fake_counts_since(x.f, &before, &d);
 	is_int(d.total, 0, "steps: waits, no store call");
-	counts_take(x.f, &before);
+	fake_counts_take(x.f, &before);
 	err = fs_operations.flush(path, &fi);
-	counts_since(x.f, &before, &d);
+	fake_counts_since(x.f, &before, &d);
 	is_int(err, 0, "steps: close logs the partial line");
 	is_calls(&d, 3, "reserve_steps log_metrics batch_commit",
 		 "steps: the partial line at close, then one commit");
