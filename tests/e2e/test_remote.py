@@ -58,13 +58,18 @@ def unique(prefix="e"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-def new_run(rmount):
-    """A run made with mkdir in a new experiment: (experiment name, run folder, run id)."""
+def made_run(m):
+    """A run made with mkdir in a new experiment of mount m: (experiment name, run
+    folder, run id)."""
     name = unique()
-    run_dir = rmount.run(name, "r")
+    run_dir = m.run(name, "r")
     os.makedirs(run_dir)
     return name, run_dir, run_id_of(run_dir)
+
+
+@pytest.fixture
+def new_run(rmount):
+    return made_run(rmount)
 
 
 # ---- what the client made, as a tree --------------------------------------
@@ -369,9 +374,7 @@ def retries_of(m):
 @pytest.mark.parametrize("mode", ["500", "429", "drop", "drop-after", "slow"])
 def test_a_failing_request_is_retried(faulty, client, mode):
     proxy, m = faulty
-    run_dir = m.run(unique(), "r")
-    os.makedirs(run_dir)
-    rid = run_id_of(run_dir)
+    _, run_dir, rid = made_run(m)
     before = retries_of(m)
     proxy.fail(mode, 2, only="log-parameter")
     proxy.fail(mode, 2, only="log-batch")
@@ -440,9 +443,7 @@ def test_a_busy_writer_does_not_hold_up_a_reader(rmount, new_run):
 
 def test_points_the_server_refuses_fail_the_close(faulty, client):
     proxy, m = faulty
-    run_dir = m.run(unique(), "r")
-    os.makedirs(run_dir)
-    rid = run_id_of(run_dir)
+    _, run_dir, rid = made_run(m)
     proxy.fail("500", 1000, only="log-batch")
     fd = os.open(run_dir / "metrics" / "loss", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(fd, b"0 0.5\n")  # accepted: it is sent in the background
@@ -455,9 +456,7 @@ def test_points_the_server_refuses_fail_the_close(faulty, client):
 
 def test_exhausted_retries_give_eio_and_change_nothing(faulty, client):
     proxy, m = faulty
-    run_dir = m.run(unique(), "r")
-    os.makedirs(run_dir)
-    rid = run_id_of(run_dir)
+    _, run_dir, rid = made_run(m)
     proxy.fail("500", 1000, only="log-parameter")
     t0 = time.monotonic()
     expect_errno(errno.EIO, write_file, run_dir / "params" / "p", "1\n")
@@ -471,9 +470,7 @@ def test_exhausted_retries_give_eio_and_change_nothing(faulty, client):
 
 def test_no_acknowledged_point_is_lost_under_faults(faulty, client):
     proxy, m = faulty
-    run_dir = m.run(unique(), "r")
-    os.makedirs(run_dir)
-    rid = run_id_of(run_dir)
+    _, run_dir, rid = made_run(m)
     proxy.fail("drop-after", 1000, only="log-batch", every=3)
     proxy.fail("500", 1000, only="log-batch", every=4)
     proxy.fail("drop", 1000, only="log-batch", every=5)
