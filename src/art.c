@@ -85,9 +85,11 @@ int art_registry_add(struct art_registry *reg, struct art_repo *repo, const char
 struct art_registry *art_registry_new(const char *artifact_root, const struct mfs_config *cfg)
 {
 	/* mlflow-artifacts: URIs map into the local store's artifact root,
-	 * when there is one (a tracking server's default destination). */
+	 * when there is one (a tracking server's default destination).  A
+	 * remote store's go through its artifact API, which a server started
+	 * with an http(s) artifact root names by its URL. */
 	static const char *const local_schemes[] = { "", "file", "mlflow-artifacts", NULL };
-	static const char *const proxy_schemes[] = { "mlflow-artifacts", NULL };
+	static const char *const proxy_schemes[] = { "mlflow-artifacts", "http", "https", NULL };
 	struct art_registry *reg = registry_alloc();
 	const char *const *schemes = local_schemes;
 	const char *const no_proxy[] = { "", "file", NULL };

@@ -8,6 +8,7 @@
  * them: one made here is kept by this mount until a file lands in it.
  * Listings are cached for cache_ttl, and dropped by this mount's changes.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -47,7 +48,7 @@ struct listing {
  * with mkdir, or a file open for writing. */
 struct pending {
 	char *rel;
-	struct proxy_file *file; /* NULL for a folder */
+	struct spool *spool; /* NULL for a folder */
 	struct pending *next;
 };
 
@@ -66,14 +67,25 @@ struct proxy_repo {
 	struct pending *pending;
 };
 
+/*
+ * A file's local copy.  While a descriptor that writes a name is open, every
+ * descriptor opened on that name shares its one copy, so two writers (or a
+ * writer and a reader) see one file, as on a disk, and each close uploads
+ * all of it.
+ */
+struct spool {
+	char *rel;
+	int fd;
+	int dirty;	      /* written since the last upload; protected by lock */
+	int gone;	      /* removed while open: never uploaded again; atomic */
+	int refs;	      /* the descriptors on it; protected by the repository's lock */
+	pthread_mutex_t lock; /* one upload at a time */
+};
+
 struct proxy_file {
 	struct art_file base;
-	char *rel;
-	int fd;	   /* the spool file */
-	int dirty; /* written since the last upload; protected by lock */
-	int gone;  /* removed while open: never uploaded again; atomic */
+	struct spool *sp;
 	int writable;
-	pthread_mutex_t lock; /* one upload at a time */
 };
 
 static const struct art_ops proxy_ops;
@@ -104,29 +116,59 @@ static int64_t now_ms(void)
 
 /*
  * The path below the artifacts destination that loc names, without a
- * leading or trailing '/': mlflow-artifacts:/1/RUN/artifacts (or with
- * //HOST:PORT after the colon) and path a/b give 1/RUN/artifacts/a/b.  A
- * new string, or NULL.
+ * leading or trailing '/', into *out (new): mlflow-artifacts:/1/RUN/artifacts
+ * (or with //HOST:PORT after the colon) and path a/b give 1/RUN/artifacts/a/b.
+ * A server started with an http(s) default artifact root names the same
+ * place as BASE/api/2.0/mlflow-artifacts/artifacts/1/RUN/artifacts, which
+ * this mount reaches when BASE is its tracking server's: the credentials
+ * are for that server alone.  Another server's URI is -ENOTSUP, and the
+ * message says why.
  */
-static char *rel_of(const struct art_loc *loc)
+static int rel_of(struct proxy_repo *pr, const struct art_loc *loc, char **out)
 {
-	const char *p = strchr(loc->uri, ':');
-	char *out;
-	size_t n;
+	const char *p = strchr(loc->uri, ':'), *base = http_base(pr->http), *q;
+	size_t n = strlen(base), api = strlen(API);
 
+	*out = NULL;
 	if (!p)
-		return NULL;
-	p++;
-	if (p[0] == '/' && p[1] == '/')
-		p = strchrnul(p + 2, '/');
+		return -ENOTSUP;
+	for (q = loc->path; (q = strchr(q, '%')); q++) {
+		/* The server decodes a name twice: a%2Fb would be stored as
+		 * a/b, %2E refused.  Such a name cannot be kept as given. */
+		if (isxdigit((unsigned char)q[1]) && isxdigit((unsigned char)q[2])) {
+			art_set_errmsg("the server's artifact API would take '%.3s' in '%s' for "
+				       "an escaped character: rename it",
+				       q, loc->path);
+			return -EINVAL;
+		}
+	}
+	if (!strncasecmp(loc->uri, "http", 4)) {
+		if (strncmp(loc->uri, base, n) || strncmp(loc->uri + n, API, api) ||
+		    (loc->uri[n + api] && loc->uri[n + api] != '/')) {
+			char *shown = options_redact_uri(loc->uri);
+
+			art_set_errmsg("the artifacts at '%s' are not reachable: only the tracking "
+				       "server's own artifact API (%s%s) is",
+				       shown ? shown : "?", base, API);
+			free(shown);
+			return -ENOTSUP;
+		}
+		p = loc->uri + n + api;
+	} else {
+		p++;
+		if (p[0] == '/' && p[1] == '/')
+			p = strchrnul(p + 2, '/');
+	}
 	while (*p == '/')
 		p++;
-	if (asprintf(&out, "%s%s%s", p, *p && loc->path[0] ? "/" : "", loc->path) < 0)
-		return NULL;
-	n = strlen(out);
-	while (n && out[n - 1] == '/')
-		out[--n] = '\0';
-	return out;
+	if (asprintf(out, "%s%s%s", p, *p && loc->path[0] ? "/" : "", loc->path) < 0) {
+		*out = NULL;
+		return -ENOMEM;
+	}
+	n = strlen(*out);
+	while (n && (*out)[n - 1] == '/')
+		(*out)[--n] = '\0';
+	return 0;
 }
 
 /* API + "/" + rel with each segment escaped, and query (may be ""). */
@@ -369,7 +411,7 @@ static struct pending *pending_find(struct proxy_repo *pr, const char *rel)
 }
 
 /* Lock held. */
-static int pending_add(struct proxy_repo *pr, const char *rel, struct proxy_file *f)
+static int pending_add(struct proxy_repo *pr, const char *rel, struct spool *f)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 
@@ -377,19 +419,19 @@ static int pending_add(struct proxy_repo *pr, const char *rel, struct proxy_file
 		free(p);
 		return -ENOMEM;
 	}
-	p->file = f;
+	p->spool = f;
 	p->next = pr->pending;
 	pr->pending = p;
 	return 0;
 }
 
 /* Removes rel's entry (the file f's, or the folder's with f NULL); lock held. */
-static void pending_drop(struct proxy_repo *pr, const char *rel, struct proxy_file *f)
+static void pending_drop(struct proxy_repo *pr, const char *rel, struct spool *f)
 {
 	struct pending **pp, *p;
 
 	for (pp = &pr->pending; (p = *pp); pp = &p->next) {
-		if (!strcmp(p->rel, rel) && p->file == f) {
+		if (!strcmp(p->rel, rel) && p->spool == f) {
 			*pp = p->next;
 			free(p->rel);
 			free(p);
@@ -408,6 +450,25 @@ static int pending_below(struct proxy_repo *pr, const char *rel)
 		if (!strncmp(p->rel, rel, n) && p->rel[n] == '/')
 			return 1;
 	return 0;
+}
+
+/* Marks a file open here as replaced or removed: its descriptors keep
+ * working on their copy, whose closes upload nothing.  Whether there was
+ * one; lock held. */
+static int pending_gone(struct proxy_repo *pr, const char *rel)
+{
+	struct pending *p, *next;
+	int found = 0;
+
+	for (p = pr->pending; p; p = next) {
+		next = p->next;
+		if (p->spool && !strcmp(p->rel, rel)) {
+			__atomic_store_n(&p->spool->gone, 1, __ATOMIC_RELEASE);
+			pending_drop(pr, rel, p->spool);
+			found = 1;
+		}
+	}
+	return found;
 }
 
 /* ---- attributes ------------------------------------------------------- */
@@ -433,12 +494,12 @@ static int pending_stat(struct proxy_repo *pr, const char *rel, struct stat *st)
 
 	if (!p)
 		return 0;
-	if (!p->file) {
+	if (!p->spool) {
 		fill(pr, st, 1, 0);
 		return 1;
 	}
-	fill(pr, st, 0, fstat(p->file->fd, &sp) ? 0 : sp.st_size);
-	if (!fstat(p->file->fd, &sp))
+	fill(pr, st, 0, fstat(p->spool->fd, &sp) ? 0 : sp.st_size);
+	if (!fstat(p->spool->fd, &sp))
 		st->st_mtim = st->st_ctim = sp.st_mtim;
 	return 1;
 }
@@ -477,11 +538,12 @@ static int stat_rel(struct proxy_repo *pr, const char *rel, struct stat *st)
 
 static int proxy_stat(struct art_repo *r, const struct art_loc *loc, struct stat *st)
 {
-	char *rel = rel_of(loc);
+	char *rel;
 	int err;
 
-	if (!rel)
-		return -ENOMEM;
+	err = rel_of(to_proxy(r), loc, &rel);
+	if (err)
+		return err;
 	/* A run's root: its folder, whether or not a file is in it yet. */
 	if (!loc->path[0]) {
 		fill(to_proxy(r), st, 1, 0);
@@ -496,15 +558,16 @@ static int proxy_stat(struct art_repo *r, const struct art_loc *loc, struct stat
 static int proxy_list(struct art_repo *r, const struct art_loc *loc, art_list_cb *cb, void *ctx)
 {
 	struct proxy_repo *pr = to_proxy(r);
-	char *rel = rel_of(loc);
+	char *rel;
 	struct listing l;
 	struct pending *p;
 	struct stat st;
 	size_t i, n;
 	int err;
 
-	if (!rel)
-		return -ENOMEM;
+	err = rel_of(pr, loc, &rel);
+	if (err)
+		return err;
 	err = get_listing(pr, rel, &l);
 	for (i = 0; !err && i < l.n; i++) {
 		fill(pr, &st, l.v[i].is_dir, l.v[i].size);
@@ -548,102 +611,200 @@ static int download(struct proxy_repo *pr, const char *rel, int fd)
 	return err;
 }
 
-static int upload(struct proxy_repo *pr, struct proxy_file *f)
+/* PUTs the whole file fd as rel. */
+static int put_file(struct proxy_repo *pr, const char *rel, int fd)
 {
 	struct http_reply r;
 	struct stat st;
 	char *path;
 	int err;
 
-	if (fstat(f->fd, &st))
+	if (fstat(fd, &st))
 		return -errno;
-	path = api_path(f->rel, "");
+	path = api_path(rel, "");
 	if (!path)
 		return -ENOMEM;
-	err = http_put_file(pr->http, path, f->fd, st.st_size, &r);
+	err = http_put_file(pr->http, path, fd, st.st_size, &r);
 	free(path);
 	if (err || r.status < 200 || r.status > 299)
-		err = failed("upload", f->rel, err, &r);
+		err = failed("upload", rel, err, &r);
 	buf_release(&r.body);
 	pthread_mutex_lock(&pr->lock);
-	forget_parent(pr, f->rel);
+	forget_parent(pr, rel);
 	pthread_mutex_unlock(&pr->lock);
 	return err;
+}
+
+/* The spool's content to the server; its lock held. */
+static int upload(struct proxy_repo *pr, struct spool *f)
+{
+	return put_file(pr, f->rel, f->fd);
+}
+
+/* A reference to rel's shared spool, if a writer has one; lock not held. */
+static struct spool *spool_shared(struct proxy_repo *pr, const char *rel)
+{
+	struct pending *p;
+	struct spool *sp = NULL;
+
+	pthread_mutex_lock(&pr->lock);
+	p = pending_find(pr, rel);
+	if (p && p->spool) {
+		sp = p->spool;
+		sp->refs++;
+	}
+	pthread_mutex_unlock(&pr->lock);
+	return sp;
+}
+
+/* Drops a reference; the last one frees the spool and its name's entry. */
+static void spool_put(struct proxy_repo *pr, struct spool *sp)
+{
+	int last;
+
+	pthread_mutex_lock(&pr->lock);
+	last = !--sp->refs;
+	if (last) {
+		pending_drop(pr, sp->rel, sp);
+		forget_parent(pr, sp->rel);
+	}
+	pthread_mutex_unlock(&pr->lock);
+	if (!last)
+		return;
+	if (sp->fd >= 0)
+		close(sp->fd);
+	pthread_mutex_destroy(&sp->lock);
+	free(sp->rel);
+	free(sp);
+}
+
+/* A new spool of rel (taken) with the server's copy in it, if kept; NULL
+ * and *err on failure. */
+static struct spool *spool_new(struct proxy_repo *pr, char *rel, int download_it, int *err)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+
+	if (!sp) {
+		free(rel);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	sp->rel = rel;
+	sp->refs = 1;
+	pthread_mutex_init(&sp->lock, NULL);
+	sp->fd = content_tmpfile();
+	*err = 0;
+	if (sp->fd < 0) {
+		*err = sp->fd;
+		art_set_errmsg("no room for a spool file of '%s'", rel);
+	} else if (download_it) {
+		/* Whole files only: what is kept must be here before it changes. */
+		*err = download(pr, rel, sp->fd);
+	}
+	if (*err) {
+		spool_put(pr, sp);
+		return NULL;
+	}
+	return sp;
 }
 
 static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, mode_t mode,
 		      const struct art_caller *c, struct art_file **out)
 {
 	struct proxy_repo *pr = to_proxy(r);
-	struct proxy_file *f = NULL;
+	struct proxy_file *f;
+	struct spool *sp, *mine;
+	struct pending *p;
 	struct stat st;
-	char *rel = rel_of(loc);
+	char *rel;
 	int err, exists, writable = (flags & O_ACCMODE) != O_RDONLY;
+	int trunc = writable && (flags & O_TRUNC);
 
 	(void)mode;
 	(void)c;
-	if (!rel)
-		return -ENOMEM;
-	err = stat_rel(pr, rel, &st);
-	exists = !err;
-	if (err && err != -ENOENT)
-		goto fail;
-	err = 0;
-	if (exists && S_ISDIR(st.st_mode))
-		err = -EISDIR;
-	else if (exists && (flags & O_CREAT) && (flags & O_EXCL))
-		err = -EEXIST;
-	else if (!exists && !(flags & O_CREAT))
-		err = -ENOENT;
+	err = rel_of(pr, loc, &rel);
 	if (err)
-		goto fail;
+		return err;
 	f = calloc(1, sizeof(*f));
 	if (!f) {
-		err = -ENOMEM;
-		goto fail;
+		free(rel);
+		return -ENOMEM;
 	}
 	f->base.repo = r;
-	f->rel = rel;
-	rel = NULL;
 	f->writable = writable;
-	pthread_mutex_init(&f->lock, NULL);
-	f->fd = content_tmpfile();
-	if (f->fd < 0) {
-		err = f->fd;
-		art_set_errmsg("no room for a spool file of '%s'", f->rel);
-		goto fail;
-	}
-	/* Whole files only: what is kept must be here before it changes. */
-	if (exists && !(writable && (flags & O_TRUNC)) && st.st_size > 0) {
-		err = download(pr, f->rel, f->fd);
-		if (err)
+	sp = spool_shared(pr, rel);
+	if (sp) {
+		free(rel);
+		if ((flags & O_CREAT) && (flags & O_EXCL)) {
+			err = -EEXIST;
 			goto fail;
-	}
-	f->dirty = !exists || (writable && (flags & O_TRUNC));
-	if (writable) {
-		pthread_mutex_lock(&pr->lock);
-		err = pending_add(pr, f->rel, f);
-		pthread_mutex_unlock(&pr->lock);
-		if (err)
+		}
+	} else {
+		err = stat_rel(pr, rel, &st);
+		exists = !err;
+		if (err && err != -ENOENT) {
+			free(rel);
 			goto fail;
+		}
+		err = 0;
+		if (exists && S_ISDIR(st.st_mode))
+			err = -EISDIR;
+		else if (exists && (flags & O_CREAT) && (flags & O_EXCL))
+			err = -EEXIST;
+		else if (!exists && !(flags & O_CREAT))
+			err = -ENOENT;
+		if (err) {
+			free(rel);
+			goto fail;
+		}
+		sp = spool_new(pr, rel, exists && !trunc && st.st_size > 0, &err);
+		if (!sp)
+			goto fail;
+		sp->dirty = !exists;
+		if (writable) {
+			/* Another writer of the name may have come first:
+			 * then its spool is the file. */
+			mine = sp;
+			pthread_mutex_lock(&pr->lock);
+			p = pending_find(pr, mine->rel);
+			if (p && p->spool) {
+				sp = p->spool;
+				sp->refs++;
+			} else {
+				err = pending_add(pr, mine->rel, mine);
+			}
+			pthread_mutex_unlock(&pr->lock);
+			if (sp != mine)
+				spool_put(pr, mine);
+			else if (err) {
+				spool_put(pr, mine);
+				goto fail;
+			}
+		}
+	}
+	f->sp = sp;
+	if (trunc) {
+		pthread_mutex_lock(&sp->lock);
+		if (ftruncate(sp->fd, 0))
+			err = -errno;
+		else
+			sp->dirty = 1;
+		pthread_mutex_unlock(&sp->lock);
+		if (err) {
+			spool_put(pr, sp);
+			goto fail;
+		}
 	}
 	*out = &f->base;
 	return 0;
 fail:
-	if (f) {
-		if (f->fd >= 0)
-			close(f->fd);
-		pthread_mutex_destroy(&f->lock);
-		free(f->rel);
-		free(f);
-	}
-	free(rel);
+	free(f);
 	return err;
 }
 
 static ssize_t proxy_read(struct art_file *af, void *buf, size_t size, off_t off)
 {
-	ssize_t n = pread(to_file(af)->fd, buf, size, off);
+	ssize_t n = pread(to_file(af)->sp->fd, buf, size, off);
 
 	return n < 0 ? -errno : n;
 }
@@ -655,12 +816,12 @@ static ssize_t proxy_write(struct art_file *af, const void *buf, size_t size, of
 
 	if (!f->writable)
 		return -EBADF;
-	n = pwrite(f->fd, buf, size, off);
+	n = pwrite(f->sp->fd, buf, size, off);
 	if (n < 0)
 		return -errno;
-	pthread_mutex_lock(&f->lock);
-	f->dirty = 1;
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&f->sp->lock);
+	f->sp->dirty = 1;
+	pthread_mutex_unlock(&f->sp->lock);
 	return n;
 }
 
@@ -669,7 +830,7 @@ static int proxy_fstat(struct art_file *af, struct stat *st)
 	struct proxy_file *f = to_file(af);
 	struct stat sp;
 
-	if (fstat(f->fd, &sp))
+	if (fstat(f->sp->fd, &sp))
 		return -errno;
 	fill(to_proxy(af->repo), st, 0, sp.st_size);
 	st->st_mtim = st->st_ctim = sp.st_mtim;
@@ -682,45 +843,38 @@ static int proxy_ftruncate(struct art_file *af, off_t size)
 
 	if (!f->writable)
 		return -EBADF;
-	if (ftruncate(f->fd, size))
+	pthread_mutex_lock(&f->sp->lock);
+	if (ftruncate(f->sp->fd, size)) {
+		pthread_mutex_unlock(&f->sp->lock);
 		return -errno;
-	pthread_mutex_lock(&f->lock);
-	f->dirty = 1;
-	pthread_mutex_unlock(&f->lock);
+	}
+	f->sp->dirty = 1;
+	pthread_mutex_unlock(&f->sp->lock);
 	return 0;
 }
 
 /* Uploads what changed: the server has the file when this returns 0. */
 static int proxy_sync(struct art_file *af, enum art_sync how)
 {
-	struct proxy_file *f = to_file(af);
+	struct spool *sp = to_file(af)->sp;
 	int err = 0;
 
 	(void)how; /* the server decides how safe its copy is */
-	pthread_mutex_lock(&f->lock);
-	if (f->dirty && !__atomic_load_n(&f->gone, __ATOMIC_ACQUIRE)) {
-		err = upload(to_proxy(af->repo), f);
+	pthread_mutex_lock(&sp->lock);
+	if (sp->dirty && !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE)) {
+		err = upload(to_proxy(af->repo), sp);
 		if (!err)
-			f->dirty = 0;
+			sp->dirty = 0;
 	}
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&sp->lock);
 	return err;
 }
 
 static int proxy_close(struct art_file *af)
 {
 	struct proxy_file *f = to_file(af);
-	struct proxy_repo *pr = to_proxy(af->repo);
 
-	if (f->writable) {
-		pthread_mutex_lock(&pr->lock);
-		pending_drop(pr, f->rel, f);
-		forget_parent(pr, f->rel);
-		pthread_mutex_unlock(&pr->lock);
-	}
-	close(f->fd);
-	pthread_mutex_destroy(&f->lock);
-	free(f->rel);
+	spool_put(to_proxy(af->repo), f->sp);
 	free(f);
 	return 0;
 }
@@ -766,13 +920,14 @@ static int proxy_mkdir(struct art_repo *r, const struct art_loc *loc, mode_t mod
 {
 	struct proxy_repo *pr = to_proxy(r);
 	struct stat st;
-	char *rel = rel_of(loc);
+	char *rel;
 	int err;
 
 	(void)mode;
 	(void)c;
-	if (!rel)
-		return -ENOMEM;
+	err = rel_of(pr, loc, &rel);
+	if (err)
+		return err;
 	err = loc->path[0] ? stat_rel(pr, rel, &st) : 0;
 	if (!err)
 		err = -EEXIST;
@@ -810,13 +965,14 @@ static int delete_rel(struct proxy_repo *pr, const char *rel)
 static int proxy_remove(struct art_repo *r, const struct art_loc *loc, int dir)
 {
 	struct proxy_repo *pr = to_proxy(r);
-	char *rel = rel_of(loc);
+	char *rel;
 	struct listing l;
 	struct stat st;
 	int err, only_here = 0;
 
-	if (!rel)
-		return -ENOMEM;
+	err = rel_of(pr, loc, &rel);
+	if (err)
+		return err;
 	err = stat_rel(pr, rel, &st);
 	if (!err && !dir && S_ISDIR(st.st_mode))
 		err = -EISDIR;
@@ -835,26 +991,15 @@ static int proxy_remove(struct art_repo *r, const struct art_loc *loc, int dir)
 			err = l.n ? -ENOTEMPTY : 0;
 			listing_clear(&l);
 		}
-		/* A folder only this mount knew is gone with its entry. */
-		if (!err && only_here) {
-			free(rel);
-			return 0;
-		}
+		/* A folder made here may be on the server by now, with the files
+		 * once put in it: an empty folder there stays listed until it
+		 * is deleted too, so the delete below is sent either way. */
 	}
 	if (!err && !dir) {
-		struct pending *p, *next;
-
 		/* A file removed while open stays removed: its close uploads
 		 * nothing (the caller keeps reading and writing its spool). */
 		pthread_mutex_lock(&pr->lock);
-		for (p = pr->pending; p; p = next) {
-			next = p->next;
-			if (p->file && !strcmp(p->rel, rel)) {
-				__atomic_store_n(&p->file->gone, 1, __ATOMIC_RELEASE);
-				pending_drop(pr, rel, p->file);
-				only_here = 1;
-			}
-		}
+		only_here = pending_gone(pr, rel);
 		pthread_mutex_unlock(&pr->lock);
 	}
 	if (!err)
@@ -866,16 +1011,101 @@ static int proxy_remove(struct art_repo *r, const struct art_loc *loc, int dir)
 	return err;
 }
 
-/* The API has no rename: mv copies and removes by itself on EXDEV. */
+/*
+ * The API has no rename, so a file's is a copy and a delete: the file is
+ * uploaded under its new name (from the copy of a descriptor open on it, or
+ * downloaded into a temporary file first), then deleted under the old one;
+ * descriptors open on it follow it.  Programs that save a file under a
+ * temporary name and rename it over the old one (checkpoints, rsync, most
+ * editors) work so.  Not atomic on the server: another client may see both
+ * names for a moment, or an error if this mount fails between the two.  A
+ * folder is -EXDEV: mv then copies and removes it file by file.
+ */
 static int proxy_rename(struct art_repo *r, const struct art_loc *from, const struct art_loc *to,
 			unsigned int flags)
 {
-	(void)r;
-	(void)from;
-	(void)to;
-	(void)flags;
-	art_set_errmsg("the server's artifact API cannot rename: copy and remove instead");
-	return -EXDEV;
+	struct proxy_repo *pr = to_proxy(r);
+	char *src = NULL, *dst = NULL, *moved = NULL, *entry = NULL;
+	struct spool *sp = NULL;
+	struct stat st, dst_st;
+	int err, shared = 0;
+
+	if (flags & RENAME_EXCHANGE) {
+		art_set_errmsg("the server's artifact API cannot swap two files");
+		return -EINVAL;
+	}
+	err = rel_of(pr, from, &src);
+	if (!err)
+		err = rel_of(pr, to, &dst);
+	if (!err)
+		err = stat_rel(pr, src, &st);
+	if (!err && S_ISDIR(st.st_mode)) {
+		art_set_errmsg("the server's artifact API cannot rename a folder: copy and remove "
+			       "it instead");
+		err = -EXDEV;
+	}
+	if (err)
+		goto out;
+	err = stat_rel(pr, dst, &dst_st);
+	if (!err)
+		err = (flags & RENAME_NOREPLACE) ? -EEXIST : S_ISDIR(dst_st.st_mode) ? -EISDIR : 0;
+	else if (err == -ENOENT)
+		err = 0;
+	if (err || !strcmp(src, dst))
+		goto out;
+	sp = spool_shared(pr, src);
+	shared = sp != NULL;
+	if (!sp) {
+		char *copy = strdup(src);
+
+		sp = copy ? spool_new(pr, copy, st.st_size > 0, &err) : NULL;
+		if (!sp) {
+			err = copy ? err : -ENOMEM;
+			goto out;
+		}
+	}
+	/* New names for the spool and its entry, should it follow. */
+	moved = strdup(dst);
+	entry = strdup(dst);
+	err = moved && entry ? 0 : -ENOMEM;
+	pthread_mutex_lock(&sp->lock);
+	if (!err)
+		err = put_file(pr, dst, sp->fd);
+	if (!err) {
+		err = delete_rel(pr, src);
+		/* A file open here that was never uploaded: nothing to delete. */
+		if (err == -ENOENT && shared)
+			err = 0;
+	}
+	if (!err) {
+		struct pending *p;
+
+		pthread_mutex_lock(&pr->lock);
+		pending_gone(pr, dst);
+		for (p = pr->pending; shared && p; p = p->next) {
+			if (p->spool == sp) {
+				free(p->rel);
+				p->rel = entry;
+				entry = NULL;
+				break;
+			}
+		}
+		if (shared) {
+			free(sp->rel);
+			sp->rel = moved;
+			moved = NULL;
+			sp->dirty = 0; /* all of it is the server's now */
+		}
+		pthread_mutex_unlock(&pr->lock);
+	}
+	pthread_mutex_unlock(&sp->lock);
+	spool_put(pr, sp);
+out:
+	free(moved);
+	free(entry);
+	free(src);
+	free(dst);
+	return err;
 }
 
 static int proxy_access(struct art_repo *r, const struct art_loc *loc, int mask)

@@ -17,11 +17,15 @@
 #include "log.h"
 #include "options.h"
 
-/* err, logged as a refusal with the repository's reason when it has one. */
+/*
+ * err, logged as a refusal with the repository's reason when it has one:
+ * a disk's own answers have none and pass as a bind mount's would; what a
+ * server refused or failed at says why.
+ */
 static int art_err(const char *path, int err)
 {
-	if (err == -ENOTSUP && art_errmsg()[0])
-		return log_refusal(path, ENOTSUP, "%s", art_errmsg());
+	if (err < 0 && art_errmsg()[0])
+		return log_refusal(path, -err, "%s", art_errmsg());
 	return err;
 }
 

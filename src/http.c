@@ -168,6 +168,11 @@ void http_free(struct http *h)
 	free(h);
 }
 
+const char *http_base(const struct http *h)
+{
+	return h->base;
+}
+
 static struct handle *thread_handle(struct http *h)
 {
 	struct handle *hd = pthread_getspecific(h->key);

@@ -54,6 +54,10 @@ struct http *http_new(const struct http_opts *o, char **errmsg);
 struct http *http_for_tracking_uri(const char *uri, char **errmsg);
 void http_free(struct http *h);
 
+/* The base every path is sent to: scheme://host[:port][/prefix], without
+ * userinfo or a trailing '/'. */
+const char *http_base(const struct http *h);
+
 /*
  * Sends method (GET POST PATCH DELETE PUT) to base + path (path starts with
  * '/' and carries any query string, already escaped), with a JSON body if

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -305,6 +306,11 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 	cfg->cwd = getcwd(NULL, 0);
 	if (!cfg->cwd)
 		return fail(errmsg, "%s", "cannot find the current folder");
+	if (cfg->artifact_root && (!strncasecmp(cfg->tracking_uri, "http://", 7) ||
+				   !strncasecmp(cfg->tracking_uri, "https://", 8)))
+		return fail(errmsg, "%s",
+			    "--artifact-root is for the local store: a tracking server puts "
+			    "artifacts where its own --default-artifact-root says");
 	if (cfg->artifact_root) {
 		p = absolute(cfg->cwd, cfg->artifact_root);
 		if (!p)

@@ -289,6 +289,39 @@ def test_artifacts_rm_mv_mkdir_and_rewrite(rmount, new_run, client):
     assert os.listdir(art) == []
 
 
+def test_renames_of_files_and_the_descriptors_open_on_them(rmount, new_run, client, tmp_path):
+    """The artifact API cannot rename: a file's rename is an upload under the
+    new name and a delete of the old; a descriptor open on it follows it; a
+    folder's is EXDEV (logged), which mv answers by copying."""
+    _, run_dir, rid = new_run
+    art = run_dir / "artifacts"
+    fd = os.open(art / "ckpt.tmp", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"epoch 1\n")
+        os.rename(art / "ckpt.tmp", art / "ckpt")
+        assert sorted(os.listdir(art)) == ["ckpt"]
+        os.write(fd, b"epoch 2\n")
+    finally:
+        os.close(fd)
+    assert [a.path for a in client.list_artifacts(rid)] == ["ckpt"]
+    assert open(client.download_artifacts(rid, "ckpt", str(tmp_path))).read() == \
+        "epoch 1\nepoch 2\n"
+    # Over an existing file, which a reader open on it keeps.
+    write_file(art / "new.tmp", "epoch 3\n")
+    with open(art / "ckpt") as reader:
+        os.rename(art / "new.tmp", art / "ckpt")
+        assert reader.read() == "epoch 1\nepoch 2\n"
+    assert (art / "ckpt").read_text() == "epoch 3\n"
+    assert [a.path for a in client.list_artifacts(rid)] == ["ckpt"]
+    os.mkdir(art / "d")
+    write_file(art / "d" / "x", "x\n")
+    expect_errno(errno.EXDEV, os.rename, art / "d", art / "e")
+    assert "cannot rename a folder" in rmount.log()
+    sh(f"mv {art}/d {art}/e")
+    assert sorted(a.path for a in client.list_artifacts(rid)) == ["ckpt", "e"]
+    assert (art / "e" / "x").read_text() == "x\n"
+
+
 def test_a_big_artifact_streams_through_bounded_memory(rmount, new_run, client, tmp_path):
     _, run_dir, rid = new_run
     big = tmp_path / "big.bin"
@@ -304,6 +337,49 @@ def test_a_big_artifact_streams_through_bounded_memory(rmount, new_run, client, 
     # Spooled through files, never held: well below the file's size.
     if not daemon_has_asan():
         assert vm_hwm_kb(rmount.proc.pid) < 50_000
+
+
+def test_artifacts_of_a_server_with_an_http_artifact_root(tmp_path):
+    """`mlflow server --default-artifact-root http://HOST/api/2.0/mlflow-artifacts/
+    artifacts/...` gives runs http artifact URIs into its own artifact API: the
+    mount reaches them as MLflow's client does.  A run whose artifact URI
+    names another server's artifact API is ENOTSUP, with the reason logged:
+    the mount's credentials are for its own server alone."""
+    port = free_port()
+    root = f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/artifacts/experiments"
+    with MlflowServer(None, tmp_path / "s.db", tmp_path, artifacts=tmp_path / "dest", port=port,
+                      args=["--default-artifact-root", root],
+                      env={"MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES": "http"}) as srv:
+        client = srv.client()
+        with Mount(tmp_path, uri=srv.url) as m:
+            run_dir = m.run("e", "r")
+            os.makedirs(run_dir)
+            rid = run_id_of(run_dir)
+            assert client.get_run(rid).info.artifact_uri.startswith(root + "/")
+            write_file(run_dir / "artifacts" / "a.txt", "from the mount\n")
+            assert [a.path for a in client.list_artifacts(rid)] == ["a.txt"]
+            assert open(client.download_artifacts(rid, "a.txt", str(tmp_path))).read() == \
+                "from the mount\n"
+            f = tmp_path / "b.txt"
+            f.write_text("from the client\n")
+            client.log_artifact(rid, str(f), artifact_path="d")
+            assert (run_dir / "artifacts" / "d" / "b.txt").read_text() == "from the client\n"
+            # On the server's disk where its artifact API keeps it.
+            assert [p.name for p in (tmp_path / "dest").rglob("*.txt")] in (
+                ["a.txt", "b.txt"], ["b.txt", "a.txt"])
+
+            other = f"http://127.0.0.1:{free_port()}/api/2.0/mlflow-artifacts/artifacts/x"
+            eid = client.create_experiment("elsewhere", artifact_location=other)
+            rid = client.create_run(eid, run_name="r").info.run_id
+            before = client.get_run(rid).data
+            art = m.run("elsewhere", "r") / "artifacts"
+            expect_errno(errno.ENOTSUP, write_file, art / "c.txt", "x\n")
+            assert "not reachable: only the tracking server's own artifact API" in m.log()
+            expect_errno(errno.ENOTSUP, os.listdir, art)
+            after = client.get_run(rid).data
+            assert (after.params, after.metrics, after.tags) == (
+                before.params, before.metrics, before.tags)
+            assert len(list((tmp_path / "dest").rglob("*.txt"))) == 2
 
 
 # ---- refusals leave the server unchanged ----------------------------------
@@ -528,6 +604,21 @@ def test_an_unreachable_server_fails_the_mount_with_one_line(tmp_path, how):
     assert err.startswith("mlflowfs: cannot mount 'http://127.0.0.1:"), err
     assert "connect" in err.lower()
     assert "hunter2" not in err and "bob" not in err
+
+
+def test_artifact_root_is_refused_for_a_server(tmp_path, server):
+    """Where a server's artifacts go is the server's choice: the option
+    that says it for the local store fails the mount instead of being
+    ignored."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run([mlflowfs_binary(), "--artifact-root", str(tmp_path / "a"), server.url,
+                        str(mnt)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert not os.path.ismount(mnt)
+    assert r.stderr.strip().splitlines() == [
+        "mlflowfs: --artifact-root is for the local store: a tracking server puts "
+        "artifacts where its own --default-artifact-root says"], r.stderr
 
 
 @pytest.mark.slow
