@@ -601,6 +601,25 @@ static int rest_create_experiment(struct store *s, struct store_batch *b, const 
 	(void)b;
 	err = call(rs, "cannot create the experiment", "POST", "experiments/create",
 		   json_pack("{s:s}", "name", name), 0, &doc);
+	if (err == -EEXIST) {
+		/* Which one holds the name: a deleted experiment keeps it
+		 * until 'mlflow gc', and ls does not show it. */
+		json_t *held = NULL;
+		struct store_experiment e;
+
+		if (!get(rs, "cannot read an experiment",
+			 query("experiments/get-by-name?experiment_name=%s", name), &held)) {
+			read_experiment(json_object_get(held, "experiment"), &e);
+			if (e.id[0] && e.deleted)
+				store_set_errmsg(
+					"a deleted experiment is named '%s': restore it in "
+					"MLflow, or remove it for good with 'mlflow gc'",
+					name);
+			else
+				store_set_errmsg("an experiment named '%s' exists", name);
+		}
+		json_decref(held);
+	}
 	if (!err && out)
 		err = rest_get_experiment_by_id(s, str_field(doc, "experiment_id"), out);
 	json_decref(doc);
@@ -1195,20 +1214,25 @@ static void *sender(void *arg)
 		pthread_mutex_unlock(&rs->lock);
 		err = send_points(rs, list);
 		/* Failed in the background: said in the log and in
-		 * .mlflowfs/errors now, and to the close that waits for it. */
+		 * .mlflowfs/errors now, and to the close that waits for it.
+		 * A run deleted meanwhile or a user who may not write is
+		 * that close's errno, as a write in the local store gives
+		 * it; anything else could not be made safe: EIO. */
+		if (err && err != -ENOENT && err != -EACCES)
+			err = -EIO;
 		if (err) {
 			char path[STORE_RUN_ID_MAX + 64];
 
 			snprintf(path, sizeof(path), "/runs/%s/metrics/%.40s", list->run_id,
 				 list->key);
-			log_refusal(path, EIO, "%s", store_errmsg());
+			log_refusal(path, -err, "%s", store_errmsg());
 		}
 		pthread_mutex_lock(&rs->lock);
 		for (c = list; c; c = next) {
 			next = c->next;
 			points += c->n;
 			if (err && !c->batch->err) {
-				c->batch->err = -EIO;
+				c->batch->err = err;
 				snprintf(c->batch->why, sizeof(c->batch->why), "%s",
 					 store_errmsg());
 			}
