@@ -1,5 +1,13 @@
 """Fixtures for the end-to-end tests: mount the real mlflowfs on a temporary
-folder with a temporary database, and cross-check with the real MLflow.
+folder with a temporary store, and cross-check with the real MLflow.
+
+Two backends, one suite: every test that uses the `mount` fixture (or
+`make_mount`) runs twice, once on a local SQLite database ("local") and once
+on a real `mlflow server` of the pinned release ("remote": SQLite behind it,
+--serve-artifacts, loopback), cross-checked through MlflowClient with that
+store's tracking URI.  A test marked `local_only` runs on the local store
+alone: it is about the database file itself (locking, schema, migrations) or
+about what only a local artifact folder does; the marker's reason says which.
 
 Every mount is unmounted in the fixture's teardown, also when a test fails.
 The daemon runs in the foreground (-f) so its exit status and its log are
@@ -147,19 +155,139 @@ class Daemon:
         return False
 
 
-class Mount(Daemon):
-    """A mount of a database of its own in a temporary folder: mnt (Path),
-    db (Path), artifacts (Path), log()."""
+BACKENDS = ("local", "remote")
 
-    def __init__(self, tmp, name="m", uri=None, args=(), env=None):
+# The remote mounts' cache_ttl in this suite, in seconds.
+REMOTE_CACHE_TTL = 0.5
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "local_only(reason): runs on the local store only, for the reason given")
+
+
+def pytest_generate_tests(metafunc):
+    """Runs every test that mounts (through `backend`) on both stores."""
+    if "backend" in metafunc.fixturenames:
+        local = metafunc.definition.get_closest_marker("local_only")
+        metafunc.parametrize("backend", ["local"] if local else list(BACKENDS))
+
+
+class RemoteStore:
+    """One real `mlflow server` for the whole session, handed to each test as
+    it was right after it started: reset() copies the database saved then
+    back into the live one (SQLite's backup API, so the server's open
+    connections see the copy) and empties the artifact folder.  Starting a
+    server per test would cost seconds each."""
+
+    def __init__(self, tmp):
+        from helpers_server import MlflowServer
+
+        self.tmp = Path(tmp)
+        self.db = self.tmp / "server.db"
+        self.artifacts = self.tmp / "server-artifacts"
+        self.server = MlflowServer(None, self.db, self.tmp, artifacts=self.artifacts)
+        self.pristine = None
+
+    @property
+    def url(self):
+        return self.server.url
+
+    def start(self):
+        self.server.start()
+        self.pristine = sqlite3.connect(":memory:")
+        con = sqlite3.connect(self.db)
+        try:
+            con.backup(self.pristine)
+        finally:
+            con.close()
+        return self
+
+    def reset(self):
+        if self.server.proc is None or self.server.proc.poll() is not None:
+            raise RuntimeError(f"the session's mlflow server is gone:\n{self.server.log()}")
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            self.pristine.backup(con)
+        finally:
+            con.close()
+        shutil.rmtree(self.artifacts, ignore_errors=True)
+        self.artifacts.mkdir()
+
+    def stop(self):
+        self.server.stop()
+        if self.pristine is not None:
+            self.pristine.close()
+
+
+@pytest.fixture(scope="session")
+def remote_store(tmp_path_factory):
+    store = RemoteStore(tmp_path_factory.mktemp("remote-store")).start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def store(request, backend, tmp_path):
+    """The store this test's mounts open: None for a database of the test's
+    own in tmp_path, or the session's server, reset to its first state."""
+    if backend == "local":
+        return None
+    remote = request.getfixturevalue("remote_store")
+    remote.reset()
+    return remote
+
+
+class Mount(Daemon):
+    """A mount in a temporary folder of a database of its own (store None),
+    or of the session's server (store a RemoteStore): mnt (Path), db (the
+    SQLite database behind the store, Path), artifacts (the folder the
+    store's artifacts go to, Path), uri (what the daemon mounts),
+    client_uri (what MlflowClient opens), backend, log()."""
+
+    def __init__(self, tmp, name="m", uri=None, args=(), env=None, store=None):
         tmp = Path(tmp)
         mnt = tmp / f"{name}-mnt"
         mnt.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp
-        self.db = tmp / "mlflow.db"
-        self.artifacts = tmp / "mlartifacts"
-        self.uri = uri or f"sqlite:///{self.db}"
+        if store is None:
+            self.backend = "local"
+            self.db = tmp / "mlflow.db"
+            self.artifacts = tmp / "mlartifacts"
+            self.uri = uri or f"sqlite:///{self.db}"
+            self.client_uri = f"sqlite:///{self.db}"
+        else:
+            self.backend = "remote"
+            self.db = store.db
+            self.artifacts = store.artifacts
+            self.uri = uri or store.url
+            self.client_uri = store.url
+            # A shorter cache than the default 2 s keeps the waits for
+            # other clients' changes short; test_remote.py covers the
+            # default and what the cache saves.
+            if not any("cache_ttl=" in str(a) for a in args):
+                args = [*args, "-o", f"cache_ttl={REMOTE_CACHE_TTL}"]
         super().__init__([*args, self.uri, mnt], mnt, tmp / f"{name}-daemon.log", env=env)
+
+    @property
+    def remote(self):
+        return self.backend == "remote"
+
+    @property
+    def staleness(self):
+        """How long another client's change may take to show: none in the
+        local store, which learns of every commit; in the remote store the
+        daemon's cache_ttl, plus the second the kernel keeps names and
+        attributes (mlflowfs(1), REMOTE STORE)."""
+        if not self.remote:
+            return 0.0
+        ttl = REMOTE_CACHE_TTL
+        for a in self.args:
+            if a.startswith("cache_ttl="):
+                ttl = float(a.split("=", 1)[1])
+        return ttl + 1.0
 
     # Paths in the tree.
     def exp(self, name):
@@ -169,9 +297,26 @@ class Mount(Daemon):
         return self.mnt / "experiments" / exp / run
 
 
+def seen(mount, check):
+    """Asserts that another client's change shows in the mount: check() is
+    not False and raises no AssertionError or OSError at once (local store),
+    or does so within mount.staleness (remote store; polled)."""
+    deadline = time.monotonic() + mount.staleness + 0.5
+    while True:
+        try:
+            if check() is not False:
+                return
+            failure = AssertionError(f"not seen within {mount.staleness} s: {check}")
+        except (AssertionError, OSError) as e:
+            failure = e
+        if not mount.remote or time.monotonic() > deadline:
+            raise failure
+        time.sleep(0.05)
+
+
 @pytest.fixture
-def mount(tmp_path):
-    m = Mount(tmp_path).start()
+def mount(tmp_path, store):
+    m = Mount(tmp_path, store=store).start()
     try:
         yield m
     finally:
@@ -179,11 +324,13 @@ def mount(tmp_path):
 
 
 @pytest.fixture
-def make_mount(tmp_path):
-    """Factory for mounts with options; all are unmounted at the end."""
+def make_mount(tmp_path, store):
+    """Factory for mounts with options, all of the test's store; all are
+    unmounted at the end."""
     mounts = []
 
     def make(name="m", start=True, **kw):
+        kw.setdefault("store", store)
         m = Mount(tmp_path, name=name, **kw)
         mounts.append(m)
         return m.start() if start else m
@@ -198,7 +345,7 @@ def make_mount(tmp_path):
 @pytest.fixture
 def client(mount):
     import mlflow
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{mount.db}")
+    return mlflow.MlflowClient(tracking_uri=mount.client_uri)
 
 
 @pytest.fixture

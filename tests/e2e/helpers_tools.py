@@ -40,11 +40,15 @@ def run_info(client, run_dir):
     return eventually(lambda: client.get_run(rid))
 
 
-def artifact_dir(client, run_dir):
-    """The real folder on disk that the run's artifact_uri names."""
+def artifact_dir(client, run_dir, mount):
+    """The real folder on disk that the run's artifact_uri names: a path, or
+    for the remote store the folder below the server's artifact destination
+    (mount.artifacts) that its mlflow-artifacts: URI names."""
     uri = run_info(client, run_dir).info.artifact_uri
     if uri.startswith("file://"):
         uri = uri[len("file://"):]
+    if uri.startswith("mlflow-artifacts:"):
+        return Path(mount.artifacts) / uri[len("mlflow-artifacts:"):].lstrip("/")
     return Path(uri)
 
 
@@ -56,7 +60,8 @@ def list_artifacts_recursive(client, run_id, path=None):
             out[info.path] = None
             out.update(list_artifacts_recursive(client, run_id, info.path))
         else:
-            out[info.path] = info.file_size
+            # MLflow's REST answers leave a size of 0 out: the client says None.
+            out[info.path] = info.file_size or 0
     return out
 
 

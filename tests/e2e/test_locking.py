@@ -18,6 +18,8 @@ from conftest import db_snapshot, expect_errno, run_id_of, write_file
 from helpers_compat import run_mlflowfs
 from helpers_writes import append, steps_values
 
+pytestmark = pytest.mark.local_only("about SQLite's write lock, which only the local store takes")
+
 
 class Holder:
     """BEGIN IMMEDIATE on the database until release()."""

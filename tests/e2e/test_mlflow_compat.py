@@ -26,6 +26,9 @@ from conftest import db_snapshot, run_id_of, sh, write_file
 from helpers_compat import (MlflowServer, create_db_with_mlflowfs, ensure_old_venv,
                             run_in_mlflow, schema_differences)
 
+pytestmark = pytest.mark.local_only(
+    "about the database files of MLflow releases; test_remote.py mounts servers")
+
 MLFLOW_318_BIN = Path(sys.executable).parent / "mlflow"
 T0 = 1700000000000  # an explicit timestamp base, in ms
 
@@ -124,6 +127,7 @@ print(json.dumps({"run_id": rid, "experiment_id": exp}))
 CREATE_EMPTY = r"""
 import json, sys
 from mlflow import MlflowClient
+
 MlflowClient(tracking_uri="sqlite:///" + sys.argv[1]).search_experiments()
 print(json.dumps({}))
 """

@@ -326,6 +326,7 @@ def test_two_argument_form_with_fstab_options(tmp_path):
     assert experiment_names(db) == ["Default", "two-args"]
 
 
+@pytest.mark.local_only("a tracking server chooses where its experiments' artifacts go")
 @pytest.mark.parametrize("form", [
     "--artifact-root DIR",
     pytest.param("--artifact-root=DIR")])

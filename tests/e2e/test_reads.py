@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import run_id_of, sh
+from conftest import run_id_of, seen, sh
 from helpers_tree import (DBL_MAX, json_number, new_experiment, sorted_pairs_hook, wait_quiet)
 
 
@@ -263,7 +263,7 @@ def test_times_and_owner_follow_mlflow(mount, client):
     assert ms(r) == start + 20_000
     # ... and then its end (a path not looked up before, so not cached).
     client.set_terminated(run, end_time=start + 500_000)
-    assert ms(mount.run("E", run)) == start + 500_000
+    seen(mount, lambda: ms(mount.run("E", run)) == start + 500_000)
     uid, gid = os.getuid(), os.getgid()
     for d, dirs, files in os.walk(mount.mnt):
         for n in dirs + files:
@@ -279,12 +279,12 @@ def test_run_folder_mtime_follows_each_metrics_latest_point(mount, client):
     start = 1_600_000_000_123
     run = client.create_run(exp, run_name="r", start_time=start).info.run_id
     client.log_metric(run, "loss", 0.4, timestamp=start + 20_000, step=5)
-    assert os.stat(mount.run("E", "r")).st_mtime_ns // 1_000_000 == start + 20_000
+    seen(mount, lambda: os.stat(mount.run("E", "r")).st_mtime_ns // 1_000_000 == start + 20_000)
     client.log_metric(run, "loss", 0.3, timestamp=start + 90_000, step=2)
-    time.sleep(0.3)  # past the watcher's 50 ms
+    time.sleep(0.3 + mount.staleness)  # past the watcher's 50 ms, or the remote cache
     assert os.stat(mount.run("E", "r")).st_mtime_ns // 1_000_000 == start + 20_000
     client.log_metric(run, "acc", 0.9, timestamp=start + 95_000, step=0)
-    deadline = time.monotonic() + 0.5
+    deadline = time.monotonic() + 0.5 + mount.staleness
     while os.stat(mount.run("E", "r")).st_mtime_ns // 1_000_000 != start + 95_000:
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -300,7 +300,7 @@ def test_ls_t_puts_the_run_logged_to_last_first(mount, client):
     sh("echo 0.5 >> old/metrics/loss", cwd=exp_dir)
     assert sh("ls -t", cwd=exp_dir).stdout.split() == ["old", "new"]
     client.log_metric(newer, "loss", 0.1)
-    assert sh("ls -t", cwd=exp_dir).stdout.split() == ["new", "old"]
+    seen(mount, lambda: sh("ls -t", cwd=exp_dir).stdout.split() == ["new", "old"])
 
 
 # ---- JSON -------------------------------------------------------------------
@@ -393,36 +393,37 @@ def test_ls_shows_a_run_the_moment_mkdir_returns(mount):
 
 
 def test_what_mlflow_logs_shows_in_the_mount_at_once(mount, client):
+    """At once in the local store; within cache_ttl in the remote one."""
     exp = new_experiment(client, mount, "E")
     run = client.create_run(exp, run_name="r").info.run_id
     r = mount.run("E", "r")
     assert os.listdir(r / "params") == []
     client.log_param(run, "lr", "0.5")
-    assert os.listdir(r / "params") == ["lr"]
-    assert (r / "params" / "lr").read_text() == "0.5\n"
+    seen(mount, lambda: os.listdir(r / "params") == ["lr"])
+    seen(mount, lambda: (r / "params" / "lr").read_text() == "0.5\n")
     client.log_metric(run, "loss", 1.0)
-    assert (r / "metrics" / "loss").read_text() == "1\n"
+    seen(mount, lambda: (r / "metrics" / "loss").read_text() == "1\n")
     client.log_metric(run, "loss", 0.5)
-    assert (r / "metrics" / "loss").read_text() == "0.5\n"
-    assert len((r / "history" / "loss").read_text().splitlines()) == 2
+    seen(mount, lambda: (r / "metrics" / "loss").read_text() == "0.5\n")
+    seen(mount, lambda: len((r / "history" / "loss").read_text().splitlines()) == 2)
     client.set_tag(run, "t", "one")
-    assert (r / "tags" / "t").read_text() == "one\n"
+    seen(mount, lambda: (r / "tags" / "t").read_text() == "one\n")
     client.set_tag(run, "t", "two")
-    assert (r / "tags" / "t").read_text() == "two\n"
+    seen(mount, lambda: (r / "tags" / "t").read_text() == "two\n")
     client.delete_tag(run, "t")
-    assert "t" not in os.listdir(r / "tags")
+    seen(mount, lambda: "t" not in os.listdir(r / "tags"))
     client.set_terminated(run, "KILLED")
-    assert (r / "status").read_text() == "KILLED\n"
+    seen(mount, lambda: (r / "status").read_text() == "KILLED\n")
     other = client.create_run(exp, run_name="second").info.run_id
-    assert "second" in os.listdir(mount.exp("E"))
-    assert other in os.listdir(mount.mnt / "runs")
+    seen(mount, lambda: "second" in os.listdir(mount.exp("E")))
+    seen(mount, lambda: other in os.listdir(mount.mnt / "runs"))
     client.create_experiment("F", artifact_location=str(mount.tmp / "F"))
-    assert "F" in os.listdir(mount.mnt / "experiments")
+    seen(mount, lambda: "F" in os.listdir(mount.mnt / "experiments"))
     client.delete_run(other)
-    assert "second" not in os.listdir(mount.exp("E"))
-    assert other not in os.listdir(mount.mnt / "runs")
+    seen(mount, lambda: "second" not in os.listdir(mount.exp("E")))
+    seen(mount, lambda: other not in os.listdir(mount.mnt / "runs"))
     client.delete_experiment(client.get_experiment_by_name("F").experiment_id)
-    assert "F" not in os.listdir(mount.mnt / "experiments")
+    seen(mount, lambda: "F" not in os.listdir(mount.mnt / "experiments"))
 
 
 def test_run_deleted_by_mlflow_is_gone_within_50ms(mount, client):
@@ -431,9 +432,10 @@ def test_run_deleted_by_mlflow_is_gone_within_50ms(mount, client):
     folder = mount.run("E", "r")
     assert run_id_of(folder) == run
     client.delete_run(run)
-    assert "r" not in os.listdir(mount.exp("E"))
-    # A looked-up folder goes within the watcher's 50 ms (man page).
-    deadline = time.monotonic() + 0.5
+    seen(mount, lambda: "r" not in os.listdir(mount.exp("E")))
+    # A looked-up folder goes within the watcher's 50 ms (man page), or the
+    # remote store's cache_ttl and the kernel's second.
+    deadline = time.monotonic() + 0.5 + mount.staleness
     while os.path.exists(folder):
         assert time.monotonic() < deadline, "the deleted run's folder stays"
         time.sleep(0.01)

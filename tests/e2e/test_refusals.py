@@ -552,7 +552,13 @@ def test_metric_write_to_a_run_deleted_meanwhile_fails_enoent(mount, run_dir, cl
         os.write(fd, b"0.3\n")
         os.fsync(fd)
         client.delete_run(run_id)
-        refused(mount, errno.ENOENT, os.write, fd, b"0.2\n", path=m, reason=r"deleted")
+        if mount.remote:
+            # Points go to the server in the background: the refusal comes
+            # with the fsync (or close) that waits for them.
+            os.write(fd, b"0.2\n")
+            refused(mount, errno.ENOENT, os.fsync, fd, path=m, reason=r"deleted")
+        else:
+            refused(mount, errno.ENOENT, os.write, fd, b"0.2\n", path=m, reason=r"deleted")
     finally:
         try:
             os.close(fd)
