@@ -1,4 +1,4 @@
-"""Helpers for test_mlflow_compat.py and test_mount.py.
+"""Helpers for test_mlflow_compat.py, test_mount.py and test_remote_old.py.
 
 Starting mlflowfs the ways a user does (daemon mode, an environment of its
 own, a working folder of its own, through mount.fuse3), running a snippet in
@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import Daemon, mlflowfs_binary, unmount  # noqa: F401 (unmount: for the tests)
 from helpers_server import MlflowServer  # noqa: F401 (for the tests)
@@ -133,6 +135,18 @@ def ensure_old_venv(venv):
     if mlflow_version_of(str(python)) != OLD_MLFLOW_VERSION:
         return None, f"it does not hold MLflow {OLD_MLFLOW_VERSION} after installing"
     return str(python), None
+
+
+@pytest.fixture(scope="session")
+def old_mlflow_python():
+    """The interpreter of a virtualenv with MLflow 2.22.5 ($MLFLOWFS_OLD_VENV);
+    a fixture for the test modules that import it."""
+    venv = os.environ.get("MLFLOWFS_OLD_VENV") or "/tmp/venv222"
+    python, why = ensure_old_venv(venv)
+    if python is None:
+        pytest.skip(f"MLflow 2.22.5 is not available in {venv} ($MLFLOWFS_OLD_VENV) and "
+                    f"the venv could not be created: {why}")
+    return python
 
 
 def run_in_mlflow(python, code, *args, cwd=None, timeout=300):

@@ -1,15 +1,19 @@
 """A real MLflow tracking server for the tests: `mlflow server` on loopback
-with a SQLite backend, from the test venv's pinned MLflow or another MLflow's
+with a SQLite backend (or another backend store, such as the PostgreSQL
+cluster below), from the test venv's pinned MLflow or another MLflow's
 executable.  Started in a session of its own and stopped by its process
 group, which holds it and the workers it spawned, and nothing else."""
 import base64
 import contextlib
+import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +27,8 @@ def free_port():
 
 
 class MlflowServer:
-    """`mlflow server` on db (a path), logging into workdir; with artifacts
+    """`mlflow server` on db (a SQLite file's path, or a backend store URI
+    such as postgresql://...), logging into workdir; with artifacts
     (a folder) it serves them too (--serve-artifacts).  A context manager,
     or start()/stop(); a stopped server starts again on the same port."""
 
@@ -35,7 +40,8 @@ class MlflowServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logfile = self.workdir / "mlflow-server.log"
         exe = [mlflow_exe] if mlflow_exe else [sys.executable, "-m", "mlflow"]
-        self.cmd = [*exe, "server", "--backend-store-uri", f"sqlite:///{db}",
+        backend = db if "://" in str(db) else f"sqlite:///{db}"
+        self.cmd = [*exe, "server", "--backend-store-uri", str(backend),
                     "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         if artifacts:
             self.cmd += ["--serve-artifacts", "--artifacts-destination", str(artifacts)]
@@ -126,6 +132,109 @@ class MlflowServer:
                                      headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
+
+
+def postgres_bin():
+    """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl),
+    the newest major version installed; None when there is none."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
+    if not found:
+        return None
+    return Path(max(found, key=lambda p: int(Path(p).parts[-3]))).parent
+
+
+class Postgres:
+    """A PostgreSQL cluster of its own on loopback, for a backend store: a
+    database `mlflow` owned by a password user; uri is its URI, which names
+    the psycopg2 driver (SQLAlchemy 2.1 takes a plain postgresql:// to mean
+    psycopg 3).  A context manager, or start()/stop().
+
+    The tests run as root, which PostgreSQL refuses, so it runs as the
+    postgres system user; and since pytest's folders are readable by root
+    alone, the cluster lives in a folder of its own in the system's temporary
+    folder (its data, its unix socket and its log), removed by stop()."""
+
+    USER, PASSWORD, DATABASE = "mlflow", "mlflowfs-pg-0123", "mlflow"
+
+    def __init__(self, bindir, port=None):
+        self.bin = Path(bindir)
+        self.port = port or free_port()
+        self.uri = (f"postgresql+psycopg2://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}/"
+                    f"{self.DATABASE}")
+        self.folder = None
+
+    def _as_postgres(self, *cmd, timeout=60):
+        r = subprocess.run(["runuser", "-u", "postgres", "--", *map(str, cmd)],
+                           cwd=self.folder, capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise AssertionError(f"{cmd[0]} failed ({r.returncode}):\n{r.stdout}{r.stderr}\n"
+                                 f"{self.log()}")
+        return r
+
+    def log(self):
+        try:
+            return (self.folder / "postgres.log").read_text(errors="replace")[-4000:]
+        except (FileNotFoundError, TypeError):
+            return ""
+
+    def start(self):
+        import psycopg2
+
+        self.folder = Path(tempfile.mkdtemp(prefix="mlflowfs-pg-"))
+        try:
+            (self.folder / "pw").write_text(self.PASSWORD + "\n")
+            shutil.chown(self.folder, "postgres", "postgres")
+            shutil.chown(self.folder / "pw", "postgres", "postgres")
+            self._as_postgres(self.bin / "initdb", "-D", self.folder / "data", "-U", self.USER,
+                              f"--pwfile={self.folder / 'pw'}", "-A", "scram-sha-256",
+                              "-E", "UTF8", "--locale=C", "--no-sync")
+            # Only loopback, only this folder's socket: nothing else on the
+            # machine meets this cluster, nor it theirs.  No fsync: what
+            # outlives a power cut is not tested here, and MLflow's schema
+            # migrations at the server's first start take seconds less.
+            self._as_postgres(self.bin / "pg_ctl", "start", "-w", "-t", "60",
+                              "-D", self.folder / "data", "-l", self.folder / "postgres.log",
+                              "-o", f"-p {self.port} -k {self.folder} "
+                                    "-c listen_addresses=127.0.0.1 -c fsync=off")
+            con = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.USER,
+                                   password=self.PASSWORD, dbname="postgres")
+            try:
+                con.autocommit = True
+                con.cursor().execute(f"CREATE DATABASE {self.DATABASE}")
+            finally:
+                con.close()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    __enter__ = start
+
+    def stop(self):
+        """pg_ctl stop; the postmaster it started is killed if that fails."""
+        if self.folder is None:
+            return
+        data = self.folder / "data"
+        pidfile = data / "postmaster.pid"
+        if pidfile.exists():
+            try:
+                subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"),
+                                "stop", "-w", "-t", "30", "-m", "fast", "-D", str(data)],
+                               cwd=self.folder, capture_output=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+            if pidfile.exists():
+                pid = int(pidfile.read_text().split()[0])
+                with contextlib.suppress(OSError):
+                    # Only while that process is still this cluster's postmaster.
+                    if str(data).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder = None
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
 
 
 class FaultProxy:

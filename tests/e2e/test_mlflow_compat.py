@@ -23,8 +23,8 @@ import pytest
 
 import schema_compat
 from conftest import db_snapshot, run_id_of, sh, write_file
-from helpers_compat import (MlflowServer, create_db_with_mlflowfs, ensure_old_venv,
-                            run_in_mlflow, schema_differences)
+from helpers_compat import (MlflowServer, create_db_with_mlflowfs,  # noqa: F401 (a fixture)
+                            old_mlflow_python, run_in_mlflow, schema_differences)
 
 pytestmark = pytest.mark.local_only(
     "about the database files of MLflow releases; test_remote.py mounts servers")
@@ -35,17 +35,6 @@ T0 = 1700000000000  # an explicit timestamp base, in ms
 
 # --------------------------------------------------------------------------
 # fixtures and small helpers
-
-
-@pytest.fixture(scope="session")
-def old_mlflow_python():
-    """The interpreter of a virtualenv with MLflow 2.22.5 ($MLFLOWFS_OLD_VENV)."""
-    venv = os.environ.get("MLFLOWFS_OLD_VENV") or "/tmp/venv222"
-    python, why = ensure_old_venv(venv)
-    if python is None:
-        pytest.skip(f"MLflow 2.22.5 is not available in {venv} ($MLFLOWFS_OLD_VENV) and "
-                    f"the venv could not be created: {why}")
-    return python
 
 
 def history_of(client, run_id, key):
