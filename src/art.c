@@ -110,6 +110,17 @@ struct art_registry *art_registry_new(const char *artifact_root, const struct mf
 	return reg;
 }
 
+int art_describe(struct art_registry *reg, struct buf *out)
+{
+	size_t i;
+	int err = 0;
+
+	for (i = 0; !err && i < reg->nrepos; i++)
+		if (reg->repos[i]->ops->describe)
+			err = reg->repos[i]->ops->describe(reg->repos[i], out);
+	return err;
+}
+
 void art_registry_free(struct art_registry *reg)
 {
 	size_t i;

@@ -24,6 +24,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+struct buf;
+
 struct mfs_config;
 struct statvfs;
 
@@ -59,6 +61,9 @@ void art_registry_free(struct art_registry *reg);
 
 /* Why the last call on this thread failed, if a repository said; "" if not. */
 const char *art_errmsg(void);
+
+/* Appends each repository's lines for .mlflowfs/status to out. */
+int art_describe(struct art_registry *reg, struct buf *out);
 
 /* lstat(2) of loc: a symbolic link is not followed.  -ENOENT for a run's
  * root that does not exist yet. */
@@ -176,6 +181,7 @@ typedef int art_mknod_fn(struct art_repo *r, const struct art_loc *loc, mode_t m
 typedef int art_access_fn(struct art_repo *r, const struct art_loc *loc, int mask);
 typedef int art_statfs_fn(struct art_repo *r, const struct art_loc *loc, struct statvfs *st);
 typedef void art_free_fn(struct art_repo *r);
+typedef int art_describe_fn(struct art_repo *r, struct buf *out);
 
 struct art_ops {
 	const char *name; /* for messages: "local" */
@@ -223,6 +229,8 @@ struct art_ops {
 	art_access_fn *access;
 	/* statfs(2) of the file system that holds loc.  May be NULL: -ENOTSUP. */
 	art_statfs_fn *statfs;
+	/* "name: value" lines for .mlflowfs/status.  May be NULL: none. */
+	art_describe_fn *describe;
 	/* Frees the repository when the registry is freed.  Required. */
 	art_free_fn *free;
 };

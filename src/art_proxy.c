@@ -59,12 +59,13 @@ struct proxy_repo {
 	uid_t uid;
 	gid_t gid;
 	time_t since; /* the mount's start: the time of what has no time */
-	/* The listings kept, the pending names and the round-robin slot:
-	 * protected by lock. */
+	/* The listings kept, the pending names, the round-robin slot and
+	 * the upload counts: protected by lock. */
 	pthread_mutex_t lock;
 	struct listing listings[LISTINGS_MAX];
 	size_t next_slot;
 	struct pending *pending;
+	uint64_t uploads, uploads_failed;
 };
 
 /*
@@ -76,9 +77,9 @@ struct proxy_repo {
 struct spool {
 	char *rel;
 	int fd;
-	int dirty;	      /* written since the last upload; protected by lock */
-	int gone;	      /* removed while open: never uploaded again; atomic */
-	int refs;	      /* the descriptors on it; protected by the repository's lock */
+	int dirty; /* written since the last upload: changed under lock, read atomically */
+	int gone;  /* removed while open: never uploaded again; atomic */
+	int refs;  /* the descriptors on it; protected by the repository's lock */
 	pthread_mutex_t lock; /* one upload at a time */
 };
 
@@ -631,6 +632,10 @@ static int put_file(struct proxy_repo *pr, const char *rel, int fd)
 	buf_release(&r.body);
 	pthread_mutex_lock(&pr->lock);
 	forget_parent(pr, rel);
+	if (err)
+		pr->uploads_failed++;
+	else
+		pr->uploads++;
 	pthread_mutex_unlock(&pr->lock);
 	return err;
 }
@@ -760,7 +765,7 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 		sp = spool_new(pr, rel, exists && !trunc && st.st_size > 0, &err);
 		if (!sp)
 			goto fail;
-		sp->dirty = !exists;
+		__atomic_store_n(&sp->dirty, !exists, __ATOMIC_RELAXED);
 		if (writable) {
 			/* Another writer of the name may have come first:
 			 * then its spool is the file. */
@@ -788,7 +793,7 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 		if (ftruncate(sp->fd, 0))
 			err = -errno;
 		else
-			sp->dirty = 1;
+			__atomic_store_n(&sp->dirty, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&sp->lock);
 		if (err) {
 			spool_put(pr, sp);
@@ -820,7 +825,7 @@ static ssize_t proxy_write(struct art_file *af, const void *buf, size_t size, of
 	if (n < 0)
 		return -errno;
 	pthread_mutex_lock(&f->sp->lock);
-	f->sp->dirty = 1;
+	__atomic_store_n(&f->sp->dirty, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&f->sp->lock);
 	return n;
 }
@@ -848,7 +853,7 @@ static int proxy_ftruncate(struct art_file *af, off_t size)
 		pthread_mutex_unlock(&f->sp->lock);
 		return -errno;
 	}
-	f->sp->dirty = 1;
+	__atomic_store_n(&f->sp->dirty, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&f->sp->lock);
 	return 0;
 }
@@ -861,10 +866,11 @@ static int proxy_sync(struct art_file *af, enum art_sync how)
 
 	(void)how; /* the server decides how safe its copy is */
 	pthread_mutex_lock(&sp->lock);
-	if (sp->dirty && !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE)) {
+	if (__atomic_load_n(&sp->dirty, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE)) {
 		err = upload(to_proxy(af->repo), sp);
 		if (!err)
-			sp->dirty = 0;
+			__atomic_store_n(&sp->dirty, 0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&sp->lock);
 	return err;
@@ -1094,7 +1100,8 @@ static int proxy_rename(struct art_repo *r, const struct art_loc *from, const st
 			free(sp->rel);
 			sp->rel = moved;
 			moved = NULL;
-			sp->dirty = 0; /* all of it is the server's now */
+			__atomic_store_n(&sp->dirty, 0,
+					 __ATOMIC_RELAXED); /* all of it is the server's now */
 		}
 		pthread_mutex_unlock(&pr->lock);
 	}
@@ -1116,6 +1123,34 @@ static int proxy_access(struct art_repo *r, const struct art_loc *loc, int mask)
 	if (!err && (mask & X_OK) && !S_ISDIR(st.st_mode))
 		err = -EACCES;
 	return err;
+}
+
+/* What waits to be uploaded, and what was: for .mlflowfs/status. */
+static int proxy_describe(struct art_repo *r, struct buf *out)
+{
+	struct proxy_repo *pr = to_proxy(r);
+	struct http_stats st;
+	struct pending *p;
+	size_t waiting = 0;
+	uint64_t done, failed_uploads;
+
+	http_get_stats(pr->http, &st);
+	pthread_mutex_lock(&pr->lock);
+	for (p = pr->pending; p; p = p->next)
+		waiting += p->spool && __atomic_load_n(&p->spool->dirty, __ATOMIC_RELAXED);
+	done = pr->uploads;
+	failed_uploads = pr->uploads_failed;
+	pthread_mutex_unlock(&pr->lock);
+	return buf_addf(out,
+			"pending_uploads: %zu\n"
+			"uploads: %llu\n"
+			"uploads_failed: %llu\n"
+			"artifact_requests: %llu\n"
+			"artifact_retries: %llu\n"
+			"artifact_failed_requests: %llu\n",
+			waiting, (unsigned long long)done, (unsigned long long)failed_uploads,
+			(unsigned long long)st.requests, (unsigned long long)st.retries,
+			(unsigned long long)st.failures);
 }
 
 static void proxy_free(struct art_repo *r)
@@ -1154,6 +1189,7 @@ static const struct art_ops proxy_ops = {
 	.remove = proxy_remove,
 	.rename = proxy_rename,
 	.access = proxy_access,
+	.describe = proxy_describe,
 	.free = proxy_free,
 };
 

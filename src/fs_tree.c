@@ -437,7 +437,9 @@ static int render(struct fs *fs, struct target *t, struct buf *out)
 		err = buf_addf(
 			out, "version: %s\nmountpoint: %s\nopen_files: %zu\nopen_folders: %zu\n",
 			PACKAGE_VERSION, fs->cfg->mountpoint, fs_file_count(fs), fs_dir_count(fs));
-		return err ? err : store_describe(fs->store, out);
+		if (!err)
+			err = store_describe(fs->store, out);
+		return err ? err : art_describe(fs->art, out);
 	case NODE_CONTROL_ERRORS:
 		return log_render_errors(out);
 	case NODE_MODEL_DESC:

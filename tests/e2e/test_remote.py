@@ -560,13 +560,29 @@ def test_no_acknowledged_point_is_lost_under_faults(faulty, client):
 # ---- mounting -------------------------------------------------------------
 
 
-def test_status_names_the_server_and_counts_requests(rmount, server):
-    os.listdir(rmount.mnt / "experiments")
-    status = (rmount.mnt / ".mlflowfs" / "status").read_text()
-    assert "store: rest\n" in status
-    assert f"uri: {server.url}\n" in status
-    requests = int(status.split("\nrequests: ")[1].split("\n")[0])
-    assert requests >= 1
+def status_of(m):
+    return dict(line.split(": ", 1)
+                for line in (m.mnt / ".mlflowfs" / "status").read_text().splitlines())
+
+
+def test_status_names_the_server_and_counts_requests_and_uploads(rmount, new_run, server):
+    _, run_dir, _ = new_run
+    before = status_of(rmount)
+    assert (before["store"], before["uri"]) == ("rest", server.url)
+    assert int(before["requests"]) >= 1
+    assert (before["pending_uploads"], before["uploads"], before["uploads_failed"]) == (
+        "0", "0", "0")
+    # A file written and not closed waits for its upload; its close sends it.
+    fd = os.open(run_dir / "artifacts" / "a.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"x\n")
+        assert status_of(rmount)["pending_uploads"] == "1"
+    finally:
+        os.close(fd)
+    after = status_of(rmount)
+    assert (after["pending_uploads"], after["uploads"], after["uploads_failed"]) == (
+        "0", "1", "0")
+    assert int(after["artifact_requests"]) > int(before["artifact_requests"])
 
 
 def test_credentials_are_never_shown(tmp_path, server):
