@@ -70,8 +70,8 @@ status=0
 make -j"$(nproc)" check || { status=$?; cat test-suite.log; }
 
 # One worker per core (pytest-xdist): most of a test is waiting for a
-# daemon, a server or a client, so the suite takes half the time.  Each module stays on
-# one worker, so a module's server starts once.
+# daemon, a server or a client, so the suite takes little more than half
+# the time.  Each module stays on one worker: its server starts once.
 MLFLOWFS="$PWD/src/mlflowfs" MLFLOWFS_OLD_VENV="$top/.venv-old" \
 	"$top/.venv/bin/python" -m pytest -q -p no:cacheprovider -n auto --dist loadscope \
 	"$top/tests/e2e" || status=$?
