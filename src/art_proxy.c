@@ -31,6 +31,11 @@
 /* Folders whose listing is kept. */
 #define LISTINGS_MAX 64
 
+/* The copies of files kept after their last close, for another open
+ * within cache_ttl: at most this many bytes on disk, none bigger than a
+ * quarter of it. */
+#define KEPT_MAX ((off_t)512 << 20)
+
 struct entry {
 	char *name;
 	int is_dir;
@@ -65,7 +70,11 @@ struct proxy_repo {
 	struct listing listings[LISTINGS_MAX];
 	size_t next_slot;
 	struct pending *pending;
-	uint64_t uploads, uploads_failed;
+	uint64_t uploads, uploads_failed, downloads;
+	/* The copies in use (refs > 0), the copies kept after their last
+	 * close (newest first) and the latter's bytes: protected by lock. */
+	struct spool *live, *kept;
+	off_t kept_bytes;
 };
 
 /*
@@ -81,6 +90,13 @@ struct spool {
 	int gone;  /* removed while open: never uploaded again; atomic */
 	int refs;  /* the descriptors on it; protected by the repository's lock */
 	pthread_mutex_t lock; /* one upload at a time */
+	/* When its content was last the server's (downloaded or uploaded),
+	 * 0 if never or if this mount changed the file since; atomic. */
+	int64_t known_ms;
+	/* Its place in the repository's live or kept list, and its size when
+	 * kept: protected by the repository's lock. */
+	struct spool *list_next;
+	off_t kept_size;
 };
 
 struct proxy_file {
@@ -609,12 +625,72 @@ static int download(struct proxy_repo *pr, const char *rel, int fd)
 	if (err || r.status != 200)
 		err = failed("download", rel, err, &r);
 	buf_release(&r.body);
+	pthread_mutex_lock(&pr->lock);
+	pr->downloads++;
+	pthread_mutex_unlock(&pr->lock);
 	return err;
 }
 
-/* PUTs the whole file fd as rel. */
-static int put_file(struct proxy_repo *pr, const char *rel, int fd)
+/* Unlinks sp from the list at *head; lock held. */
+static void list_unlink(struct spool **head, struct spool *sp)
 {
+	struct spool **pp;
+
+	for (pp = head; *pp; pp = &(*pp)->list_next) {
+		if (*pp == sp) {
+			*pp = sp->list_next;
+			sp->list_next = NULL;
+			return;
+		}
+	}
+}
+
+/* This mount changed or removed rel: no copy of it but except's may be
+ * taken for the server's any more; kept ones are freed.  Lock held. */
+static void changed(struct proxy_repo *pr, const char *rel, const struct spool *except,
+		    struct spool **freed)
+{
+	struct spool **pp, *sp;
+
+	for (sp = pr->live; sp; sp = sp->list_next)
+		if (sp != except && !strcmp(sp->rel, rel))
+			__atomic_store_n(&sp->known_ms, 0, __ATOMIC_RELAXED);
+	for (pp = &pr->kept; (sp = *pp);) {
+		if (!strcmp(sp->rel, rel)) {
+			*pp = sp->list_next;
+			pr->kept_bytes -= sp->kept_size;
+			sp->list_next = *freed;
+			*freed = sp;
+		} else {
+			pp = &sp->list_next;
+		}
+	}
+}
+
+static void spool_free(struct spool *sp)
+{
+	if (sp->fd >= 0)
+		close(sp->fd);
+	pthread_mutex_destroy(&sp->lock);
+	free(sp->rel);
+	free(sp);
+}
+
+static void free_all(struct spool *list)
+{
+	struct spool *sp;
+
+	while ((sp = list)) {
+		list = sp->list_next;
+		spool_free(sp);
+	}
+}
+
+/* PUTs the whole file fd as rel; from is the spool it is the copy of, if
+ * any. */
+static int put_file(struct proxy_repo *pr, const char *rel, int fd, const struct spool *from)
+{
+	struct spool *freed = NULL;
 	struct http_reply r;
 	struct stat st;
 	char *path;
@@ -632,18 +708,24 @@ static int put_file(struct proxy_repo *pr, const char *rel, int fd)
 	buf_release(&r.body);
 	pthread_mutex_lock(&pr->lock);
 	forget_parent(pr, rel);
+	changed(pr, rel, from, &freed);
 	if (err)
 		pr->uploads_failed++;
 	else
 		pr->uploads++;
 	pthread_mutex_unlock(&pr->lock);
+	free_all(freed);
 	return err;
 }
 
 /* The spool's content to the server; its lock held. */
 static int upload(struct proxy_repo *pr, struct spool *f)
 {
-	return put_file(pr, f->rel, f->fd);
+	int err = put_file(pr, f->rel, f->fd, f);
+
+	if (!err)
+		__atomic_store_n(&f->known_ms, now_ms(), __ATOMIC_RELAXED);
+	return err;
 }
 
 /* A reference to rel's shared spool, if a writer has one; lock not held. */
@@ -662,25 +744,80 @@ static struct spool *spool_shared(struct proxy_repo *pr, const char *rel)
 	return sp;
 }
 
-/* Drops a reference; the last one frees the spool and its name's entry. */
+/* Takes rel's kept copy back into use if it is younger than cache_ttl
+ * (a stale one is freed); NULL if there is none.  Lock not held. */
+static struct spool *kept_take(struct proxy_repo *pr, const char *rel)
+{
+	struct spool **pp, *sp;
+	int fresh = 0;
+
+	pthread_mutex_lock(&pr->lock);
+	for (pp = &pr->kept; (sp = *pp); pp = &sp->list_next) {
+		if (!strcmp(sp->rel, rel)) {
+			*pp = sp->list_next;
+			pr->kept_bytes -= sp->kept_size;
+			fresh = now_ms() - __atomic_load_n(&sp->known_ms, __ATOMIC_RELAXED) <
+				pr->ttl_ms;
+			if (fresh) {
+				sp->refs = 1;
+				sp->list_next = pr->live;
+				pr->live = sp;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pr->lock);
+	if (sp && !fresh) {
+		spool_free(sp);
+		sp = NULL;
+	}
+	return sp;
+}
+
+/*
+ * Drops a reference.  The last one drops the name's entry, and keeps the
+ * copy for the next open within cache_ttl if it is the server's file
+ * (newest first; the oldest go when the bytes pass KEPT_MAX), else frees
+ * it.
+ */
 static void spool_put(struct proxy_repo *pr, struct spool *sp)
 {
-	int last;
+	struct spool *evicted = NULL, **pp, *e;
+	struct stat st;
+	int last, keep;
 
+	keep = !__atomic_load_n(&sp->dirty, __ATOMIC_RELAXED) &&
+	       !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE) && sp->fd >= 0 &&
+	       !fstat(sp->fd, &st) && st.st_size <= KEPT_MAX / 4;
 	pthread_mutex_lock(&pr->lock);
 	last = !--sp->refs;
 	if (last) {
 		pending_drop(pr, sp->rel, sp);
 		forget_parent(pr, sp->rel);
+		list_unlink(&pr->live, sp);
+		/* Read under the lock, which changed() holds to clear it. */
+		keep = keep && __atomic_load_n(&sp->known_ms, __ATOMIC_RELAXED);
+	}
+	if (last && keep) {
+		sp->kept_size = st.st_size;
+		sp->list_next = pr->kept;
+		pr->kept = sp;
+		pr->kept_bytes += st.st_size;
+		/* The oldest go first: they are at the end. */
+		while (pr->kept_bytes > KEPT_MAX) {
+			for (pp = &pr->kept; (*pp)->list_next; pp = &(*pp)->list_next)
+				;
+			e = *pp;
+			*pp = NULL;
+			pr->kept_bytes -= e->kept_size;
+			e->list_next = evicted;
+			evicted = e;
+		}
 	}
 	pthread_mutex_unlock(&pr->lock);
-	if (!last)
-		return;
-	if (sp->fd >= 0)
-		close(sp->fd);
-	pthread_mutex_destroy(&sp->lock);
-	free(sp->rel);
-	free(sp);
+	free_all(evicted);
+	if (last && !keep)
+		spool_free(sp);
 }
 
 /* A new spool of rel (taken) with the server's copy in it, if kept; NULL
@@ -697,6 +834,10 @@ static struct spool *spool_new(struct proxy_repo *pr, char *rel, int download_it
 	sp->rel = rel;
 	sp->refs = 1;
 	pthread_mutex_init(&sp->lock, NULL);
+	pthread_mutex_lock(&pr->lock);
+	sp->list_next = pr->live;
+	pr->live = sp;
+	pthread_mutex_unlock(&pr->lock);
 	sp->fd = content_tmpfile();
 	*err = 0;
 	if (sp->fd < 0) {
@@ -705,6 +846,8 @@ static struct spool *spool_new(struct proxy_repo *pr, char *rel, int download_it
 	} else if (download_it) {
 		/* Whole files only: what is kept must be here before it changes. */
 		*err = download(pr, rel, sp->fd);
+		if (!*err)
+			__atomic_store_n(&sp->known_ms, now_ms(), __ATOMIC_RELAXED);
 	}
 	if (*err) {
 		spool_put(pr, sp);
@@ -738,9 +881,30 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 	f->base.repo = r;
 	f->writable = writable;
 	sp = spool_shared(pr, rel);
+	if (!sp && (sp = kept_take(pr, rel)) && writable) {
+		/* A kept copy opened for writing is the name's spool now. */
+		pthread_mutex_lock(&pr->lock);
+		mine = sp;
+		p = pending_find(pr, rel);
+		if (p && p->spool) {
+			sp = p->spool;
+			sp->refs++;
+		} else {
+			err = pending_add(pr, rel, mine);
+		}
+		pthread_mutex_unlock(&pr->lock);
+		if (sp != mine || err) {
+			spool_put(pr, mine);
+			if (err) {
+				free(rel);
+				goto fail;
+			}
+		}
+	}
 	if (sp) {
 		free(rel);
 		if ((flags & O_CREAT) && (flags & O_EXCL)) {
+			spool_put(pr, sp);
 			err = -EEXIST;
 			goto fail;
 		}
@@ -948,6 +1112,7 @@ static int proxy_mkdir(struct art_repo *r, const struct art_loc *loc, mode_t mod
 
 static int delete_rel(struct proxy_repo *pr, const char *rel)
 {
+	struct spool *freed = NULL;
 	struct http_reply r;
 	char *path = api_path(rel, "");
 	int err;
@@ -964,7 +1129,9 @@ static int delete_rel(struct proxy_repo *pr, const char *rel)
 	buf_release(&r.body);
 	pthread_mutex_lock(&pr->lock);
 	forget_parent(pr, rel);
+	changed(pr, rel, NULL, &freed);
 	pthread_mutex_unlock(&pr->lock);
+	free_all(freed);
 	return err;
 }
 
@@ -1061,6 +1228,9 @@ static int proxy_rename(struct art_repo *r, const struct art_loc *from, const st
 		goto out;
 	sp = spool_shared(pr, src);
 	shared = sp != NULL;
+	/* A file just written and closed is usually still here. */
+	if (!sp)
+		sp = kept_take(pr, src);
 	if (!sp) {
 		char *copy = strdup(src);
 
@@ -1070,13 +1240,13 @@ static int proxy_rename(struct art_repo *r, const struct art_loc *from, const st
 			goto out;
 		}
 	}
-	/* New names for the spool and its entry, should it follow. */
+	/* New names for the spool and its entry: it follows the file. */
 	moved = strdup(dst);
 	entry = strdup(dst);
 	err = moved && entry ? 0 : -ENOMEM;
 	pthread_mutex_lock(&sp->lock);
 	if (!err)
-		err = put_file(pr, dst, sp->fd);
+		err = put_file(pr, dst, sp->fd, sp);
 	if (!err) {
 		err = delete_rel(pr, src);
 		/* A file open here that was never uploaded: nothing to delete. */
@@ -1096,13 +1266,12 @@ static int proxy_rename(struct art_repo *r, const struct art_loc *from, const st
 				break;
 			}
 		}
-		if (shared) {
-			free(sp->rel);
-			sp->rel = moved;
-			moved = NULL;
-			__atomic_store_n(&sp->dirty, 0,
-					 __ATOMIC_RELAXED); /* all of it is the server's now */
-		}
+		free(sp->rel);
+		sp->rel = moved;
+		moved = NULL;
+		/* All of it is the server's now, under the new name. */
+		__atomic_store_n(&sp->dirty, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&sp->known_ms, now_ms(), __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&pr->lock);
 	}
 	pthread_mutex_unlock(&sp->lock);
@@ -1125,30 +1294,40 @@ static int proxy_access(struct art_repo *r, const struct art_loc *loc, int mask)
 	return err;
 }
 
-/* What waits to be uploaded, and what was: for .mlflowfs/status. */
+/* What waits to be uploaded, what was, and what is kept: for
+ * .mlflowfs/status. */
 static int proxy_describe(struct art_repo *r, struct buf *out)
 {
 	struct proxy_repo *pr = to_proxy(r);
 	struct http_stats st;
 	struct pending *p;
-	size_t waiting = 0;
-	uint64_t done, failed_uploads;
+	struct spool *sp;
+	size_t waiting = 0, kept = 0;
+	uint64_t done, failed_uploads, downloads;
+	off_t kept_bytes;
 
 	http_get_stats(pr->http, &st);
 	pthread_mutex_lock(&pr->lock);
 	for (p = pr->pending; p; p = p->next)
 		waiting += p->spool && __atomic_load_n(&p->spool->dirty, __ATOMIC_RELAXED);
+	for (sp = pr->kept; sp; sp = sp->list_next)
+		kept++;
 	done = pr->uploads;
 	failed_uploads = pr->uploads_failed;
+	downloads = pr->downloads;
+	kept_bytes = pr->kept_bytes;
 	pthread_mutex_unlock(&pr->lock);
 	return buf_addf(out,
 			"pending_uploads: %zu\n"
 			"uploads: %llu\n"
 			"uploads_failed: %llu\n"
+			"downloads: %llu\n"
+			"kept_files: %zu (%lld bytes)\n"
 			"artifact_requests: %llu\n"
 			"artifact_retries: %llu\n"
 			"artifact_failed_requests: %llu\n",
 			waiting, (unsigned long long)done, (unsigned long long)failed_uploads,
+			(unsigned long long)downloads, kept, (long long)kept_bytes,
 			(unsigned long long)st.requests, (unsigned long long)st.retries,
 			(unsigned long long)st.failures);
 }
@@ -1166,6 +1345,7 @@ static void proxy_free(struct art_repo *r)
 		free(p->rel);
 		free(p);
 	}
+	free_all(pr->kept);
 	pthread_mutex_destroy(&pr->lock);
 	http_free(pr->http);
 	free(pr);

@@ -543,10 +543,12 @@ def test_mmap_writes_reach_the_disk_and_reads_see_it(mount, client, run_dir, art
     on_disk = (disk / "weights.f32").read_bytes()
     assert on_disk[100:104] == b"ABCD" and on_disk[200:204] == b"EFGH"
     assert on_disk[-4:] == b"last" and len(on_disk) == 1 << 16
-    # Written on disk (same size), read through a mapping of the mount.
+    # Written on disk (same size), read through a mapping of the mount: by
+    # another program, so in the remote store once cache_ttl has passed.
     with open(disk / "weights.f32", "r+b") as fh:
         fh.seek(300)
         fh.write(b"disk")
+    time.sleep(mount.staleness)
     with open(f, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
         try:

@@ -322,6 +322,32 @@ def test_renames_of_files_and_the_descriptors_open_on_them(rmount, new_run, clie
     assert (art / "e" / "x").read_text() == "x\n"
 
 
+def test_a_copy_read_or_written_is_kept_for_cache_ttl(rmount, new_run, client, tmp_path):
+    """A file's copy is kept after its last close: read again within
+    cache_ttl (1 s here) it is not downloaded again, nor renamed after it
+    was written (an atomic save); later, what another client wrote shows."""
+    _, run_dir, rid = new_run
+    art = run_dir / "artifacts"
+    downloads = lambda: int(status_of(rmount)["downloads"])  # noqa: E731
+    data = os.urandom(100_000)
+    (art / "a.bin").write_bytes(data)
+    before = downloads()
+    assert (art / "a.bin").read_bytes() == data
+    assert sh(f"cmp {art}/a.bin {art}/a.bin", check=False).returncode == 0
+    write_file(art / "ckpt.tmp", "epoch 1\n")
+    os.rename(art / "ckpt.tmp", art / "ckpt")
+    assert (art / "ckpt").read_text() == "epoch 1\n"
+    assert downloads() == before
+    assert status_of(rmount)["kept_files"].startswith("2 ")
+    # Another client's change shows once the copy is older than cache_ttl.
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"changed\n")
+    client.log_artifact(rid, str(f))
+    time.sleep(1.1)
+    assert (art / "a.bin").read_bytes() == b"changed\n"
+    assert downloads() == before + 1
+
+
 def test_a_big_artifact_streams_through_bounded_memory(rmount, new_run, client, tmp_path):
     _, run_dir, rid = new_run
     big = tmp_path / "big.bin"
