@@ -18,59 +18,9 @@ mlflowfs line >= 20x log_metric, and >= log_batch.  Run by hand; see README.md.
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
 
 import benchlib as bl
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`mlflow server` of the MLflow venv; stopped by its process group."""
-
-    def __init__(self, work):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = work.sub("server.log")
-        self.argv = [bl.MLFLOW_PY, "-m", "mlflow", "server", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--workers", "1",
-                     "--backend-store-uri", "sqlite:///" + work.sub("server.db"),
-                     "--serve-artifacts", "--artifacts-destination", work.sub("artifacts")]
-
-    def __enter__(self):
-        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true",
-                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen(self.argv, stdout=f, stderr=f, env=env,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    bl.die(f"mlflow server did not start; see {self.log}")
-                time.sleep(0.2)
-
-    def __exit__(self, *exc):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        return False
 
 
 def main():
@@ -88,11 +38,10 @@ def main():
         bl.die(f"no mlflowfs to measure: {why}")
     res, errors = bl.Results(), {}
     writer = bl.helper("writer")
-    with bl.Workdir("remote") as work, Server(work) as server:
+    with bl.Workdir("remote") as work, bl.MlflowServer(work) as server:
         mnt = work.sub("mnt")
         log = work.sub("mlflowfs.log")
-        with bl.Mount([binary, "-f", server.url, mnt], mnt, os.path.join(mnt, "experiments"),
-                      log) as m:
+        with bl.mount_remote(binary, server.url, mnt, log) as m:
 
             def mount_run(name, mode):
                 run_dir = os.path.join(mnt, "experiments", f"fs-{uuid.uuid4().hex[:8]}", "r")
