@@ -6,6 +6,8 @@ MLflow and prints one JSON object as its last line of output.
 
     template DB [EXPERIMENT RUN]   a database created by MLflow (optionally with a run)
     log_metric DB N                N x MlflowClient.log_metric on a fresh experiment/run
+    log_metric_async DB N [SECS]   N x log_metric(synchronous=False), then flush_async_logging;
+                                   SECS: MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS (default: unset)
     log_batch DB N BATCH           N points through MlflowClient.log_batch, BATCH per call
     populate DB NRUNS SEED         an experiment of NRUNS runs x (5 params, 5 metrics)
     search_runs DB EXPERIMENT_ID   time mlflow.search_runs and answer "which run has best acc"
@@ -81,6 +83,43 @@ def cmd_log_metric(db, n):
     if got != n:
         raise SystemExit(f"log_metric: {got} points in the store, expected {n}")
     return {"n": n, "seconds": secs, "points_per_s": n / secs}
+
+
+def cmd_log_metric_async(db, n, buffer_seconds=None):
+    """MLflow's asynchronous logging: N x MlflowClient.log_metric(..., synchronous=False), then
+    mlflow.flush_async_logging(), which returns when the queue's workers (10 threads) have
+    sent every point and the store acknowledged them.  By default MLflow 3.17 sends each
+    queued call as a log-batch request of its own; with buffer_seconds set
+    (MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS) its loop waits that long, or until the flush,
+    and merges what queued into requests of up to 1,000.  Timed from the first call to the
+    flush's return; the loop alone (when the program could go on) is reported too."""
+    if buffer_seconds is not None:
+        os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(int(buffer_seconds))
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    n = int(n)
+    client = _client(db)
+    mlflow.set_tracking_uri(_uri(db))
+    # The flush below must drain the queue the client's calls fill: one store object.
+    if utils._get_store() is not client._tracking_client.store:
+        raise SystemExit("log_metric_async: mlflow and the client use different stores")
+    run_id = _fresh_run(client, "log_metric_async")
+    values = [_point_value(i) for i in range(n)]
+    client.log_metric(run_id, "warmup", 0.0, synchronous=False).wait()  # starts the workers
+    t0 = time.perf_counter()
+    ops = [client.log_metric(run_id, "loss", values[i], step=i, synchronous=False)
+           for i in range(n)]
+    loop = time.perf_counter() - t0
+    mlflow.flush_async_logging()
+    secs = time.perf_counter() - t0
+    for op in ops:
+        op.wait()  # raises what a failed batch raised
+    got = len(client.get_metric_history(run_id, "loss"))
+    if got != n:
+        raise SystemExit(f"log_metric_async: {got} points in the store, expected {n}")
+    return {"n": n, "seconds": secs, "loop_seconds": loop, "points_per_s": n / secs,
+            "loop_points_per_s": n / loop}
 
 
 def cmd_log_batch(db, n, batch):
@@ -282,6 +321,7 @@ def cmd_metric_history(db, run_id, key, n):
 COMMANDS = {
     "template": cmd_template,
     "log_metric": cmd_log_metric,
+    "log_metric_async": cmd_log_metric_async,
     "log_batch": cmd_log_batch,
     "populate": cmd_populate,
     "search_runs": cmd_search_runs,

@@ -9,10 +9,16 @@ started for the whole run; every configuration logs into a new experiment of it.
   mlflowfs chunk   the same in 64 KiB writes
   MLflow log_metric   MlflowClient.log_metric in a loop (--log-metric-n calls, extrapolated)
   MLflow log_batch    MlflowClient.log_batch, 1,000 points a call
+  MLflow async        log_metric(..., synchronous=False) in a loop, then
+                      mlflow.flush_async_logging(): MLflow's default, one request a call
+                      (--async-n calls, extrapolated)
+  MLflow async, buffered   the same with MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=1, which
+                      merges the queued calls into requests of up to 1,000 (all N points)
 
 After each mlflowfs run, with close() returned, MlflowClient.get_metric_history must give
 every point: a run that drops data fails instead of looking fast.  Targets (issue 6):
-mlflowfs line >= 20x log_metric, and >= log_batch.  Run by hand; see README.md.
+mlflowfs line >= 20x log_metric, and >= log_batch; the ratios against asynchronous
+logging are for information.  Run by hand; see README.md.
 """
 
 import argparse
@@ -29,6 +35,8 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--log-metric-n", type=int, default=500,
                    help="log_metric calls timed, the rate extrapolated (500)")
+    p.add_argument("--async-n", type=int, default=1000,
+                   help="unbuffered asynchronous calls timed, the rate extrapolated (1000)")
     p.add_argument("--json", help="also write the raw samples to this file")
     a = p.parse_args()
     bl.install_signal_handlers()
@@ -62,6 +70,12 @@ def main():
                 ("MLflow log_batch", lambda n: res.add(
                     n, bl.peer("log_batch", server.url, a.n, 1000)["points_per_s"], "pts/s",
                     "1,000 per call")),
+                ("MLflow async", lambda n: res.add(
+                    n, bl.peer("log_metric_async", server.url, a.async_n)["points_per_s"],
+                    "pts/s", f"timed {a.async_n:,} calls + flush, rate extrapolated")),
+                ("MLflow async, buffered", lambda n: res.add(
+                    n, bl.peer("log_metric_async", server.url, a.n, 1)["points_per_s"],
+                    "pts/s", "buffering 1 s; timed to the flush's return")),
             ]
             for rep in range(a.reps):
                 print(f"round {rep + 1}/{a.reps}:", end="", flush=True)
@@ -75,13 +89,19 @@ def main():
                 print()
             hwm = bl.proc_status(m.pid)["VmHWM"] / 1024
     res.table(f"{a.n:,} points into one run (points/s)",
-              ["mlflowfs line", "mlflowfs chunk", "MLflow log_metric", "MLflow log_batch"])
+              ["mlflowfs line", "mlflowfs chunk", "MLflow log_metric", "MLflow log_batch",
+               "MLflow async", "MLflow async, buffered"])
     print(f"\nmlflowfs VmHWM at the end: {hwm:.1f} MB")
     print("\nratios (median / median):")
     for label, num, den, target in (
         ("mlflowfs line / MLflow log_metric", "mlflowfs line", "MLflow log_metric", 20),
         ("mlflowfs line / MLflow log_batch", "mlflowfs line", "MLflow log_batch", 1),
         ("mlflowfs chunk / MLflow log_batch", "mlflowfs chunk", "MLflow log_batch", 1),
+        ("(info) mlflowfs line / MLflow async", "mlflowfs line", "MLflow async", None),
+        ("(info) mlflowfs line / async, buffered", "mlflowfs line", "MLflow async, buffered",
+         None),
+        ("(info) mlflowfs chunk / async, buffered", "mlflowfs chunk",
+         "MLflow async, buffered", None),
     ):
         if num in errors or den in errors:
             print(f"  {label:<44} {'FAIL':>10}")
