@@ -256,11 +256,11 @@ def mount_passfs(source, mnt, log, ready, direct_io=False):
     return Mount([helper("passfs"), source, "-f", mnt], mnt, os.path.join(mnt, ready), log, env)
 
 
-def mount_remote(binary, url, mnt, log, options=()):
+def mount_remote(binary, url, mnt, log, options=(), env=None):
     """Mount the tracking server at url with mlflowfs in the foreground; options are -o
-    options ("cache_ttl=60", ...)."""
+    options ("cache_ttl=60", ...), env more environment (TMPDIR, ...)."""
     argv = [binary, "-f"] + [arg for o in options for arg in ("-o", o)] + [url, mnt]
-    return Mount(argv, mnt, os.path.join(mnt, "experiments"), log)
+    return Mount(argv, mnt, os.path.join(mnt, "experiments"), log, env)
 
 
 def free_port():

@@ -19,6 +19,8 @@ MLflow and prints one JSON object as its last line of output.
                                    2 metrics) made through a tracking server (remote_read.py)
     search_server URL EXPERIMENT_ID client|pandas   time reading every run of the experiment
                                    and answering "which run has the lowest loss", twice
+    log_artifact URL FILE          time MlflowClient.log_artifact of FILE into a new run
+    download_artifact URL RUN_ID NAME DIR   time MlflowClient.download_artifacts into DIR
 """
 
 import json
@@ -418,6 +420,29 @@ def cmd_search_server(url, experiment_id, how):
             "best": {"run": first[1], "loss": first[2]}}
 
 
+def cmd_log_artifact(url, path):
+    """Times MlflowClient.log_artifact(run_id, path) into a new run of a new experiment (made
+    untimed, as is the process's first request)."""
+    client = _client(url)
+    run_id = _fresh_run(client, "log_artifact")
+    t0 = time.perf_counter()
+    client.log_artifact(run_id, path)
+    secs = time.perf_counter() - t0
+    return {"run_id": run_id, "seconds": secs,
+            "artifact_uri": client.get_run(run_id).info.artifact_uri}
+
+
+def cmd_download_artifact(url, run_id, name, dst):
+    """Times MlflowClient.download_artifacts(run_id, name, dst); the process's first request
+    (get_run) is paid before, untimed."""
+    client = _client(url)
+    client.get_run(run_id)
+    t0 = time.perf_counter()
+    local = client.download_artifacts(run_id, name, dst)
+    secs = time.perf_counter() - t0
+    return {"path": local, "seconds": secs}
+
+
 COMMANDS = {
     "template": cmd_template,
     "log_metric": cmd_log_metric,
@@ -430,6 +455,8 @@ COMMANDS = {
     "metric_history": cmd_metric_history,
     "populate_server": cmd_populate_server,
     "search_server": cmd_search_server,
+    "log_artifact": cmd_log_artifact,
+    "download_artifact": cmd_download_artifact,
 }
 
 if __name__ == "__main__":
