@@ -31,7 +31,7 @@ import argparse
 import json
 import os
 import re
-import subprocess
+import shutil
 import sys
 
 import benchlib as bl
@@ -149,13 +149,24 @@ class RemoteRead:
 
     def prepare(self):
         a = self.args
-        print(f"\npreparing through the server: {a.runs:,} runs ...", flush=True)
-        self.info = bl.peer("populate_server", self.server.url, "read-runs", a.runs, a.seed,
-                            a.threads, timeout=3600)
+        if a.reuse:
+            with open(os.path.join(a.reuse, "prepared.json")) as f:
+                prepared = json.load(f)
+            self.info, self.hist_run = prepared["info"], prepared["hist_run"]
+            print(f"\nreusing the server database of {a.reuse}: {self.info['nruns']:,} runs, "
+                  f"a history of {prepared['points']:,} points", flush=True)
+            if (self.info["nruns"], prepared["points"]) != (a.runs, a.points):
+                bl.die("--runs and --points must be those of the reused database")
+        else:
+            print(f"\npreparing through the server: {a.runs:,} runs ...", flush=True)
+            self.info = bl.peer("populate_server", self.server.url, "read-runs", a.runs,
+                                a.seed, a.threads, timeout=3600)
         self.nruns = self.info["nruns"]
         best = self.info["best"]
         self.expected = (best["run"], best["loss"])
         self.run_names = {"run-%05d" % i for i in range(self.nruns)}
+        if a.reuse:
+            return
         print(f"  made in {self.info['seconds']:.1f} s with {a.threads} threads "
               f"({self.nruns / self.info['seconds']:.0f} runs/s); lowest loss: "
               f"{best['run']} {best['loss']!r}", flush=True)
@@ -163,14 +174,17 @@ class RemoteRead:
         self.hist_run = h["run_id"]
         print(f"  a history of {a.points:,} points: run {self.hist_run}, logged in "
               f"{h['seconds']:.1f} s", flush=True)
+        with open(self.work.sub("prepared.json"), "w") as f:
+            json.dump({"info": self.info, "hist_run": self.hist_run, "points": a.points}, f)
 
     def run(self):
         self.prepare()
         configs = []
         if self.mlflowfs:
+            # Named as their measures begin: a failure fails the ratios of those.
             configs += [("mlflowfs ls -l", self.ls_round), ("mlflowfs grep", self.grep_round),
-                        ("mlflowfs cat", self.cat_round),
-                        ("mlflowfs grep, default cache_ttl",
+                        ("mlflowfs cat history", self.cat_round),
+                        ("mlflowfs grep (cache_ttl 2)",
                          lambda: self.grep_round("grep-ttl2", ["cache_ttl=2"],
                                                  " (cache_ttl 2)"))]
         configs += [("client search_runs", lambda: self.search_round("client")),
@@ -183,8 +197,7 @@ class RemoteRead:
                 try:
                     fn()
                 except Exception as e:  # reported below; its ratios fail
-                    self.fail(name.split(",")[0] if name.startswith("mlflowfs") else name,
-                              str(e).strip())
+                    self.fail(name, str(e).strip())
             print(flush=True)
         self.report()
 
@@ -257,6 +270,9 @@ def main():
                    help="threads that make the runs through the server (16)")
     p.add_argument("--cache-ttl", type=int, default=60,
                    help="cache_ttl of the timed mounts, seconds (60)")
+    p.add_argument("--reuse", metavar="DIR",
+                   help="start the server on a copy of the database a run kept (KEEP=1) in "
+                   "its work folder DIR, instead of making the runs again")
     p.add_argument("--json", help="also write the raw samples to this file")
     args = p.parse_args()
     bl.install_signal_handlers()
@@ -264,10 +280,13 @@ def main():
     mlflowfs, reason = bl.start(
         f"remote read: {args.runs:,} runs x (3 params, 2 metrics) and a history of "
         f"{args.points:,} points on a tracking server", args.reps)
-    with bl.Workdir("mlflowfs-bench-rread-") as work, bl.MlflowServer(work) as server:
-        rd = RemoteRead(args, work, server, mlflowfs)
-        rd.mlflowfs_reason = reason
-        rd.run()
+    with bl.Workdir("mlflowfs-bench-rread-") as work:
+        if args.reuse:
+            shutil.copy(os.path.join(args.reuse, "server.db"), work.sub("server.db"))
+        with bl.MlflowServer(work) as server:
+            rd = RemoteRead(args, work, server, mlflowfs)
+            rd.mlflowfs_reason = reason
+            rd.run()
     return 1 if rd.errors else 0
 
 
