@@ -1,7 +1,7 @@
 """benchlib.py - plumbing shared by the mlflowfs benchmark drivers (ingest.py, read.py).
 
-Finds the binaries, mounts and always unmounts mlflowfs, noopfs and passfs, runs configurations
-round-robin and prints min / median / max with ratios of medians. Standard library only:
+Finds the binaries, mounts and always unmounts mlflowfs, noopfs and passfs, starts and stops
+the `mlflow server` of the remote benchmarks, runs configurations round-robin and prints min / median / max with ratios of medians. Standard library only:
 everything that needs MLflow runs in a fresh process of the MLflow venv (mlflow_peer.py).
 Run as a script, `python3 benchlib.py machine` prints the machine description.
 """
@@ -12,12 +12,14 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 MLFLOW_PY = os.environ.get("MLFLOW_PY", "/tmp/venv318/bin/python")
@@ -252,6 +254,59 @@ def mount_passfs(source, mnt, log, ready, direct_io=False):
     """Serve the folder source through passfs; ready is a name inside it."""
     env = {"PASS_DIO": "1" if direct_io else "0"}
     return Mount([helper("passfs"), source, "-f", mnt], mnt, os.path.join(mnt, ready), log, env)
+
+
+def mount_remote(binary, url, mnt, log, options=(), env=None):
+    """Mount the tracking server at url with mlflowfs in the foreground; options are -o
+    options ("cache_ttl=60", ...), env more environment (TMPDIR, ...)."""
+    argv = [binary, "-f"] + [arg for o in options for arg in ("-o", o)] + [url, mnt]
+    return Mount(argv, mnt, os.path.join(mnt, "experiments"), log, env)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` of the MLflow venv (SQLite backend, --serve-artifacts, one worker) on
+    loopback, its database and artifacts in the Workdir work; stopped by its process group."""
+
+    def __init__(self, work):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = work.sub("server.log")
+        self.argv = [MLFLOW_PY, "-m", "mlflow", "server", "--host", "127.0.0.1",
+                     "--port", str(self.port), "--workers", "1",
+                     "--backend-store-uri", "sqlite:///" + work.sub("server.db"),
+                     "--serve-artifacts", "--artifacts-destination", work.sub("artifacts")]
+
+    def __enter__(self):
+        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true",
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen(self.argv, stdout=f, stderr=f, env=env,
+                                         start_new_session=True)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2):
+                    return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    die(f"mlflow server did not start; see {self.log}")
+                time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return False
 
 
 def proc_status(pid, fields=("VmRSS", "VmHWM")):

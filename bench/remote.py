@@ -9,68 +9,24 @@ started for the whole run; every configuration logs into a new experiment of it.
   mlflowfs chunk   the same in 64 KiB writes
   MLflow log_metric   MlflowClient.log_metric in a loop (--log-metric-n calls, extrapolated)
   MLflow log_batch    MlflowClient.log_batch, 1,000 points a call
+  MLflow async        log_metric(..., synchronous=False) in a loop, then
+                      mlflow.flush_async_logging(): MLflow's default, one request a call
+                      (--async-n calls, extrapolated)
+  MLflow async, buffered   the same with MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS=1, which
+                      merges the queued calls into requests of up to 1,000 (all N points)
 
 After each mlflowfs run, with close() returned, MlflowClient.get_metric_history must give
 every point: a run that drops data fails instead of looking fast.  Targets (issue 6):
-mlflowfs line >= 20x log_metric, and >= log_batch.  Run by hand; see README.md.
+mlflowfs line >= 20x log_metric, and >= log_batch; the ratios against asynchronous
+logging are for information.  Run by hand; see README.md.
 """
 
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
 
 import benchlib as bl
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`mlflow server` of the MLflow venv; stopped by its process group."""
-
-    def __init__(self, work):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = work.sub("server.log")
-        self.argv = [bl.MLFLOW_PY, "-m", "mlflow", "server", "--host", "127.0.0.1",
-                     "--port", str(self.port), "--workers", "1",
-                     "--backend-store-uri", "sqlite:///" + work.sub("server.db"),
-                     "--serve-artifacts", "--artifacts-destination", work.sub("artifacts")]
-
-    def __enter__(self):
-        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true",
-                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen(self.argv, stdout=f, stderr=f, env=env,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    bl.die(f"mlflow server did not start; see {self.log}")
-                time.sleep(0.2)
-
-    def __exit__(self, *exc):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        return False
 
 
 def main():
@@ -79,6 +35,8 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--log-metric-n", type=int, default=500,
                    help="log_metric calls timed, the rate extrapolated (500)")
+    p.add_argument("--async-n", type=int, default=1000,
+                   help="unbuffered asynchronous calls timed, the rate extrapolated (1000)")
     p.add_argument("--json", help="also write the raw samples to this file")
     a = p.parse_args()
     bl.install_signal_handlers()
@@ -88,11 +46,10 @@ def main():
         bl.die(f"no mlflowfs to measure: {why}")
     res, errors = bl.Results(), {}
     writer = bl.helper("writer")
-    with bl.Workdir("remote") as work, Server(work) as server:
+    with bl.Workdir("remote") as work, bl.MlflowServer(work) as server:
         mnt = work.sub("mnt")
         log = work.sub("mlflowfs.log")
-        with bl.Mount([binary, "-f", server.url, mnt], mnt, os.path.join(mnt, "experiments"),
-                      log) as m:
+        with bl.mount_remote(binary, server.url, mnt, log) as m:
 
             def mount_run(name, mode):
                 run_dir = os.path.join(mnt, "experiments", f"fs-{uuid.uuid4().hex[:8]}", "r")
@@ -113,6 +70,12 @@ def main():
                 ("MLflow log_batch", lambda n: res.add(
                     n, bl.peer("log_batch", server.url, a.n, 1000)["points_per_s"], "pts/s",
                     "1,000 per call")),
+                ("MLflow async", lambda n: res.add(
+                    n, bl.peer("log_metric_async", server.url, a.async_n)["points_per_s"],
+                    "pts/s", f"timed {a.async_n:,} calls + flush, rate extrapolated")),
+                ("MLflow async, buffered", lambda n: res.add(
+                    n, bl.peer("log_metric_async", server.url, a.n, 1)["points_per_s"],
+                    "pts/s", "buffering 1 s; timed to the flush's return")),
             ]
             for rep in range(a.reps):
                 print(f"round {rep + 1}/{a.reps}:", end="", flush=True)
@@ -126,13 +89,19 @@ def main():
                 print()
             hwm = bl.proc_status(m.pid)["VmHWM"] / 1024
     res.table(f"{a.n:,} points into one run (points/s)",
-              ["mlflowfs line", "mlflowfs chunk", "MLflow log_metric", "MLflow log_batch"])
+              ["mlflowfs line", "mlflowfs chunk", "MLflow log_metric", "MLflow log_batch",
+               "MLflow async", "MLflow async, buffered"])
     print(f"\nmlflowfs VmHWM at the end: {hwm:.1f} MB")
     print("\nratios (median / median):")
     for label, num, den, target in (
         ("mlflowfs line / MLflow log_metric", "mlflowfs line", "MLflow log_metric", 20),
         ("mlflowfs line / MLflow log_batch", "mlflowfs line", "MLflow log_batch", 1),
         ("mlflowfs chunk / MLflow log_batch", "mlflowfs chunk", "MLflow log_batch", 1),
+        ("(info) mlflowfs line / MLflow async", "mlflowfs line", "MLflow async", None),
+        ("(info) mlflowfs line / async, buffered", "mlflowfs line", "MLflow async, buffered",
+         None),
+        ("(info) mlflowfs chunk / async, buffered", "mlflowfs chunk",
+         "MLflow async, buffered", None),
     ):
         if num in errors or den in errors:
             print(f"  {label:<44} {'FAIL':>10}")

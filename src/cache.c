@@ -28,8 +28,16 @@
 /* Budgets of the tables, in entries (snapshots and indexes weigh more). */
 #define EXP_MAX	  1024
 #define INDEX_MAX 40000 /* runs in all lists: a list of 20,000 beside others */
-#define SNAP_MAX  4096	/* KiB of snapshots (snap_cost) */
 #define STEP_MAX  4096
+/*
+ * KiB of snapshots (snap_cost): about 16,000 runs of a few keys.  A remote
+ * listing brings its runs whole, and only what fits here is kept; every
+ * other run then costs a request each time it is read, and a walk over
+ * more runs than fit evicts each before it is read again.  So an
+ * experiment of 10,000 runs must fit (4 MiB held 4,096: a grep over
+ * 10,000 runs made 25,000 requests).  Small runs use about half a KiB.
+ */
+#define SNAP_MAX 16384
 /* A snapshot with more metrics than this is dropped, not copied, when a
  * point changes one. */
 #define SNAP_PATCH_MAX 64
