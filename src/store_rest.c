@@ -61,6 +61,25 @@ struct rest_store {
 	int stop;
 	pthread_t sender;
 	uint64_t points_sent, points_failed;
+	/*
+	 * The history read last, for cache_ttl: a cat of history/<key> looks
+	 * its size up, opens it and fstats it, each a read of every point.
+	 * Replaced, and dropped when this mount sends points of its metric:
+	 * protected by lock; the points themselves are shared by reference.
+	 */
+	struct history *kept;
+	long ttl_ms;
+};
+
+/* A metric's points, sorted, with the size of history/<key>'s text. */
+struct history {
+	char run_id[STORE_RUN_ID_MAX];
+	char *key;
+	struct point *v;
+	size_t n;
+	uint64_t bytes;
+	int64_t at_ms; /* when it was read */
+	int refs;      /* protected by the store's lock */
 };
 
 struct rest_batch {
@@ -1194,6 +1213,43 @@ static void fill_wait(struct rest_store *rs)
 	} while (!pthread_cond_timedwait(&rs->work, &rs->lock, &until) || rs->queued != before);
 }
 
+static void history_free(struct history *h)
+{
+	free(h->key);
+	free(h->v);
+	free(h);
+}
+
+/* Drops a reference to h (NULL is fine); lock held.  The caller frees what
+ * this returns, after unlocking. */
+static struct history *history_unref(struct history *h)
+{
+	return h && !--h->refs ? h : NULL;
+}
+
+static void history_put(struct rest_store *rs, struct history *h)
+{
+	pthread_mutex_lock(&rs->lock);
+	h = history_unref(h);
+	pthread_mutex_unlock(&rs->lock);
+	if (h)
+		history_free(h);
+}
+
+/* This mount sent points of run_id's key: the kept history of it is old;
+ * lock held. */
+static void drop_kept(struct rest_store *rs, const char *run_id, const char *key)
+{
+	struct history *h = rs->kept;
+
+	if (h && !strcmp(h->run_id, run_id) && !strcmp(h->key, key)) {
+		rs->kept = NULL;
+		/* Someone reads it still, or it is freed here: never both. */
+		if (!--h->refs)
+			history_free(h);
+	}
+}
+
 /* The sender: sends what is queued, run by run, as long as there is any. */
 static void *sender(void *arg)
 {
@@ -1238,6 +1294,7 @@ static void *sender(void *arg)
 			}
 			c->batch->outstanding--;
 			rs->sending--;
+			drop_kept(rs, c->run_id, c->key);
 			chunk_free(c);
 		}
 		if (err)
@@ -1294,18 +1351,43 @@ static int point_item(json_t *m, void *ctx)
 }
 
 /*
- * Every point of a metric, in the store's order (step, time, value).  The
+ * Every point of a metric, in the store's order (step, time, value), with
+ * its text's size: a reference the caller drops with history_put().  The
  * server pages by time, so the points are gathered and sorted here: a
- * history costs 24 bytes a point while it is read.
+ * history costs 24 bytes a point while it is read, and the one read last
+ * is kept for cache_ttl (unless this mount logs to it meanwhile).
  */
-static int history(struct rest_store *rs, const char *run_id, const char *key, struct point **out,
-		   size_t *n_out)
+static int history(struct rest_store *rs, const char *run_id, const char *key, struct history **out)
 {
+	char line[METRIC_HISTORY_LINE_MAX];
 	struct points p = { 0 };
+	struct history *h, *old = NULL;
 	char page[24], *path;
+	uint64_t sent;
+	size_t i;
 	int err;
 
 	flush_points(rs, run_id);
+	pthread_mutex_lock(&rs->lock);
+	h = rs->kept;
+	if (h && !strcmp(h->run_id, run_id) && !strcmp(h->key, key) &&
+	    now_ms() - h->at_ms < rs->ttl_ms) {
+		h->refs++;
+		pthread_mutex_unlock(&rs->lock);
+		*out = h;
+		return 0;
+	}
+	sent = rs->points_sent + rs->points_failed;
+	pthread_mutex_unlock(&rs->lock);
+
+	h = calloc(1, sizeof(*h));
+	if (!h || !(h->key = strdup(key))) {
+		free(h);
+		return -ENOMEM;
+	}
+	snprintf(h->run_id, sizeof(h->run_id), "%s", run_id);
+	h->at_ms = now_ms();
+	h->refs = 1;
 	/* Always max_results: without it some MLflow 3 servers answer no points. */
 	snprintf(page, sizeof(page), "%d", REST_HISTORY_PAGE);
 	path = query("metrics/get-history?run_id=%s&metric_key=%s&max_results=%s", run_id, key,
@@ -1316,45 +1398,58 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 	free(path);
 	if (err) {
 		free(p.v);
+		history_free(h);
 		return err;
 	}
 	qsort(p.v, p.n, sizeof(*p.v), point_cmp);
-	*out = p.v;
-	*n_out = p.n;
+	h->v = p.v;
+	h->n = p.n;
+	for (i = 0; i < h->n; i++)
+		h->bytes +=
+			metric_history_line(line, h->v[i].value, h->v[i].step, h->v[i].timestamp);
+	/* Kept only if no point of this mount was answered while it was read:
+	 * one of its metric might be missing from it. */
+	pthread_mutex_lock(&rs->lock);
+	if (rs->ttl_ms > 0 && sent == rs->points_sent + rs->points_failed) {
+		old = history_unref(rs->kept);
+		rs->kept = h;
+		h->refs++;
+	}
+	pthread_mutex_unlock(&rs->lock);
+	if (old)
+		history_free(old);
+	*out = h;
 	return 0;
 }
 
 static int rest_metric_history(struct store *s, const char *run_id, const char *key,
 			       store_point_cb *cb, void *ctx)
 {
-	struct point *pts;
-	size_t n, i;
-	int err = history(to_rest(s), run_id, key, &pts, &n);
+	struct rest_store *rs = to_rest(s);
+	struct history *h;
+	size_t i;
+	int err = history(rs, run_id, key, &h);
 
 	if (err)
 		return err;
-	for (i = 0; !err && i < n; i++)
-		err = cb(ctx, pts[i].value, pts[i].step, pts[i].timestamp);
-	free(pts);
+	for (i = 0; !err && i < h->n; i++)
+		err = cb(ctx, h->v[i].value, h->v[i].step, h->v[i].timestamp);
+	history_put(rs, h);
 	return err;
 }
 
 static int rest_history_stat(struct store *s, const char *run_id, const char *key,
 			     struct store_history_stat *out)
 {
-	char line[METRIC_HISTORY_LINE_MAX];
-	struct point *pts;
-	size_t n, i;
-	int err = history(to_rest(s), run_id, key, &pts, &n);
+	struct rest_store *rs = to_rest(s);
+	struct history *h;
+	int err = history(rs, run_id, key, &h);
 
 	if (err)
 		return err;
-	out->points = n;
-	out->bytes = 0;
-	for (i = 0; i < n; i++)
-		out->bytes +=
-			metric_history_line(line, pts[i].value, pts[i].step, pts[i].timestamp);
-	free(pts);
+	out->points = h->n;
+	out->bytes = h->bytes;
+	history_put(rs, h);
 	return 0;
 }
 
@@ -1549,6 +1644,8 @@ static void rest_close(struct store *s)
 	pthread_cond_signal(&rs->work);
 	pthread_mutex_unlock(&rs->lock);
 	pthread_join(rs->sender, NULL);
+	if (rs->kept && !--rs->kept->refs)
+		history_free(rs->kept);
 	pthread_cond_destroy(&rs->work);
 	pthread_cond_destroy(&rs->done);
 	pthread_mutex_destroy(&rs->lock);
@@ -1569,6 +1666,7 @@ struct store *store_rest_open(const struct mfs_config *cfg, char **errmsg)
 	rs->base.ops = &rest_ops;
 	rs->base.read_only = cfg->read_only;
 	rs->display = strdup(cfg->display_uri);
+	rs->ttl_ms = (long)(cfg->cache_ttl * 1000);
 	if (!rs->display)
 		goto nomem;
 	rs->http = http_for_tracking_uri(cfg->tracking_uri, errmsg);

@@ -511,6 +511,31 @@ def test_points_go_in_batches_and_close_waits_for_them(rmount, new_run, client):
     assert "pending_points: 0\n" in status.read_text()
 
 
+def test_a_history_is_read_once_for_a_cat_and_kept_for_cache_ttl(rmount, new_run, client,
+                                                                  server):
+    """cat history/<key> looks its size up, opens and fstats it: one read of
+    the points from the server serves all three, and another cat within
+    cache_ttl (1 s here); what this mount logs shows at once, what another
+    client logs after cache_ttl."""
+    from mlflow.entities import Metric
+
+    _, run_dir, rid = new_run
+    client.log_batch(rid, metrics=[Metric("loss", 1 / (i + 1), 1000 + i, i) for i in range(900)])
+    h = run_dir / "history" / "loss"
+    fetches = lambda: server.logfile.read_text().count("/metrics/get-history")  # noqa: E731
+    before = fetches()
+    text = sh(f"cat {h}").stdout
+    assert len(text.splitlines()) == 900
+    assert sh(f"cat {h}").stdout == text
+    assert os.stat(h).st_size == len(text)
+    assert fetches() - before == 1
+    sh(f"echo 0.5 >> {run_dir}/metrics/loss")
+    assert len(h.read_text().splitlines()) == 901
+    client.log_metric(rid, "loss", 0.25, step=5000)
+    time.sleep(1.1)
+    assert len(h.read_text().splitlines()) == 902
+
+
 def test_a_busy_writer_does_not_hold_up_a_reader(rmount, new_run):
     import threading
 
