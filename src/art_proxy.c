@@ -784,19 +784,20 @@ static void spool_put(struct proxy_repo *pr, struct spool *sp)
 {
 	struct spool *evicted = NULL, **pp, *e;
 	struct stat st;
-	int last, keep;
+	int last, keep = 0;
 
-	keep = !__atomic_load_n(&sp->dirty, __ATOMIC_RELAXED) &&
-	       !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE) && sp->fd >= 0 &&
-	       !fstat(sp->fd, &st) && st.st_size <= KEPT_MAX / 4;
 	pthread_mutex_lock(&pr->lock);
 	last = !--sp->refs;
 	if (last) {
 		pending_drop(pr, sp->rel, sp);
 		forget_parent(pr, sp->rel);
 		list_unlink(&pr->live, sp);
-		/* Read under the lock, which changed() holds to clear it. */
-		keep = keep && __atomic_load_n(&sp->known_ms, __ATOMIC_RELAXED);
+		/* No descriptor is left to change it; known_ms is read under
+		 * the lock, which changed() holds to clear it. */
+		keep = __atomic_load_n(&sp->known_ms, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&sp->dirty, __ATOMIC_RELAXED) &&
+		       !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE) && sp->fd >= 0 &&
+		       !fstat(sp->fd, &st) && st.st_size <= KEPT_MAX / 4;
 	}
 	if (last && keep) {
 		sp->kept_size = st.st_size;
@@ -856,13 +857,37 @@ static struct spool *spool_new(struct proxy_repo *pr, char *rel, int download_it
 	return sp;
 }
 
+/*
+ * Makes mine, a copy of a name opened for writing, the name's spool, unless
+ * another writer's came first: then that one, and mine is dropped.  NULL
+ * and *err on failure (mine dropped).
+ */
+static struct spool *spool_register(struct proxy_repo *pr, struct spool *mine, int *err)
+{
+	struct pending *p;
+	struct spool *sp = mine;
+
+	pthread_mutex_lock(&pr->lock);
+	p = pending_find(pr, mine->rel);
+	if (p && p->spool) {
+		sp = p->spool;
+		sp->refs++;
+		*err = 0;
+	} else {
+		*err = pending_add(pr, mine->rel, mine);
+	}
+	pthread_mutex_unlock(&pr->lock);
+	if (sp != mine || *err)
+		spool_put(pr, mine);
+	return *err ? NULL : sp;
+}
+
 static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, mode_t mode,
 		      const struct art_caller *c, struct art_file **out)
 {
 	struct proxy_repo *pr = to_proxy(r);
 	struct proxy_file *f;
-	struct spool *sp, *mine;
-	struct pending *p;
+	struct spool *sp;
 	struct stat st;
 	char *rel;
 	int err, exists, writable = (flags & O_ACCMODE) != O_RDONLY;
@@ -883,22 +908,10 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 	sp = spool_shared(pr, rel);
 	if (!sp && (sp = kept_take(pr, rel)) && writable) {
 		/* A kept copy opened for writing is the name's spool now. */
-		pthread_mutex_lock(&pr->lock);
-		mine = sp;
-		p = pending_find(pr, rel);
-		if (p && p->spool) {
-			sp = p->spool;
-			sp->refs++;
-		} else {
-			err = pending_add(pr, rel, mine);
-		}
-		pthread_mutex_unlock(&pr->lock);
-		if (sp != mine || err) {
-			spool_put(pr, mine);
-			if (err) {
-				free(rel);
-				goto fail;
-			}
+		sp = spool_register(pr, sp, &err);
+		if (!sp) {
+			free(rel);
+			goto fail;
 		}
 	}
 	if (sp) {
@@ -931,24 +944,9 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 			goto fail;
 		__atomic_store_n(&sp->dirty, !exists, __ATOMIC_RELAXED);
 		if (writable) {
-			/* Another writer of the name may have come first:
-			 * then its spool is the file. */
-			mine = sp;
-			pthread_mutex_lock(&pr->lock);
-			p = pending_find(pr, mine->rel);
-			if (p && p->spool) {
-				sp = p->spool;
-				sp->refs++;
-			} else {
-				err = pending_add(pr, mine->rel, mine);
-			}
-			pthread_mutex_unlock(&pr->lock);
-			if (sp != mine)
-				spool_put(pr, mine);
-			else if (err) {
-				spool_put(pr, mine);
+			sp = spool_register(pr, sp, &err);
+			if (!sp)
 				goto fail;
-			}
 		}
 	}
 	f->sp = sp;
