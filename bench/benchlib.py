@@ -239,6 +239,22 @@ class Mount:
         return False
 
 
+def run_rounds(reps, configs, fail):
+    """Runs every (name, fn) of configs once a round, for reps rounds, so
+    that each configuration meets the machine's changing state alike.  A
+    configuration that raises is handed to fail(name, message), and the
+    rounds go on."""
+    for rep in range(reps):
+        print(f"round {rep + 1}/{reps}:", end="", flush=True)
+        for name, fn in configs:
+            print(f" [{name}]", end="", flush=True)
+            try:
+                fn()
+            except Exception as e:  # reported by the caller; its ratios fail
+                fail(name, str(e).strip())
+        print(flush=True)
+
+
 def mount_mlflowfs(binary, db, mnt, log):
     """Mount the database file db (absolute path) with mlflowfs in the foreground."""
     uri = "sqlite:///" + os.path.abspath(db)  # sqlite:////abs/path

@@ -145,15 +145,7 @@ class RemoteArtifacts:
         if self.mlflowfs:
             configs.append(("mlflowfs", self.mlflowfs_round))
         configs.append(("MLflow", self.mlflow_round))
-        for rep in range(a.reps):
-            print(f"round {rep + 1}/{a.reps}:", end="", flush=True)
-            for name, fn in configs:
-                print(f" [{name}]", end="", flush=True)
-                try:
-                    fn()
-                except Exception as e:  # reported below; its ratios fail
-                    self.fail(name, str(e).strip())
-            print(flush=True)
+        bl.run_rounds(a.reps, configs, self.fail)
         remove(self.src)
         self.report()
 

@@ -190,15 +190,7 @@ class RemoteRead:
         configs += [("client search_runs", lambda: self.search_round("client")),
                     ("pandas search_runs", lambda: self.search_round("pandas")),
                     ("get_metric_history", self.history_round)]
-        for rep in range(self.args.reps):
-            print(f"round {rep + 1}/{self.args.reps}:", end="", flush=True)
-            for name, fn in configs:
-                print(f" [{name}]", end="", flush=True)
-                try:
-                    fn()
-                except Exception as e:  # reported below; its ratios fail
-                    self.fail(name, str(e).strip())
-            print(flush=True)
+        bl.run_rounds(self.args.reps, configs, self.fail)
         self.report()
 
     def report(self):
