@@ -442,8 +442,9 @@ static int pending_add(struct proxy_repo *pr, const char *rel, struct spool *f)
 	return 0;
 }
 
-/* Removes rel's entry (the file f's, or the folder's with f NULL); lock held. */
-static void pending_drop(struct proxy_repo *pr, const char *rel, struct spool *f)
+/* Removes rel's entry (the file f's, or the folder's with f NULL): whether
+ * there was one; lock held. */
+static int pending_drop(struct proxy_repo *pr, const char *rel, struct spool *f)
 {
 	struct pending **pp, *p;
 
@@ -452,9 +453,10 @@ static void pending_drop(struct proxy_repo *pr, const char *rel, struct spool *f
 			*pp = p->next;
 			free(p->rel);
 			free(p);
-			return;
+			return 1;
 		}
 	}
+	return 0;
 }
 
 /* Whether a pending name lies below rel; lock held. */
@@ -789,8 +791,10 @@ static void spool_put(struct proxy_repo *pr, struct spool *sp)
 	pthread_mutex_lock(&pr->lock);
 	last = !--sp->refs;
 	if (last) {
-		pending_drop(pr, sp->rel, sp);
-		forget_parent(pr, sp->rel);
+		/* A writer's name leaves the pending ones: the listing of
+		 * its folder is asked again.  A reader's close keeps it. */
+		if (pending_drop(pr, sp->rel, sp))
+			forget_parent(pr, sp->rel);
 		list_unlink(&pr->live, sp);
 		/* No descriptor is left to change it; known_ms is read under
 		 * the lock, which changed() holds to clear it. */
