@@ -78,7 +78,7 @@ struct history {
 	struct point *v;
 	size_t n;
 	uint64_t bytes;
-	int64_t at_ms; /* when it was read */
+	int64_t at_ms; /* when it was read, mono_ms() */
 	int refs;      /* protected by the store's lock */
 };
 
@@ -105,6 +105,15 @@ static int64_t now_ms(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* For lifetimes: a clock that the wall clock's changes do not move. */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -1371,7 +1380,7 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 	pthread_mutex_lock(&rs->lock);
 	h = rs->kept;
 	if (h && !strcmp(h->run_id, run_id) && !strcmp(h->key, key) &&
-	    now_ms() - h->at_ms < rs->ttl_ms) {
+	    mono_ms() - h->at_ms < rs->ttl_ms) {
 		h->refs++;
 		pthread_mutex_unlock(&rs->lock);
 		*out = h;
@@ -1386,7 +1395,7 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 		return -ENOMEM;
 	}
 	snprintf(h->run_id, sizeof(h->run_id), "%s", run_id);
-	h->at_ms = now_ms();
+	h->at_ms = mono_ms();
 	h->refs = 1;
 	/* Always max_results: without it some MLflow 3 servers answer no points. */
 	snprintf(page, sizeof(page), "%d", REST_HISTORY_PAGE);
