@@ -350,6 +350,23 @@ def test_a_copy_read_or_written_is_kept_for_cache_ttl(tmp_path, client, server):
         assert downloads() == before + 1
 
 
+def test_reading_files_of_a_folder_asks_for_its_listing_once(tmp_path, client, server):
+    """cat of every file in a folder costs one download each: closing a file
+    read does not drop the folder's listing (cache_ttl 30 s here)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(10):
+        (src / f"f{i}.txt").write_text(f"{i}\n")
+    with Mount(tmp_path, name="l", uri=server.url, args=["-o", "cache_ttl=30"]) as m:
+        name, run_dir, rid = made_run(m)
+        client.log_artifacts(rid, str(src))
+        art = run_dir / "artifacts"
+        assert len(os.listdir(art)) == 10
+        before = int(status_of(m)["artifact_requests"])
+        assert sh(f"cat {art}/*.txt").stdout == "".join(f"{i}\n" for i in range(10))
+        assert int(status_of(m)["artifact_requests"]) - before == 10
+
+
 def test_a_big_artifact_streams_through_bounded_memory(rmount, new_run, client, tmp_path):
     _, run_dir, rid = new_run
     big = tmp_path / "big.bin"
