@@ -201,11 +201,12 @@ static struct handle *thread_handle(struct http *h)
 
 /* A file sent or received instead of a body in memory. */
 struct io {
-	int fd;	    /* -1: none */
-	int upload; /* send fd's first size bytes; else receive into fd */
-	off_t size; /* upload: bytes to send */
-	off_t pos;  /* where the transfer is in fd */
-	CURL *curl; /* to ask the status while receiving */
+	int fd;			       /* -1: none */
+	int upload;		       /* send fd's first size bytes; else receive into fd */
+	off_t size;		       /* upload: bytes to send */
+	off_t pos;		       /* where the transfer is in fd, or in src */
+	const struct http_source *src; /* upload: the body, instead of fd */
+	CURL *curl;		       /* to ask the status while receiving */
 	struct buf *body;
 	int io_errno; /* a failed read or write of fd */
 };
@@ -242,6 +243,15 @@ static size_t on_send(char *data, size_t size, size_t n, void *ctx)
 	size_t want = size * n;
 	ssize_t r;
 
+	if (io->src) {
+		r = io->src->read(io->src->ctx, data, want, io->pos);
+		if (r < 0) {
+			io->io_errno = (int)-r;
+			return CURL_READFUNC_ABORT;
+		}
+		io->pos += r;
+		return (size_t)r;
+	}
 	if ((off_t)want > io->size - io->pos)
 		want = (size_t)(io->size - io->pos);
 	if (!want)
@@ -253,6 +263,22 @@ static size_t on_send(char *data, size_t size, size_t n, void *ctx)
 	}
 	io->pos += r;
 	return (size_t)r;
+}
+
+/* Asked while a source's transfer runs: nonzero ends it. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct io *io = ctx;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (!io->src->stopped(io->src->ctx))
+		return 0;
+	io->io_errno = ECANCELED;
+	return 1;
 }
 
 static int64_t now_ms(void)
@@ -370,7 +396,8 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 	/* No "Expect: 100-continue" round trip before a body. */
 	if (!(headers = add_header(headers, "Expect:")) ||
 	    (json && !(headers = add_header(headers, "Content-Type: application/json"))) ||
-	    (h->bearer && !(headers = add_header(headers, h->bearer)))) {
+	    (h->bearer && !(headers = add_header(headers, h->bearer))) ||
+	    (io->src && !(headers = add_header(headers, "Transfer-Encoding: chunked")))) {
 		free(url);
 		set_errmsg("out of memory");
 		return -ENOMEM;
@@ -393,7 +420,17 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 		io->body = &out->body;
 		io->pos = 0;
 		io->io_errno = 0;
-		if (io->fd >= 0 && io->upload) {
+		if (io->src) {
+			curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(c, CURLOPT_READFUNCTION, on_send);
+			curl_easy_setopt(c, CURLOPT_READDATA, io);
+			/* Each read is one chunk on the wire: the server's cost is
+			 * per chunk, so they are as big as libcurl allows. */
+			curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
+			curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+			curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+			curl_easy_setopt(c, CURLOPT_XFERINFODATA, io);
+		} else if (io->fd >= 0 && io->upload) {
 			curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 			curl_easy_setopt(c, CURLOPT_READFUNCTION, on_send);
 			curl_easy_setopt(c, CURLOPT_READDATA, io);
@@ -439,6 +476,9 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 			if (!(flags & HTTP_IDEMPOTENT) && !never_sent(rc))
 				break;
 		}
+		/* A stream may have run long before it failed. */
+		if (io->src && out->tries == 1)
+			start = now_ms();
 		if (out->tries >= h->max_tries || now_ms() - start >= h->retry_budget_ms)
 			break;
 		{
@@ -459,7 +499,8 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 					 : curl_easy_strerror(rc),
 			   out->tries, out->tries == 1 ? "try" : "tries");
 		buf_release(&out->body);
-		count(h, out->tries, 1);
+		if (io->io_errno != ECANCELED || !io->src)
+			count(h, out->tries, 1);
 	}
 	curl_slist_free_all(headers);
 	free(url);
@@ -563,6 +604,14 @@ int http_request(struct http *h, const char *method, const char *path, const cha
 int http_put_file(struct http *h, const char *path, int fd, off_t size, struct http_reply *out)
 {
 	struct io io = { .fd = fd, .upload = 1, .size = size };
+
+	return transfer(h, "PUT", path, NULL, HTTP_IDEMPOTENT, &io, out);
+}
+
+int http_put_stream(struct http *h, const char *path, const struct http_source *src,
+		    struct http_reply *out)
+{
+	struct io io = { .fd = -1, .upload = 1, .src = src };
 
 	return transfer(h, "PUT", path, NULL, HTTP_IDEMPOTENT, &io, out);
 }

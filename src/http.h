@@ -85,6 +85,29 @@ int http_request(struct http *h, const char *method, const char *path, const cha
 int http_put_file(struct http *h, const char *path, int fd, off_t size, struct http_reply *out);
 int http_get_file(struct http *h, const char *path, int fd, struct http_reply *out);
 
+/*
+ * A body made while it is sent.  read() copies up to n bytes from pos into
+ * buf, waiting for them while they are still to come, and returns how many;
+ * 0 at the end; a negative errno ends the request with that error.  It is
+ * asked from pos 0 again when the request is resent, so the bytes must stay
+ * readable until the end.  stopped(), asked about once a second while the
+ * transfer waits for the server, ends it when it returns nonzero.
+ */
+struct http_source {
+	ssize_t (*read)(void *ctx, char *buf, size_t n, off_t pos);
+	int (*stopped)(void *ctx);
+	void *ctx;
+};
+
+/*
+ * PUTs src's bytes with chunked transfer encoding, resent like an
+ * idempotent request; the retry budget counts from the first failure, not
+ * from the start, which may be long before.  An end by read() or stopped()
+ * with -ECANCELED is not counted as a failure.
+ */
+int http_put_stream(struct http *h, const char *path, const struct http_source *src,
+		    struct http_reply *out);
+
 /* Why the calling thread's last request failed; "" if it did not. */
 const char *http_errmsg(void);
 
