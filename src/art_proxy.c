@@ -36,6 +36,15 @@
  * quarter of it. */
 #define KEPT_MAX ((off_t)512 << 20)
 
+/* A file written from its start to its end is sent while it is written
+ * once it has this many bytes: below that, sending it at the close costs
+ * less than a thread. */
+#define STREAM_FROM ((off_t)8 << 20)
+/* A stream that waits this long for the writer's next bytes ends, and the
+ * close sends the whole file: a server's worker is not kept waiting on a
+ * program that computes between its writes. */
+#define STREAM_IDLE_MS 2000
+
 struct entry {
 	char *name;
 	int is_dir;
@@ -70,11 +79,41 @@ struct proxy_repo {
 	struct listing listings[LISTINGS_MAX];
 	size_t next_slot;
 	struct pending *pending;
-	uint64_t uploads, uploads_failed, downloads;
+	uint64_t uploads, uploads_failed, downloads, streamed;
+	int streaming; /* uploads running while their files are written; atomic */
 	/* The copies in use (refs > 0), the copies kept after their last
 	 * close (newest first) and the latter's bytes: protected by lock. */
 	struct spool *live, *kept;
 	off_t kept_bytes;
+};
+
+/*
+ * An upload that runs while a program writes a new file from its start to
+ * its end, as cp and tar do: its thread sends, in one chunked PUT, what the
+ * writers have put in the spool, and waits for more until a close says the
+ * file is complete; the close then waits only for the rest.  Anything else
+ * (a write elsewhere, a truncation, a rename, a removal, a pause longer
+ * than STREAM_IDLE_MS, a failure) cancels it, and the close sends the whole
+ * file as it would without one.  The server keeps nothing of a cancelled
+ * upload: it publishes a file only when its body is complete.
+ */
+struct stream {
+	pthread_t thread;
+	char *path;	   /* the API path it is sent to */
+	int fd;		   /* the spool's, open while the spool lives */
+	const int *gone;   /* the spool's: removed while open */
+	struct http *http; /* the repository's */
+	int *running;	   /* the repository's count of them */
+	/* The rest is protected by lock; more is signalled when it changes. */
+	pthread_mutex_t lock;
+	pthread_cond_t more;
+	off_t avail; /* the bytes of the spool it may send */
+	off_t want;  /* what its thread waits for avail to reach */
+	int ended;   /* avail is all of the file: send its end */
+	int cancel;
+	int done; /* the thread has finished: err and reply are its result */
+	int err;
+	struct http_reply reply;
 };
 
 /*
@@ -89,7 +128,13 @@ struct spool {
 	int dirty; /* written since the last upload: changed under lock, read atomically */
 	int gone;  /* removed while open: never uploaded again; atomic */
 	int refs;  /* the descriptors on it; protected by the repository's lock */
-	pthread_mutex_t lock; /* one upload at a time */
+	pthread_mutex_t lock; /* one upload at a time; and the three below */
+	/* The upload running while it is written, if any; whether one may
+	 * still run (everything written so far went from the start to
+	 * seq_end, with no upload since the file was empty). */
+	struct stream *stream;
+	int stream_ok;
+	off_t seq_end;
 	/* When its content was last the server's (downloaded or uploaded),
 	 * 0 if never or if this mount changed the file since; atomic. */
 	int64_t known_ms;
@@ -669,8 +714,11 @@ static void changed(struct proxy_repo *pr, const char *rel, const struct spool *
 	}
 }
 
+static void stream_off(struct spool *sp);
+
 static void spool_free(struct spool *sp)
 {
+	stream_off(sp);
 	if (sp->fd >= 0)
 		close(sp->fd);
 	pthread_mutex_destroy(&sp->lock);
@@ -688,11 +736,34 @@ static void free_all(struct spool *list)
 	}
 }
 
+/* The end of a PUT of rel (err and r its result; r's body released):
+ * the errno it means, counted, and what this mount knew of rel dropped;
+ * from is the spool sent, if any. */
+static int put_done(struct proxy_repo *pr, const char *rel, const struct spool *from, int err,
+		    struct http_reply *r, int streamed)
+{
+	struct spool *freed = NULL;
+
+	if (err || r->status < 200 || r->status > 299)
+		err = failed("upload", rel, err, r);
+	buf_release(&r->body);
+	pthread_mutex_lock(&pr->lock);
+	forget_parent(pr, rel);
+	changed(pr, rel, from, &freed);
+	if (err)
+		pr->uploads_failed++;
+	else
+		pr->uploads++;
+	pr->streamed += !err && streamed;
+	pthread_mutex_unlock(&pr->lock);
+	free_all(freed);
+	return err;
+}
+
 /* PUTs the whole file fd as rel; from is the spool it is the copy of, if
  * any. */
 static int put_file(struct proxy_repo *pr, const char *rel, int fd, const struct spool *from)
 {
-	struct spool *freed = NULL;
 	struct http_reply r;
 	struct stat st;
 	char *path;
@@ -705,19 +776,227 @@ static int put_file(struct proxy_repo *pr, const char *rel, int fd, const struct
 		return -ENOMEM;
 	err = http_put_file(pr->http, path, fd, st.st_size, &r);
 	free(path);
-	if (err || r.status < 200 || r.status > 299)
-		err = failed("upload", rel, err, &r);
-	buf_release(&r.body);
-	pthread_mutex_lock(&pr->lock);
-	forget_parent(pr, rel);
-	changed(pr, rel, from, &freed);
-	if (err)
-		pr->uploads_failed++;
-	else
-		pr->uploads++;
-	pthread_mutex_unlock(&pr->lock);
-	free_all(freed);
-	return err;
+	return put_done(pr, rel, from, err, &r, 0);
+}
+
+/* ---- uploads while a file is written ----------------------------------- */
+
+static int stream_stopped(void *ctx)
+{
+	struct stream *st = ctx;
+	int stop;
+
+	pthread_mutex_lock(&st->lock);
+	stop = st->cancel || __atomic_load_n(st->gone, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&st->lock);
+	return stop;
+}
+
+static void deadline_in(struct timespec *t, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000;
+	if (t->tv_nsec >= 1000000000) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000;
+	}
+}
+
+/*
+ * The next bytes for the request, when the writer has put them in the
+ * spool: half of what libcurl asks for at least, unless the file ends
+ * first, since each read is a chunk on the wire and the server pays per
+ * chunk.  The wait for the writer ends after STREAM_IDLE_MS without a
+ * byte.
+ */
+static ssize_t stream_read(void *ctx, char *buf, size_t n, off_t pos)
+{
+	struct stream *st = ctx;
+	struct timespec until;
+	off_t seen;
+	ssize_t got;
+
+	pthread_mutex_lock(&st->lock);
+	seen = st->avail;
+	deadline_in(&until, STREAM_IDLE_MS);
+	st->want = pos + (off_t)(n / 2 ? n / 2 : 1);
+	for (;;) {
+		if (st->cancel || __atomic_load_n(st->gone, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(&st->lock);
+			return -ECANCELED;
+		}
+		if (st->avail >= st->want || (st->ended && pos < st->avail))
+			break;
+		if (st->ended) {
+			pthread_mutex_unlock(&st->lock);
+			return 0;
+		}
+		if (st->avail > seen) {
+			seen = st->avail;
+			deadline_in(&until, STREAM_IDLE_MS);
+		}
+		if (pthread_cond_timedwait(&st->more, &st->lock, &until) == ETIMEDOUT &&
+		    st->avail == seen && !st->ended) {
+			st->cancel = 1;
+			pthread_mutex_unlock(&st->lock);
+			log_debug("artifacts: %s: the writer paused; it is sent whole at its close",
+				  st->path);
+			return -ECANCELED;
+		}
+	}
+	if ((off_t)n > st->avail - pos)
+		n = (size_t)(st->avail - pos);
+	pthread_mutex_unlock(&st->lock);
+	/* Bytes below avail change only after a cancel, which discards them. */
+	got = pread(st->fd, buf, n, pos);
+	return got < 0 ? -errno : got ? got : -EIO;
+}
+
+static void *stream_main(void *arg)
+{
+	struct stream *st = arg;
+	const struct http_source src = { stream_read, stream_stopped, st };
+	struct http_reply r;
+	int err = http_put_stream(st->http, st->path, &src, &r);
+
+	pthread_mutex_lock(&st->lock);
+	st->err = err;
+	st->reply = r;
+	st->done = 1;
+	pthread_mutex_unlock(&st->lock);
+	__atomic_sub_fetch(st->running, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* Starts sending sp's first seq_end bytes and what follows them; sp's
+ * lock held.  Without a thread, the close sends the file as before. */
+static void stream_start(struct proxy_repo *pr, struct spool *sp)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	pthread_condattr_t attr;
+
+	sp->stream_ok = 0;
+	if (!st || !(st->path = api_path(sp->rel, ""))) {
+		free(st);
+		return;
+	}
+	st->fd = sp->fd;
+	st->gone = &sp->gone;
+	st->http = pr->http;
+	st->running = &pr->streaming;
+	st->avail = sp->seq_end;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->more, &attr);
+	pthread_condattr_destroy(&attr);
+	__atomic_add_fetch(st->running, 1, __ATOMIC_RELAXED);
+	if (pthread_create(&st->thread, NULL, stream_main, st)) {
+		__atomic_sub_fetch(st->running, 1, __ATOMIC_RELAXED);
+		pthread_cond_destroy(&st->more);
+		pthread_mutex_destroy(&st->lock);
+		free(st->path);
+		free(st);
+		return;
+	}
+	sp->stream = st;
+	sp->stream_ok = 1;
+}
+
+/* Tells sp's stream that the file ends at avail (ended) or that it is to
+ * stop; sp's lock held. */
+static void stream_tell(struct spool *sp, off_t avail, int ended, int cancel)
+{
+	struct stream *st = sp->stream;
+
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->avail = avail;
+	st->ended |= ended;
+	st->cancel |= cancel;
+	/* Not at every write: the thread waits for a chunk's worth. */
+	if (ended || cancel || avail >= st->want)
+		pthread_cond_broadcast(&st->more);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Waits for sp's stream to end, and frees it; sp's lock held.  Returns
+ * whether it sent all of the file, with *err and *r its result. */
+static int stream_join(struct spool *sp, int *err, struct http_reply *r)
+{
+	struct stream *st = sp->stream;
+	int whole;
+
+	sp->stream = NULL;
+	pthread_join(st->thread, NULL);
+	whole = st->ended && !st->cancel && st->err != -ECANCELED;
+	*err = st->err;
+	*r = st->reply;
+	if (!whole)
+		buf_release(&r->body);
+	pthread_cond_destroy(&st->more);
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+	return whole;
+}
+
+/* No more uploads while sp is written: a running one stops; sp's lock
+ * held. */
+static void stream_off(struct spool *sp)
+{
+	struct http_reply r;
+	int err;
+
+	sp->stream_ok = 0;
+	if (sp->stream) {
+		stream_tell(sp, 0, 0, 1);
+		stream_join(sp, &err, &r);
+	}
+}
+
+/* A writer put n bytes at off; sp's lock held. */
+static void stream_wrote(struct proxy_repo *pr, struct spool *sp, off_t off, size_t n)
+{
+	if (!sp->stream_ok)
+		return;
+	if (off != sp->seq_end || __atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE)) {
+		/* Not joined here: the writer does not wait for the server. */
+		sp->stream_ok = 0;
+		stream_tell(sp, sp->seq_end, 0, 1);
+		return;
+	}
+	sp->seq_end += (off_t)n;
+	if (sp->stream)
+		stream_tell(sp, sp->seq_end, 0, 0);
+	else if (sp->seq_end >= STREAM_FROM)
+		stream_start(pr, sp);
+}
+
+/*
+ * The close of a file a stream was sending; sp's lock held.  The stream
+ * ends with the file when it has all of it, and its result is the
+ * upload's; else it stops, and 1 says to send the whole file.
+ */
+static int stream_finish(struct proxy_repo *pr, struct spool *sp)
+{
+	struct stream *s = sp->stream;
+	struct http_reply r;
+	struct stat st;
+	int err, all = sp->stream_ok && !fstat(sp->fd, &st) && st.st_size == sp->seq_end;
+
+	/* One that failed before this close is not trusted with the file:
+	 * the server may be back by now, and a whole upload retries anew. */
+	pthread_mutex_lock(&s->lock);
+	all = all && !s->done;
+	pthread_mutex_unlock(&s->lock);
+	stream_tell(sp, sp->seq_end, all, !all);
+	sp->stream_ok = 0;
+	if (!stream_join(sp, &err, &r))
+		return 1;
+	return put_done(pr, sp->rel, sp, err, &r, 1);
 }
 
 /* The spool's content to the server; its lock held. */
@@ -947,6 +1226,8 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 		if (!sp)
 			goto fail;
 		__atomic_store_n(&sp->dirty, !exists, __ATOMIC_RELAXED);
+		/* Empty: its writer may send it while writing. */
+		sp->stream_ok = writable && (!exists || trunc || !st.st_size);
 		if (writable) {
 			sp = spool_register(pr, sp, &err);
 			if (!sp)
@@ -956,10 +1237,14 @@ static int proxy_open(struct art_repo *r, const struct art_loc *loc, int flags, 
 	f->sp = sp;
 	if (trunc) {
 		pthread_mutex_lock(&sp->lock);
-		if (ftruncate(sp->fd, 0))
+		stream_off(sp);
+		if (ftruncate(sp->fd, 0)) {
 			err = -errno;
-		else
+		} else {
 			__atomic_store_n(&sp->dirty, 1, __ATOMIC_RELAXED);
+			sp->stream_ok = 1;
+			sp->seq_end = 0;
+		}
 		pthread_mutex_unlock(&sp->lock);
 		if (err) {
 			spool_put(pr, sp);
@@ -992,6 +1277,7 @@ static ssize_t proxy_write(struct art_file *af, const void *buf, size_t size, of
 		return -errno;
 	pthread_mutex_lock(&f->sp->lock);
 	__atomic_store_n(&f->sp->dirty, 1, __ATOMIC_RELAXED);
+	stream_wrote(to_proxy(af->repo), f->sp, off, (size_t)n);
 	pthread_mutex_unlock(&f->sp->lock);
 	return n;
 }
@@ -1015,6 +1301,7 @@ static int proxy_ftruncate(struct art_file *af, off_t size)
 	if (!f->writable)
 		return -EBADF;
 	pthread_mutex_lock(&f->sp->lock);
+	stream_off(f->sp);
 	if (ftruncate(f->sp->fd, size)) {
 		pthread_mutex_unlock(&f->sp->lock);
 		return -errno;
@@ -1034,10 +1321,16 @@ static int proxy_sync(struct art_file *af, enum art_sync how)
 	pthread_mutex_lock(&sp->lock);
 	if (__atomic_load_n(&sp->dirty, __ATOMIC_RELAXED) &&
 	    !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE)) {
-		err = upload(to_proxy(af->repo), sp);
+		err = sp->stream ? stream_finish(to_proxy(af->repo), sp) : 1;
+		if (!err)
+			__atomic_store_n(&sp->known_ms, now_ms(), __ATOMIC_RELAXED);
+		else if (err > 0)
+			err = upload(to_proxy(af->repo), sp);
 		if (!err)
 			__atomic_store_n(&sp->dirty, 0, __ATOMIC_RELAXED);
 	}
+	/* What is written after this is sent whole, at the next close. */
+	stream_off(sp);
 	pthread_mutex_unlock(&sp->lock);
 	return err;
 }
@@ -1247,6 +1540,7 @@ static int proxy_rename(struct art_repo *r, const struct art_loc *from, const st
 	entry = strdup(dst);
 	err = moved && entry ? 0 : -ENOMEM;
 	pthread_mutex_lock(&sp->lock);
+	stream_off(sp);
 	if (!err)
 		err = put_file(pr, dst, sp->fd, sp);
 	if (!err) {
@@ -1305,7 +1599,7 @@ static int proxy_describe(struct art_repo *r, struct buf *out)
 	struct pending *p;
 	struct spool *sp;
 	size_t waiting = 0, kept = 0;
-	uint64_t done, failed_uploads, downloads;
+	uint64_t done, streamed, failed_uploads, downloads;
 	off_t kept_bytes;
 
 	http_get_stats(pr->http, &st);
@@ -1315,6 +1609,7 @@ static int proxy_describe(struct art_repo *r, struct buf *out)
 	for (sp = pr->kept; sp; sp = sp->list_next)
 		kept++;
 	done = pr->uploads;
+	streamed = pr->streamed;
 	failed_uploads = pr->uploads_failed;
 	downloads = pr->downloads;
 	kept_bytes = pr->kept_bytes;
@@ -1322,13 +1617,17 @@ static int proxy_describe(struct art_repo *r, struct buf *out)
 	return buf_addf(out,
 			"pending_uploads: %zu\n"
 			"uploads: %llu\n"
+			"uploads_streaming: %d\n"
+			"uploads_streamed: %llu\n"
 			"uploads_failed: %llu\n"
 			"downloads: %llu\n"
 			"kept_files: %zu (%lld bytes)\n"
 			"artifact_requests: %llu\n"
 			"artifact_retries: %llu\n"
 			"artifact_failed_requests: %llu\n",
-			waiting, (unsigned long long)done, (unsigned long long)failed_uploads,
+			waiting, (unsigned long long)done,
+			__atomic_load_n(&pr->streaming, __ATOMIC_RELAXED),
+			(unsigned long long)streamed, (unsigned long long)failed_uploads,
 			(unsigned long long)downloads, kept, (long long)kept_bytes,
 			(unsigned long long)st.requests, (unsigned long long)st.retries,
 			(unsigned long long)st.failures);

@@ -265,11 +265,31 @@ class FaultProxy:
             def log_message(self, *args):
                 pass
 
+            def read_body(self):
+                # A chunked body is passed on whole, with its length.
+                if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                    length = int(self.headers.get("Content-Length") or 0)
+                    return self.rfile.read(length) if length else None
+                parts = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                    if not size:
+                        break
+                    parts.append(self.rfile.read(size))
+                    if len(parts[-1]) != size or self.rfile.readline() != b"\r\n":
+                        raise ValueError("cut short")
+                while self.rfile.readline().strip():  # trailers
+                    pass
+                return b"".join(parts)
+
             def handle_any(self):
                 import http.client
 
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
+                try:
+                    body = self.read_body()
+                except ValueError:  # the client gave up in the middle
+                    self.close_connection = True
+                    return
                 mode = proxy.take(self.path)
                 if mode in ("500", "429"):
                     data = b'{"error_code": "INTERNAL_ERROR", "message": "injected"}'

@@ -384,6 +384,102 @@ def test_a_big_artifact_streams_through_bounded_memory(rmount, new_run, client, 
         assert vm_hwm_kb(rmount.proc.pid) < 50_000
 
 
+MIB = 1 << 20
+
+
+def server_bytes(client, rid, name, tmp_path):
+    """The file name of run rid as the server has it, or None."""
+    if name not in [a.path for a in client.list_artifacts(rid)]:
+        return None
+    out = tmp_path / f"dl-{uuid.uuid4().hex[:8]}"
+    return open(client.download_artifacts(rid, name, str(out)), "rb").read()
+
+
+def test_a_file_written_from_start_to_end_is_sent_while_written(rmount, new_run, client,
+                                                                  tmp_path):
+    _, run_dir, rid = new_run
+    data = os.urandom(24 * MIB)
+    before = status_of(rmount)
+    fd = os.open(run_dir / "artifacts" / "ckpt.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        for i in range(16):
+            os.write(fd, data[i * MIB:(i + 1) * MIB])
+        # Past 8 MiB the upload runs while the program still writes.
+        assert status_of(rmount)["uploads_streaming"] == "1"
+        for i in range(16, 24):
+            os.write(fd, data[i * MIB:(i + 1) * MIB])
+    finally:
+        os.close(fd)
+    after = status_of(rmount)
+    assert after["uploads_streaming"] == "0"
+    assert int(after["uploads_streamed"]) - int(before["uploads_streamed"]) == 1
+    assert int(after["uploads"]) - int(before["uploads"]) == 1
+    assert server_bytes(client, rid, "ckpt.bin", tmp_path) == data
+    # cp does the same; a small file is sent at its close only.
+    src = tmp_path / "src.bin"
+    src.write_bytes(data[:12 * MIB])
+    (tmp_path / "small.txt").write_text("hi\n")
+    sh(f"cp {src} {run_dir}/artifacts/copy.bin && cp {tmp_path}/small.txt {run_dir}/artifacts/")
+    last = status_of(rmount)
+    assert int(last["uploads_streamed"]) - int(after["uploads_streamed"]) == 1
+    assert int(last["uploads"]) - int(after["uploads"]) == 2
+    assert server_bytes(client, rid, "copy.bin", tmp_path) == data[:12 * MIB]
+    assert server_bytes(client, rid, "small.txt", tmp_path) == b"hi\n"
+
+
+@pytest.mark.parametrize("how", ["seek-back", "pause", "fsync", "truncate", "rename", "unlink"])
+def test_a_stream_interrupted_leaves_the_server_the_closed_file(rmount, new_run, client,
+                                                                  tmp_path, how):
+    """Whatever a program does besides writing from start to end, the server
+    ends up with the file as closed, never with what the stream had sent."""
+    _, run_dir, rid = new_run
+    art = run_dir / "artifacts"
+    data = bytearray(os.urandom(12 * MIB))
+    before = status_of(rmount)
+    streamed = 0
+    name = "f.bin"
+    fd = os.open(art / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        assert status_of(rmount)["uploads_streaming"] == "1"
+        if how == "seek-back":
+            os.pwrite(fd, b"HEAD", 0)
+            data[:4] = b"HEAD"
+        elif how == "pause":
+            time.sleep(3)  # past the stream's 2 s wait for the writer
+        elif how == "fsync":
+            os.fsync(fd)
+            streamed = 1
+            # The server has what was written up to the fsync.
+            assert server_bytes(client, rid, name, tmp_path) == data
+        elif how == "truncate":
+            os.ftruncate(fd, 5 * MIB)
+            del data[5 * MIB:]
+            os.lseek(fd, 5 * MIB, os.SEEK_SET)
+        elif how == "rename":
+            os.rename(art / name, art / "g.bin")
+            name = "g.bin"
+        elif how == "unlink":
+            os.unlink(art / name)
+            name = None
+        tail = os.urandom(MIB)
+        os.write(fd, tail)
+        data += tail
+        # Stopped at once, or once its wait for the writer ends.
+        assert eventually(lambda: status_of(rmount)["uploads_streaming"] == "0", timeout=5)
+    finally:
+        os.close(fd)
+    after = status_of(rmount)
+    assert after["uploads_streaming"] == "0"
+    assert int(after["uploads_streamed"]) - int(before["uploads_streamed"]) == streamed
+    assert after["uploads_failed"] == before["uploads_failed"]
+    if name is None:
+        assert server_bytes(client, rid, "f.bin", tmp_path) is None
+    else:
+        assert server_bytes(client, rid, name, tmp_path) == bytes(data)
+        assert sorted(a.path for a in client.list_artifacts(rid)) == [name]
+
+
 def test_artifacts_of_a_server_with_an_http_artifact_root(tmp_path):
     """`mlflow server --default-artifact-root http://HOST/api/2.0/mlflow-artifacts/
     artifacts/...` gives runs http artifact URIs into its own artifact API: the
@@ -586,6 +682,20 @@ def test_a_busy_writer_does_not_hold_up_a_reader(rmount, new_run):
     assert lines, "the history shows the points written before the read"
     # It waits for what was written before it, not for what comes after.
     assert took < 5, took
+
+
+@pytest.mark.parametrize("mode", ["500", "drop", "drop-after"])
+def test_a_stream_that_fails_is_sent_again_whole(faulty, client, tmp_path, mode):
+    proxy, m = faulty
+    _, run_dir, rid = made_run(m)
+    data = os.urandom(12 * MIB)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    proxy.fail(mode, 2, only="mlflow-artifacts/artifacts/")
+    sh(f"cp {src} {run_dir}/artifacts/w.bin")
+    assert proxy.counts[mode] == 2
+    assert server_bytes(client, rid, "w.bin", tmp_path) == data
+    assert status_of(m)["uploads_failed"] == "0"
 
 
 def test_points_the_server_refuses_fail_the_close(faulty, client):

@@ -209,7 +209,9 @@ def test_artifacts_copied_in_and_out_through_the_old_server(omount, old_server,
     rid = run_id_of(run)
     src = tmp_path / "src"
     (src / "model").mkdir(parents=True)
-    files = {"model/MLmodel": b"flavors: {}\n", "model/weights.bin": os.urandom(300_000),
+    # The weights are big enough to be sent while cp writes them, in a
+    # chunked PUT, which the old server's gunicorn takes too.
+    files = {"model/MLmodel": b"flavors: {}\n", "model/weights.bin": os.urandom(12 << 20),
              "notes.txt": b"hello\n"}
     for path, data in files.items():
         (src / path).write_bytes(data)
