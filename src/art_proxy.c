@@ -3,8 +3,9 @@
  * artifacts: URIs, a server started with --serve-artifacts), through its
  * proxied artifact API.  The API moves whole files: a file opened for
  * reading is downloaded into a spool file first, one written goes to a
- * spool file and is uploaded at every close and fsync; memory never grows
- * with a file's size.  Folders exist on the server only with files in
+ * spool file and is uploaded at every close and fsync (while it is
+ * written, when it is written from start to end: see struct stream);
+ * memory never grows with a file's size.  Folders exist on the server only with files in
  * them: one made here is kept by this mount until a file lands in it.
  * Listings are cached for cache_ttl, and dropped by this mount's changes.
  */
