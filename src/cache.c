@@ -1670,6 +1670,59 @@ static int cache_list_aliases(struct store *s, const char *model, store_alias_cb
 	return err;
 }
 
+/* Registry writes: nothing of the registry is cached. */
+static int cache_create_model(struct store *s, struct store_batch *b, const char *name)
+{
+	return store_create_model(to_cache(s)->next, b, name);
+}
+
+static int cache_rename_model(struct store *s, struct store_batch *b, const char *name,
+			      const char *new_name)
+{
+	return store_rename_model(to_cache(s)->next, b, name, new_name);
+}
+
+static int cache_delete_model(struct store *s, struct store_batch *b, const char *name)
+{
+	return store_delete_model(to_cache(s)->next, b, name);
+}
+
+static int cache_set_description(struct store *s, struct store_batch *b, const char *model,
+				 int64_t version, const char *text)
+{
+	return store_set_description(to_cache(s)->next, b, model, version, text);
+}
+
+static int cache_create_version(struct store *s, struct store_batch *b, const char *model,
+				const char *source, const char *run_id, int64_t *version)
+{
+	return store_create_version(to_cache(s)->next, b, model, source, run_id, version);
+}
+
+static int cache_delete_version(struct store *s, struct store_batch *b, const char *model,
+				int64_t version)
+{
+	return store_delete_version(to_cache(s)->next, b, model, version);
+}
+
+static int cache_set_stage(struct store *s, struct store_batch *b, const char *model,
+			   int64_t version, const char *stage)
+{
+	return store_set_stage(to_cache(s)->next, b, model, version, stage);
+}
+
+static int cache_set_alias(struct store *s, struct store_batch *b, const char *model,
+			   const char *alias, int64_t version)
+{
+	return store_set_alias(to_cache(s)->next, b, model, alias, version);
+}
+
+static int cache_delete_alias(struct store *s, struct store_batch *b, const char *model,
+			      const char *alias)
+{
+	return store_delete_alias(to_cache(s)->next, b, model, alias);
+}
+
 /* ---- the rest passes through ----------------------------------------- */
 
 static const char *cache_artifact_root(const struct store *s)
@@ -1819,4 +1872,13 @@ static const struct store_ops cache_ops = {
 	.list_versions = cache_list_versions,
 	.get_version = cache_get_version,
 	.list_aliases = cache_list_aliases,
+	.create_model = cache_create_model,
+	.rename_model = cache_rename_model,
+	.delete_model = cache_delete_model,
+	.set_description = cache_set_description,
+	.create_version = cache_create_version,
+	.delete_version = cache_delete_version,
+	.set_stage = cache_set_stage,
+	.set_alias = cache_set_alias,
+	.delete_alias = cache_delete_alias,
 };

@@ -70,6 +70,22 @@ typedef int store_get_version_fn(struct store *s, const char *model, int64_t ver
 				 struct store_version *out);
 typedef int store_list_aliases_fn(struct store *s, const char *model, store_alias_cb *cb,
 				  void *ctx);
+typedef int store_create_model_fn(struct store *s, struct store_batch *b, const char *name);
+typedef int store_rename_model_fn(struct store *s, struct store_batch *b, const char *name,
+				  const char *new_name);
+typedef int store_delete_model_fn(struct store *s, struct store_batch *b, const char *name);
+typedef int store_set_description_fn(struct store *s, struct store_batch *b, const char *model,
+				     int64_t version, const char *text);
+typedef int store_create_version_fn(struct store *s, struct store_batch *b, const char *model,
+				    const char *source, const char *run_id, int64_t *version);
+typedef int store_delete_version_fn(struct store *s, struct store_batch *b, const char *model,
+				    int64_t version);
+typedef int store_set_stage_fn(struct store *s, struct store_batch *b, const char *model,
+			       int64_t version, const char *stage);
+typedef int store_set_alias_fn(struct store *s, struct store_batch *b, const char *model,
+			       const char *alias, int64_t version);
+typedef int store_delete_alias_fn(struct store *s, struct store_batch *b, const char *model,
+				  const char *alias);
 
 /*
  * Unless a slot says otherwise it is called by its store_*() wrapper, which
@@ -129,6 +145,17 @@ struct store_ops {
 	store_list_versions_fn *list_versions;
 	store_get_version_fn *get_version;
 	store_list_aliases_fn *list_aliases;
+	/* Registry writes: all NULL in a store whose registry is read-only
+	 * (the wrappers answer -EROFS). */
+	store_create_model_fn *create_model;
+	store_rename_model_fn *rename_model;
+	store_delete_model_fn *delete_model;
+	store_set_description_fn *set_description;
+	store_create_version_fn *create_version;
+	store_delete_version_fn *delete_version;
+	store_set_stage_fn *set_stage;
+	store_set_alias_fn *set_alias;
+	store_delete_alias_fn *delete_alias;
 };
 
 /* For get_snapshot between stores: the caller knows the run's info. */

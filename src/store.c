@@ -538,3 +538,65 @@ int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, v
 	errmsg[0] = '\0';
 	return s->ops->list_aliases(s, model, cb, ctx);
 }
+
+/* A registry write: -EROFS where the store's registry is read-only. */
+#define REGISTRY_WRITE(s, b, slot, call)                                              \
+	do {                                                                          \
+		if (!(s)->ops->slot) {                                                \
+			store_set_errmsg("this store's model registry is read-only"); \
+			return -EROFS;                                                \
+		}                                                                     \
+		WRITE(s, b, call);                                                    \
+	} while (0)
+
+int store_create_model(struct store *s, struct store_batch *b, const char *name)
+{
+	REGISTRY_WRITE(s, b, create_model, create_model(s, use_, name));
+}
+
+int store_rename_model(struct store *s, struct store_batch *b, const char *name,
+		       const char *new_name)
+{
+	REGISTRY_WRITE(s, b, rename_model, rename_model(s, use_, name, new_name));
+}
+
+int store_delete_model(struct store *s, struct store_batch *b, const char *name)
+{
+	REGISTRY_WRITE(s, b, delete_model, delete_model(s, use_, name));
+}
+
+int store_set_description(struct store *s, struct store_batch *b, const char *model,
+			  int64_t version, const char *text)
+{
+	REGISTRY_WRITE(s, b, set_description, set_description(s, use_, model, version, text));
+}
+
+int store_create_version(struct store *s, struct store_batch *b, const char *model,
+			 const char *source, const char *run_id, int64_t *version)
+{
+	*version = 0;
+	REGISTRY_WRITE(s, b, create_version,
+		       create_version(s, use_, model, source, run_id, version));
+}
+
+int store_delete_version(struct store *s, struct store_batch *b, const char *model, int64_t version)
+{
+	REGISTRY_WRITE(s, b, delete_version, delete_version(s, use_, model, version));
+}
+
+int store_set_stage(struct store *s, struct store_batch *b, const char *model, int64_t version,
+		    const char *stage)
+{
+	REGISTRY_WRITE(s, b, set_stage, set_stage(s, use_, model, version, stage));
+}
+
+int store_set_alias(struct store *s, struct store_batch *b, const char *model, const char *alias,
+		    int64_t version)
+{
+	REGISTRY_WRITE(s, b, set_alias, set_alias(s, use_, model, alias, version));
+}
+
+int store_delete_alias(struct store *s, struct store_batch *b, const char *model, const char *alias)
+{
+	REGISTRY_WRITE(s, b, delete_alias, delete_alias(s, use_, model, alias));
+}

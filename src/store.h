@@ -305,7 +305,7 @@ int store_metric_history(struct store *s, const char *run_id, const char *key, s
 int store_history_stat(struct store *s, const char *run_id, const char *key,
 		       struct store_history_stat *out);
 
-/* ---- the registry, read-only for now --------------------------------- */
+/* ---- the registry ------------------------------------------------------ */
 
 int store_list_models(struct store *s, store_model_cb *cb, void *ctx);
 int store_get_model(struct store *s, const char *name, struct store_model *out);
@@ -315,5 +315,44 @@ int store_get_version(struct store *s, const char *model, int64_t version,
 		      struct store_version *out);
 void store_version_release(struct store_version *v);
 int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx);
+
+/*
+ * Registry writes, as MLflow's registry makes them (each one also moves the
+ * model's or version's last_updated_time where MLflow's does).  Names are
+ * checked by the caller against MLflow's rules; -ENOENT when the model or
+ * version is not there.  Tags of models and versions go through
+ * store_set_tag() and store_delete_tag() with SEC_MODEL_TAGS and
+ * SEC_VERSION_TAGS.
+ */
+/* -EEXIST if a model has the name. */
+int store_create_model(struct store *s, struct store_batch *b, const char *name);
+/* Its versions, tags and aliases follow it; -EEXIST if new_name is taken. */
+int store_rename_model(struct store *s, struct store_batch *b, const char *name,
+		       const char *new_name);
+/* -ENOTEMPTY while the model has versions (MLflow would delete them). */
+int store_delete_model(struct store *s, struct store_batch *b, const char *name);
+/* The description of model (version 0) or of one of its versions; "" clears it. */
+int store_set_description(struct store *s, struct store_batch *b, const char *model,
+			  int64_t version, const char *text);
+/*
+ * A new version of model, READY, stage None, made from source (an artifact
+ * URI: the run's artifact_uri and a path below it) by run_id (NULL: none);
+ * *version is its number, one more than the highest the model had.
+ */
+int store_create_version(struct store *s, struct store_batch *b, const char *model,
+			 const char *source, const char *run_id, int64_t *version);
+/* Deletes a version and the aliases that point at it. */
+int store_delete_version(struct store *s, struct store_batch *b, const char *model,
+			 int64_t version);
+/* stage: one of None Staging Production Archived, spelt so; other versions
+ * keep theirs. */
+int store_set_stage(struct store *s, struct store_batch *b, const char *model, int64_t version,
+		    const char *stage);
+/* Points alias at version (set or moved); -ENOENT if the version is not there. */
+int store_set_alias(struct store *s, struct store_batch *b, const char *model, const char *alias,
+		    int64_t version);
+/* -ENOENT if the model has no such alias. */
+int store_delete_alias(struct store *s, struct store_batch *b, const char *model,
+		       const char *alias);
 
 #endif
