@@ -126,8 +126,9 @@ struct kind_ops {
 
 /* The kinds' operations (fs_tree.c, fs_keys.c, fs_art.c). */
 extern const struct kind_ops fs_experiments_ops, fs_experiment_ops, fs_run_ops, fs_fixed_dir_ops,
-	fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops, fs_aliases_ops,
-	fs_versions_ops, fs_keys_ops, fs_artifacts_ops;
+	fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops, fs_model_ops,
+	fs_aliases_ops, fs_alias_ops, fs_versions_ops, fs_version_ops, fs_keys_ops,
+	fs_artifacts_ops;
 
 #define DIR_MODE  (S_IFDIR | 0755)
 #define RO_MODE	  (S_IFREG | 0444)
@@ -146,6 +147,9 @@ int fs_key_check(const char *path, const char *key);
 int fs_name_check(const char *path, const char *what, long max_chars);
 /* The canonical status text (any case) names, or with prefix begins; NULL. */
 const char *fs_status_parse(const char *text, size_t len, int prefix);
+/* The same for a model version's stage (None Staging Production Archived),
+ * which MLflow also takes in any case. */
+const char *fs_stage_parse(const char *text, size_t len, int prefix);
 /* Whether the last component of path is a name libfuse hides removed open
  * files under (.fuse_hidden and 16 hex digits). */
 int fs_hidden_name(const char *path);
@@ -196,6 +200,19 @@ int fs_pending_state(struct fs *fs, const char *path);
 int fs_pending_each(struct fs *fs, const char *dir,
 		    int (*fn)(void *ctx, const char *name, int is_file), void *ctx);
 
+/*
+ * The mount path (from "/") a symbolic link's text names, the link being
+ * made at path: a relative text is taken from path's folder, an absolute one
+ * must be inside the mountpoint; "." and ".." are resolved by name.
+ * -EINVAL if it leaves the mount.
+ */
+int fs_link_resolve(struct fs *fs, const char *path, const char *text, struct buf *out);
+
+/* ---- fs_art.c: artifacts ------------------------------------------------ */
+
+/* 0 if t, a NODE_ARTIFACTS target, is a folder; -ENOTDIR, -ENOENT. */
+int fs_art_folder(struct fs *fs, struct target *t);
+
 /* ---- fs_dir.c: listings ------------------------------------------------ */
 
 /* Adds an entry (name as the kernel shows it); a name no listing can show
@@ -233,7 +250,9 @@ enum handle_kind {
 	H_PARAM,    /* wbuf collects the value */
 	H_TAG,
 	H_STATUS,
-	H_METRIC, /* wbuf holds an unfinished line */
+	H_METRIC,      /* wbuf holds an unfinished line */
+	H_DESCRIPTION, /* a registered model's (version 0) or version's */
+	H_STAGE,       /* a model version's stage */
 };
 
 struct handle {
@@ -259,6 +278,8 @@ struct handle {
 	size_t value_max;	   /* characters a value may have */
 	char run_id[STORE_RUN_ID_MAX];
 	char experiment_id[STORE_ID_MAX];
+	char *model;	 /* H_TAG of a model or version, H_DESCRIPTION, H_STAGE */
+	int64_t version; /* of model; 0: the model itself */
 	char *key;
 	/* For messages and the pending table; an artifact's follows renames
 	 * made through the mount, protected by fs->open_lock. */

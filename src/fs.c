@@ -43,13 +43,13 @@ static const struct kind_ops *const kinds[NODE_COUNT] = {
 	[NODE_CONTROL_STATUS] = &fs_ro_file_ops,
 	[NODE_CONTROL_ERRORS] = &fs_ro_file_ops,
 	[NODE_MODELS] = &fs_models_ops,
-	[NODE_MODEL] = &fs_fixed_dir_ops,
+	[NODE_MODEL] = &fs_model_ops,
 	[NODE_MODEL_DESC] = &fs_ro_file_ops,
 	[NODE_MODEL_TAGS] = &fs_keys_ops,
 	[NODE_MODEL_ALIASES] = &fs_aliases_ops,
-	[NODE_MODEL_ALIAS] = &fs_link_ops,
+	[NODE_MODEL_ALIAS] = &fs_alias_ops,
 	[NODE_MODEL_VERSIONS] = &fs_versions_ops,
-	[NODE_VERSION] = &fs_fixed_dir_ops,
+	[NODE_VERSION] = &fs_version_ops,
 	[NODE_VERSION_FIELD] = &fs_ro_file_ops,
 	[NODE_VERSION_TAGS] = &fs_keys_ops,
 	[NODE_VERSION_ARTIFACTS] = &fs_link_ops,
@@ -71,14 +71,6 @@ static struct handle *handle_of(const struct fuse_file_info *fi)
 static const char *path_of(const char *path, const struct handle *h)
 {
 	return path ? path : h ? h->path : "/";
-}
-
-/* -EROFS, logged, for a path under models/ (read-only in this version). */
-static int models_refuse(const char *path)
-{
-	if (strncmp(path, "/models", 7) || (path[7] && path[7] != '/'))
-		return 0;
-	return log_refusal(path, EROFS, "the model registry is read-only in this version");
 }
 
 /* ---- attributes, links, listings --------------------------------------- */
@@ -227,15 +219,13 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
 	struct fs *fs = fs_get();
 	struct target t;
-	int err = models_refuse(path);
+	int err = fs_resolve(fs, path, &t, 1);
 
-	if (err)
-		return err;
-	err = fs_resolve(fs, path, &t, 1);
 	if (err == -ENOENT && !t.parsed)
-		err = log_refusal(path, EPERM,
-				  "only experiments, runs, key folders and artifact folders can be "
-				  "made here");
+		err = log_refusal(
+			path, EPERM,
+			"only experiments, runs, models, key folders and artifact folders "
+			"can be made here");
 	else if (!err)
 		err = ops_of(&t)->mkdir ? ops_of(&t)->mkdir(fs, &t, mode) : -EEXIST;
 	fs_target_release(&t);
@@ -248,11 +238,8 @@ static int remove_name(const char *path, int dir)
 	struct fs *fs = fs_get();
 	const struct kind_ops *ops;
 	struct target t;
-	int err = models_refuse(path);
+	int err = fs_resolve(fs, path, &t, 0);
 
-	if (err)
-		return err;
-	err = fs_resolve(fs, path, &t, 0);
 	ops = err ? NULL : ops_of(&t);
 	if (ops && dir)
 		err = ops->rmdir ? ops->rmdir(fs, &t) : log_refusal(path, EPERM, WHY_FOLDER_STAYS);
@@ -276,13 +263,8 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct fs *fs = fs_get();
 	struct target a, b;
-	int err = models_refuse(from);
+	int err = fs_resolve(fs, from, &a, 0);
 
-	if (!err)
-		err = models_refuse(to);
-	if (err)
-		return err;
-	err = fs_resolve(fs, from, &a, 0);
 	if (err) {
 		fs_target_release(&a);
 		return err;
@@ -325,11 +307,9 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 static int art_only(struct fs *fs, const char *path, struct target *t, int err_other,
 		    const char *why)
 {
-	int err = models_refuse(path);
+	int err;
 
 	memset(t, 0, sizeof(*t));
-	if (err)
-		return err;
 	err = fs_resolve(fs, path, t, 0);
 	if (err == -ENOENT && t->parsed && t->n.kind == NODE_ARTIFACTS)
 		return -ENOENT; /* a folder above is missing */
@@ -342,8 +322,20 @@ static int fs_symlink(const char *target, const char *path)
 {
 	struct fs *fs = fs_get();
 	struct target t;
-	int err = art_only(fs, path, &t, EPERM, "symbolic links can be made in artifacts only");
+	int err;
 
+	/* The registry's links: a new version, an alias. */
+	memset(&t, 0, sizeof(t));
+	err = fs_resolve(fs, path, &t, 0);
+	if (!err && (t.n.kind == NODE_VERSION || t.n.kind == NODE_MODEL_ALIAS)) {
+		err = ops_of(&t)->symlink(fs, target, &t);
+		fs_target_release(&t);
+		return err;
+	}
+	fs_target_release(&t);
+	err = art_only(fs, path, &t, EPERM,
+		       "symbolic links can be made in artifacts, and in a model's versions/ "
+		       "and aliases/ only");
 	if (!err)
 		err = ops_of(&t)->symlink(fs, target, &t);
 	fs_target_release(&t);
@@ -548,11 +540,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	static const char where[] = "only run folders, keys and artifacts can be made here";
 	struct fs *fs = fs_get();
 	struct target t;
-	int err = models_refuse(path);
+	int err = fs_resolve(fs, path, &t, 1);
 
-	if (err)
-		return err;
-	err = fs_resolve(fs, path, &t, 1);
 	/* A missing experiment or run here is a file where only folders live. */
 	if ((err == -ENOENT &&
 	     (!t.parsed || !(path_is_key_kind(t.n.kind) || t.n.kind == NODE_ARTIFACTS))) ||

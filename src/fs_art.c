@@ -183,6 +183,14 @@ static int art_getattr(struct fs *fs, struct target *t, struct stat *st)
 	return art_err(t->path, err);
 }
 
+int fs_art_folder(struct fs *fs, struct target *t)
+{
+	struct stat st;
+	int err = art_getattr(fs, t, &st);
+
+	return err ? err : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
 static int list_cb(void *ctx, const char *name, const struct stat *st)
 {
 	return listing_add(ctx, name, st);

@@ -43,6 +43,7 @@ void fs_handle_free(struct fs *fs, struct handle *h)
 	blob_release(&h->content);
 	buf_release(&h->wbuf);
 	free(h->key);
+	free(h->model);
 	free(h->hidden_as);
 	free(h->path);
 	pthread_mutex_destroy(&h->lock);
@@ -197,6 +198,7 @@ static struct store_batch *batch_of(struct fs *fs, struct handle *h)
 }
 
 #define STATUS_WORDS "a status is one of RUNNING SCHEDULED FINISHED FAILED KILLED"
+#define STAGE_WORDS  "a stage is one of None Staging Production Archived"
 
 /* Checks a prospective value (param, tag, status) at write() time. */
 static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
@@ -220,13 +222,15 @@ static int check_value(struct fs *fs, struct handle *h, const struct buf *b)
 		if (chars < 0)
 			return log_refusal(h->path, EINVAL, "the value is not UTF-8 text");
 	}
-	if (h->kind == H_STATUS) {
+	if (h->kind == H_STATUS || h->kind == H_STAGE) {
 		/* "FINISHED\r" may be a write away from its "\n". */
 		if (len && b->data[len - 1] == '\r')
 			len--;
-		if (fs_status_parse(b->data ? b->data : "", len, 1))
+		if (h->kind == H_STATUS ? fs_status_parse(b->data ? b->data : "", len, 1)
+					: fs_stage_parse(b->data ? b->data : "", len, 1))
 			return 0;
-		return log_refusal(h->path, EINVAL, STATUS_WORDS);
+		return log_refusal(h->path, EINVAL, "%s",
+				   h->kind == H_STATUS ? STATUS_WORDS : STAGE_WORDS);
 	}
 	if ((size_t)chars > h->value_max)
 		return log_refusal(h->path, EFBIG,
@@ -368,7 +372,7 @@ static int metric_lines(struct fs *fs, struct handle *h, const char *data, size_
  * line end; a status is a short word. */
 static size_t value_bytes_max(const struct handle *h)
 {
-	return h->kind == H_STATUS ? 64 : h->value_max * 4 + 2;
+	return h->kind == H_STATUS || h->kind == H_STAGE ? 64 : h->value_max * 4 + 2;
 }
 
 int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
@@ -392,8 +396,9 @@ int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size
 	at = h->append ? h->wbuf.len : (size_t)off;
 	max = value_bytes_max(h);
 	if (off < 0 || at > max || size > max - at)
-		err = h->kind == H_STATUS
-			      ? log_refusal(h->path, EINVAL, STATUS_WORDS)
+		err = h->kind == H_STATUS ? log_refusal(h->path, EINVAL, STATUS_WORDS)
+		      : h->kind == H_STAGE
+			      ? log_refusal(h->path, EINVAL, STAGE_WORDS)
 			      : log_refusal(
 					h->path, EFBIG,
 					"the value has more than %zu characters, MLflow's limit",
@@ -422,9 +427,12 @@ out:
 /* Logs what a param, tag or status handle holds.  Called with h->lock. */
 static int apply_value(struct fs *fs, struct handle *h)
 {
-	struct store_ref ref = { .run_id = h->run_id, .experiment_id = h->experiment_id };
+	struct store_ref ref = { .run_id = h->run_id,
+				 .experiment_id = h->experiment_id,
+				 .model = h->model,
+				 .version = h->version };
 	size_t len = value_len(&h->wbuf);
-	const char *status;
+	const char *status, *stage;
 	char *value;
 	int err;
 
@@ -466,6 +474,17 @@ static int apply_value(struct fs *fs, struct handle *h)
 			goto out;
 		}
 		err = store_set_status(fs->store, h->batch, h->run_id, status);
+		break;
+	case H_DESCRIPTION:
+		err = store_set_description(fs->store, h->batch, h->model, h->version, value);
+		break;
+	case H_STAGE:
+		stage = fs_stage_parse(value, len, 0);
+		if (!stage) {
+			err = log_refusal(h->path, EINVAL, "'%s': %s", value, STAGE_WORDS);
+			goto out;
+		}
+		err = store_set_stage(fs->store, h->batch, h->model, h->version, stage);
 		break;
 	default:
 		err = 0;

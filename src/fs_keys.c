@@ -28,8 +28,10 @@ static const struct key_kind *key_kind_of(enum node_kind kind)
 				     history = { SEC_METRICS, H_READ, 0, 1 },
 				     tags = { SEC_RUN_TAGS, H_TAG, STORE_TAG_VALUE_MAX, 1 },
 				     exp_tags = { SEC_EXP_TAGS, H_TAG, STORE_EXP_TAG_VALUE_MAX, 0 },
-				     model_tags = { SEC_MODEL_TAGS, H_READ, 0, 0 },
-				     version_tags = { SEC_VERSION_TAGS, H_READ, 0, 0 };
+				     model_tags = { SEC_MODEL_TAGS, H_TAG, REGISTRY_TAG_VALUE_MAX,
+						    0 },
+				     version_tags = { SEC_VERSION_TAGS, H_TAG,
+						      REGISTRY_TAG_VALUE_MAX, 0 };
 
 	switch (kind) {
 	case NODE_PARAMS:
@@ -331,8 +333,9 @@ static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, 
 	h->append = !!(fi->flags & O_APPEND);
 	memcpy(h->run_id, t->run.run_id, sizeof(h->run_id));
 	memcpy(h->experiment_id, t->exp.id, sizeof(h->experiment_id));
+	h->version = t->n.version;
 	h->key = strdup(t->n.key);
-	if (!h->key)
+	if (!h->key || (t->n.model && !(h->model = strdup(t->n.model))))
 		err = -ENOMEM;
 	if (!err && created) {
 		err = fs_pending_add(fs, t->path, 0);
@@ -518,7 +521,8 @@ static int keys_rename(struct fs *fs, struct target *a, struct target *b, unsign
 		return log_refusal(a->path, EPERM, "MLflow cannot rename params or metrics");
 	/* A tag keeps its owner; rename(2) replaces an existing target. */
 	if (kk->writer == H_READ || a->n.kind != b->n.kind || !a->n.key || !b->n.key ||
-	    b->missing || strcmp(a->exp.id, b->exp.id) || strcmp(a->run.run_id, b->run.run_id))
+	    b->missing || strcmp(a->exp.id, b->exp.id) || strcmp(a->run.run_id, b->run.run_id) ||
+	    (a->n.model && strcmp(a->n.model, b->n.model)) || a->n.version != b->n.version)
 		return fs_refuse_move(a->path, b->path);
 	err = key_find(fs, a);
 	if (err)

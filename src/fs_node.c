@@ -15,6 +15,7 @@
 #include "fs-internal.h"
 #include "keychars.h"
 #include "log.h"
+#include "options.h"
 
 struct fs *fs_get(void)
 {
@@ -194,6 +195,65 @@ const char *fs_status_parse(const char *text, size_t len, int prefix)
 		if ((prefix ? len <= strlen(statuses[i]) : len == strlen(statuses[i])) &&
 		    !strncasecmp(statuses[i], text, len))
 			return statuses[i];
+	return NULL;
+}
+
+int fs_link_resolve(struct fs *fs, const char *path, const char *text, struct buf *out)
+{
+	const char *mnt = fs->cfg->mountpoint, *p, *end;
+	size_t mlen = strlen(mnt), len;
+	int err = 0;
+
+	buf_reset(out);
+	if (text[0] == '/') {
+		/* The mountpoint "/" would make every path one of the mount's. */
+		while (mlen > 1 && mnt[mlen - 1] == '/')
+			mlen--;
+		if (strncmp(text, mnt, mlen) || (text[mlen] && text[mlen] != '/'))
+			return -EINVAL;
+		p = text + mlen;
+	} else {
+		/* From the link's folder: path without its last component. */
+		end = strrchr(path, '/');
+		err = buf_add(out, path, (size_t)(end - path));
+		p = text;
+	}
+	while (!err && *p) {
+		while (*p == '/')
+			p++;
+		end = strchr(p, '/');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (!len)
+			break;
+		if (len == 2 && !strncmp(p, "..", 2)) {
+			char *slash;
+
+			if (!out->len)
+				return -EINVAL; /* above the mount's root */
+			slash = memrchr(out->data, '/', out->len);
+			buf_truncate(out, slash ? (size_t)(slash - out->data) : 0);
+		} else if (len != 1 || *p != '.') {
+			err = buf_addch(out, '/');
+			if (!err)
+				err = buf_add(out, p, len);
+		}
+		p += len;
+	}
+	if (!err && !out->len)
+		err = buf_addch(out, '/');
+	return err;
+}
+
+static const char *const stages[] = { "None", "Staging", "Production", "Archived" };
+
+const char *fs_stage_parse(const char *text, size_t len, int prefix)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+		if ((prefix ? len <= strlen(stages[i]) : len == strlen(stages[i])) &&
+		    !strncasecmp(stages[i], text, len))
+			return stages[i];
 	return NULL;
 }
 
@@ -411,8 +471,17 @@ static int resolve(struct fs *fs, const char *path, struct target *t, int make)
 			goto missing;
 		t->has_model = 1;
 	}
-	if (kind == NODE_VERSION || kind == NODE_VERSION_FIELD || kind == NODE_VERSION_TAGS ||
-	    kind == NODE_VERSION_ARTIFACTS) {
+	if (kind == NODE_VERSION) {
+		/* A version not there is a name ln -s may make one under: its
+		 * kind's getattr says ENOENT. */
+		err = t->n.version
+			      ? store_get_version(fs->store, t->n.model, t->n.version, &t->version)
+			      : -ENOENT;
+		if (err && err != -ENOENT)
+			return err;
+		t->has_version = !err;
+	} else if (kind == NODE_VERSION_FIELD || kind == NODE_VERSION_TAGS ||
+		   kind == NODE_VERSION_ARTIFACTS) {
 		err = store_get_version(fs->store, t->n.model, t->n.version, &t->version);
 		if (err)
 			return err;

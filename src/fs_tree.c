@@ -4,12 +4,15 @@
  * files rendered from the store (run.json, status, .mlflowfs/ ...).  Keys
  * are fs_keys.c's, artifacts fs_art.c's.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "fs-internal.h"
@@ -280,10 +283,23 @@ static int link_getattr(struct fs *fs, struct target *t, struct stat *st)
 	return err;
 }
 
-/* runs/<id>, models/M/aliases/A, models/M/versions/N/artifacts */
+/* runs/<id>, models/M/versions/N/artifacts */
 const struct kind_ops fs_link_ops = {
 	.getattr = link_getattr,
 	.readlink = link_readlink,
+};
+
+static int alias_symlink(struct fs *fs, const char *text, struct target *t);
+static int alias_unlink(struct fs *fs, struct target *t);
+static int alias_rename(struct fs *fs, struct target *a, struct target *b, unsigned flags);
+
+/* models/M/aliases/A */
+const struct kind_ops fs_alias_ops = {
+	.getattr = link_getattr,
+	.readlink = link_readlink,
+	.symlink = alias_symlink,
+	.unlink = alias_unlink,
+	.rename = alias_rename,
 };
 
 struct all_runs {
@@ -328,7 +344,75 @@ const struct kind_ops fs_runs_ops = {
 	.list = runs_list,
 };
 
-/* ---- the registry (read-only) ---------------------------------------- */
+/* ---- the registry ------------------------------------------------------ */
+
+/* MLflow's model name rule beyond the tree's: no '/' or ':', not blank. */
+#define MODEL_NAME_MAX 256
+
+static int model_name_check(const char *path, const char *name)
+{
+	const char *p;
+	int err = fs_name_check(path, "model", MODEL_NAME_MAX);
+
+	if (err)
+		return err;
+	if (strpbrk(name, "/:"))
+		return log_refusal(path, EINVAL, "MLflow's model names cannot contain '/' or ':'");
+	for (p = name; *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'; p++)
+		;
+	if (!*p || !strcmp(name, ".") || !strcmp(name, ".."))
+		return log_refusal(path, EINVAL, "'%s' is not a model name MLflow takes", name);
+	return 0;
+}
+
+static int model_mkdir(struct fs *fs, struct target *t, mode_t mode)
+{
+	int err;
+
+	(void)mode;
+	if (!t->missing)
+		return -EEXIST;
+	err = model_name_check(t->path, t->n.model);
+	if (!err && (err = store_create_model(fs->store, NULL, t->n.model)))
+		err = log_refusal(t->path, -err, "cannot create model '%s': %s", t->n.model,
+				  fs_store_why(err));
+	return err;
+}
+
+static int model_rmdir(struct fs *fs, struct target *t)
+{
+	int err = store_delete_model(fs->store, NULL, t->n.model);
+
+	if (err == -ENOTEMPTY)
+		return log_refusal(t->path, ENOTEMPTY, "model '%s' has versions", t->n.model);
+	if (err)
+		err = log_refusal(t->path, -err, "cannot delete model '%s': %s", t->n.model,
+				  fs_store_why(err));
+	return err;
+}
+
+static int model_rename(struct fs *fs, struct target *a, struct target *b, unsigned flags)
+{
+	int err;
+
+	(void)flags; /* the new name is refused if taken, with or without NOREPLACE */
+	if (b->n.kind != NODE_MODEL)
+		return fs_refuse_move(a->path, b->path);
+	if (!b->missing && strcmp(a->n.model, b->n.model))
+		return log_refusal(b->path, EEXIST, "a model named '%s' exists", b->n.model);
+	err = model_name_check(b->path, b->n.model);
+	if (!err && (err = store_rename_model(fs->store, NULL, a->n.model, b->n.model)))
+		err = log_refusal(a->path, -err, "cannot rename the model: %s", fs_store_why(err));
+	return err;
+}
+
+/* models/M/ */
+const struct kind_ops fs_model_ops = {
+	.getattr = dir_getattr,
+	.mkdir = model_mkdir,
+	.rmdir = model_rmdir,
+	.rename = model_rename,
+};
 
 static int model_cb(void *ctx, const struct store_model *m)
 {
@@ -379,6 +463,114 @@ const struct kind_ops fs_aliases_ops = {
 	.list = aliases_list,
 };
 
+/* MLflow's alias rule: letters, digits, '_' and '-' (ASCII here), at most
+ * 255, neither "latest" nor a version's name (v3). */
+static int alias_check(const char *path, const char *alias)
+{
+	size_t i, n = strlen(alias);
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)alias[i]) || (unsigned char)alias[i] > 127)
+			if (alias[i] != '_' && alias[i] != '-')
+				return log_refusal(
+					path, EINVAL,
+					"an alias has letters, digits, '_' and '-' only");
+	if (!n || n > 255)
+		return log_refusal(path, n ? ENAMETOOLONG : EINVAL,
+				   "an alias has 1 to 255 characters");
+	if (!strcasecmp(alias, "latest"))
+		return log_refusal(path, EINVAL, "MLflow keeps the alias 'latest' for itself");
+	if ((alias[0] == 'v' || alias[0] == 'V') && n > 1 &&
+	    strspn(alias + 1, "0123456789") == n - 1)
+		return log_refusal(path, EINVAL, "MLflow keeps aliases like '%s' for versions",
+				   alias);
+	return 0;
+}
+
+/* The version an alias has, or -ENOENT. */
+static int alias_version(struct fs *fs, const char *model, const char *alias, int64_t *version)
+{
+	struct alias_find a = { alias, 0 };
+	int err = store_list_aliases(fs->store, model, alias_find_cb, &a);
+
+	if (err < 0)
+		return err;
+	if (!err)
+		return -ENOENT;
+	*version = a.version;
+	return 0;
+}
+
+/* ln -s ../versions/N aliases/A (ln -sfn replaces it): points A at N. */
+static int alias_symlink(struct fs *fs, const char *text, struct target *t)
+{
+	struct buf to = BUF_INIT;
+	struct node n;
+	int64_t had;
+	int err = alias_check(t->path, t->n.alias);
+
+	memset(&n, 0, sizeof(n));
+	if (err)
+		return err;
+	if (!alias_version(fs, t->n.model, t->n.alias, &had))
+		return -EEXIST;
+	err = fs_link_resolve(fs, t->path, text, &to);
+	if (!err)
+		err = path_parse(buf_str(&to), &n);
+	if (err == -ENOMEM)
+		goto out;
+	if (err || n.kind != NODE_VERSION || !n.version || strcmp(n.model, t->n.model)) {
+		err = log_refusal(
+			t->path, EINVAL,
+			"an alias points at a version of its model: ../versions/N, not '%s'", text);
+		goto out;
+	}
+	err = store_set_alias(fs->store, NULL, t->n.model, t->n.alias, n.version);
+	if (err)
+		err = log_refusal(t->path, -err, "cannot set alias '%s': %s", t->n.alias,
+				  fs_store_why(err));
+out:
+	path_release(&n);
+	buf_release(&to);
+	return err;
+}
+
+static int alias_unlink(struct fs *fs, struct target *t)
+{
+	int err = store_delete_alias(fs->store, NULL, t->n.model, t->n.alias);
+
+	if (err)
+		err = log_refusal(t->path, -err, "cannot delete alias '%s': %s", t->n.alias,
+				  fs_store_why(err));
+	return err;
+}
+
+/* mv aliases/A aliases/B (as ln -sfn does, through a temporary name): B
+ * takes A's version, and A goes. */
+static int alias_rename(struct fs *fs, struct target *a, struct target *b, unsigned flags)
+{
+	int64_t version, had;
+	int err;
+
+	if (b->n.kind != NODE_MODEL_ALIAS || strcmp(a->n.model, b->n.model))
+		return fs_refuse_move(a->path, b->path);
+	err = alias_version(fs, a->n.model, a->n.alias, &version);
+	if (err)
+		return err;
+	if (!strcmp(a->n.alias, b->n.alias))
+		return 0;
+	if ((flags & RENAME_NOREPLACE) && !alias_version(fs, b->n.model, b->n.alias, &had))
+		return -EEXIST;
+	err = alias_check(b->path, b->n.alias);
+	if (!err && (err = store_set_alias(fs->store, NULL, b->n.model, b->n.alias, version)))
+		return log_refusal(b->path, -err, "cannot set alias '%s': %s", b->n.alias,
+				   fs_store_why(err));
+	if (!err && (err = store_delete_alias(fs->store, NULL, a->n.model, a->n.alias)))
+		err = log_refusal(a->path, -err, "cannot delete alias '%s': %s", a->n.alias,
+				  fs_store_why(err));
+	return err;
+}
+
 static int version_cb(void *ctx, const struct store_version *v)
 {
 	struct listing *l = ctx;
@@ -398,6 +590,122 @@ static int versions_list(struct fs *fs, struct target *t, struct listing *l)
 const struct kind_ops fs_versions_ops = {
 	.getattr = dir_getattr,
 	.list = versions_list,
+};
+
+/*
+ * The version the calling thread's last ln -s into versions/ made, and the
+ * name it was made under: libfuse asks the new name's attributes right
+ * after the symlink call, in the same thread, and fails the call unless it
+ * answers.  The name is the version's for that one question; the kernel
+ * asks again before it makes a name (the create lookup), so the next ln -s
+ * to the same name works.
+ */
+static _Thread_local struct {
+	char path[PATH_MAX]; /* "" when none */
+	int64_t version;
+} just_made;
+
+static int version_getattr(struct fs *fs, struct target *t, struct stat *st)
+{
+	char text[32];
+	int n;
+
+	if (t->has_version)
+		return dir_getattr(fs, t, st);
+	if (!just_made.path[0] || strcmp(just_made.path, t->path))
+		return -ENOENT;
+	n = snprintf(text, sizeof(text), "%" PRId64, just_made.version);
+	fs_fill_stat(fs, st, LINK_MODE, n, fs_now_ms());
+	just_made.path[0] = '\0';
+	return 0;
+}
+
+static int version_mkdir(struct fs *fs, struct target *t, mode_t mode)
+{
+	(void)fs;
+	(void)mode;
+	if (t->has_version)
+		return -EEXIST;
+	return log_refusal(t->path, EPERM,
+			   "a version is made with ln -s FOLDER versions/new, FOLDER under a "
+			   "run's artifacts/");
+}
+
+static int version_rmdir(struct fs *fs, struct target *t)
+{
+	int err;
+
+	if (!t->has_version)
+		return -ENOENT;
+	err = store_delete_version(fs->store, NULL, t->n.model, t->n.version);
+	if (err)
+		err = log_refusal(t->path, -err, "cannot delete version %" PRId64 " of '%s': %s",
+				  t->n.version, t->n.model, fs_store_why(err));
+	return err;
+}
+
+/*
+ * ln -s PATH models/M/versions/NAME registers a version of M from PATH, a
+ * folder under some run's artifacts/ in this mount: its source is the
+ * run's artifact URI and the path below it, as MLflow's client records a
+ * model registered from runs:/RUN/PATH.  NAME is not kept.
+ */
+static int version_symlink(struct fs *fs, const char *text, struct target *t)
+{
+	struct buf to = BUF_INIT, source = BUF_INIT;
+	struct target r;
+	int64_t version;
+	int err;
+
+	memset(&r, 0, sizeof(r));
+	if (t->has_version)
+		return -EEXIST;
+	err = fs_link_resolve(fs, t->path, text, &to);
+	if (err == -EINVAL)
+		err = log_refusal(t->path, EINVAL, "'%s' is not a path in this mount", text);
+	if (err)
+		goto out;
+	err = fs_resolve(fs, buf_str(&to), &r, 0);
+	if (err == -ENOENT && r.parsed && r.n.kind == NODE_ARTIFACTS)
+		err = log_refusal(t->path, ENOENT, "'%s' does not exist", text);
+	else if (err || r.n.kind != NODE_ARTIFACTS)
+		err = log_refusal(t->path, EINVAL,
+				  "a version is registered from a folder under a run's artifacts/, "
+				  "not from '%s'",
+				  text);
+	if (!err && (err = fs_art_folder(fs, &r)))
+		err = log_refusal(t->path, -err, "'%s' is not a folder of the run's artifacts",
+				  text);
+	if (!err)
+		err = buf_adds(&source, r.run.artifact_uri);
+	if (!err && r.n.subpath[0])
+		err = buf_addf(&source, "/%s", r.n.subpath);
+	if (err)
+		goto out;
+	err = store_create_version(fs->store, NULL, t->n.model, buf_str(&source), r.run.run_id,
+				   &version);
+	if (err) {
+		err = log_refusal(t->path, -err, "cannot register a version of '%s': %s",
+				  t->n.model, fs_store_why(err));
+		goto out;
+	}
+	log_info("%s: registered version %" PRId64 " of '%s' from %s", t->path, version, t->n.model,
+		 buf_str(&source));
+	snprintf(just_made.path, sizeof(just_made.path), "%s", t->path);
+	just_made.version = version;
+out:
+	fs_target_release(&r);
+	buf_release(&to);
+	buf_release(&source);
+	return err;
+}
+
+/* models/M/versions/N, and a new name there */
+const struct kind_ops fs_version_ops = {
+	.getattr = version_getattr,
+	.mkdir = version_mkdir,
+	.rmdir = version_rmdir,
+	.symlink = version_symlink,
 };
 
 /* ---- rendered files -------------------------------------------------- */
@@ -449,13 +757,33 @@ static int render(struct fs *fs, struct target *t, struct buf *out)
 	}
 }
 
+/* The handle a writer of a rendered file gets; H_READ: the file is read-only. */
+static enum handle_kind writer_of(const struct target *t)
+{
+	switch (t->n.kind) {
+	case NODE_STATUS:
+		return H_STATUS;
+	case NODE_MODEL_DESC:
+		return H_DESCRIPTION;
+	case NODE_VERSION_FIELD:
+		return t->n.field == VF_STAGE	      ? H_STAGE
+		       : t->n.field == VF_DESCRIPTION ? H_DESCRIPTION
+						      : H_READ;
+	default:
+		return H_READ;
+	}
+}
+
+/* The registry's descriptions are 5,000 characters in MLflow's schema. */
+#define DESCRIPTION_MAX 5000
+
 static int file_getattr(struct fs *fs, struct target *t, struct stat *st)
 {
 	struct buf text = BUF_INIT;
 	int err = render(fs, t, &text);
 
 	if (!err)
-		fs_fill_stat(fs, st, t->n.kind == NODE_STATUS ? RW_MODE : RO_MODE, (off_t)text.len,
+		fs_fill_stat(fs, st, writer_of(t) != H_READ ? RW_MODE : RO_MODE, (off_t)text.len,
 			     t->has_exp || t->has_model ? fs_node_ms(fs, t) : fs_now_ms());
 	buf_release(&text);
 	return err;
@@ -463,7 +791,8 @@ static int file_getattr(struct fs *fs, struct target *t, struct stat *st)
 
 /*
  * Opens a rendered file: readers get the content as it is now; a writer of
- * the status a buffer that starts empty (O_TRUNC) or with the status.
+ * the status, a stage or a description a buffer that starts empty (O_TRUNC)
+ * or with the value.
  */
 static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,
 		     mode_t mode)
@@ -475,21 +804,25 @@ static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 	(void)mode;
 	if (create)
 		return -EEXIST;
-	if (fs_open_writes(fi->flags) && t->n.kind != NODE_STATUS)
+	if (fs_open_writes(fi->flags) && writer_of(t) == H_READ)
 		return log_refusal(t->path, EACCES, WHY_READ_ONLY);
 	err = render(fs, t, &text);
 	if (err)
 		goto out;
-	h = fs_handle_new(fs, fs_open_writes(fi->flags) ? H_STATUS : H_READ, t->path);
+	h = fs_handle_new(fs, fs_open_writes(fi->flags) ? writer_of(t) : H_READ, t->path);
 	if (!h) {
 		err = -ENOMEM;
 		goto out;
 	}
 	memcpy(h->run_id, t->run.run_id, sizeof(h->run_id));
 	h->append = !!(fi->flags & O_APPEND);
-	if ((fi->flags & O_ACCMODE) != O_WRONLY)
+	h->value_max = DESCRIPTION_MAX;
+	if (t->n.model && !(h->model = strdup(t->n.model)))
+		err = -ENOMEM;
+	h->version = t->n.kind == NODE_VERSION_FIELD ? t->n.version : 0;
+	if (!err && (fi->flags & O_ACCMODE) != O_WRONLY)
 		err = blob_add(&h->content, text.data, text.len);
-	if (!err && h->kind == H_STATUS && !(fi->flags & O_TRUNC))
+	if (!err && h->kind != H_READ && !(fi->flags & O_TRUNC))
 		err = buf_add(&h->wbuf, text.data, text.len);
 	if (err) {
 		fs_handle_free(fs, h);
@@ -506,6 +839,9 @@ static int ro_truncate(struct fs *fs, struct target *t, off_t size)
 {
 	(void)fs;
 	(void)size;
+	/* A value changes by a write: truncate(1) alone changes nothing. */
+	if (writer_of(t) != H_READ)
+		return 0;
 	return log_refusal(t->path, EACCES, WHY_READ_ONLY);
 }
 

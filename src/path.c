@@ -312,7 +312,10 @@ static int path_fill_slot(struct node *n, enum path_slot slot, const char *comp,
 	case SLOT_ALIAS:
 		return path_dup_decoded(&n->alias, comp, len);
 	case SLOT_VERSION:
-		return path_parse_number(comp, len, &n->version);
+		/* Another name there is one ln -s makes a version under. */
+		if (path_parse_number(comp, len, &n->version))
+			n->version = 0;
+		return 0;
 	default:
 		return 0;
 	}
@@ -364,6 +367,10 @@ int path_parse(const char *path, struct node *n)
 		}
 		if (!path_next(&it, &comp, &len))
 			break;
+		if (n->kind == NODE_VERSION && !n->version) {
+			err = -ENOENT; /* not a version: nothing below it */
+			break;
+		}
 		d = d->below == BELOW_CHILDREN ? path_child(n->kind, comp, len) : NULL;
 		if (!d) {
 			err = -ENOENT;

@@ -106,10 +106,12 @@ struct node {
 	/* NODE_ARTIFACTS: the path below artifacts/, not decoded ("" for the
 	 * folder itself, else "a/b.txt" without a leading '/'). */
 	char *subpath;
-	char *run_id;		  /* NODE_RUNS_LINK: the name under runs/ */
-	char *model;		  /* decoded registered model name */
-	char *alias;		  /* decoded alias name */
-	int64_t version;	  /* NODE_VERSION*: the version number (>= 1) */
+	char *run_id; /* NODE_RUNS_LINK: the name under runs/ */
+	char *model;  /* decoded registered model name */
+	char *alias;  /* decoded alias name */
+	/* NODE_VERSION*: the version number (>= 1); 0 for a NODE_VERSION
+	 * whose name is not a number (a name ln -s makes a version under). */
+	int64_t version;
 	enum version_field field; /* NODE_VERSION_FIELD */
 };
 
@@ -117,8 +119,8 @@ struct node {
  * Parses an absolute mount path as FUSE gives it ("/", "/experiments/E", no
  * trailing '/').  Returns 0 and fills *n (release it with path_release), or
  * -ENOENT for a path that can name nothing in the tree (an unknown top-level
- * folder, a file under a file, a version that is not a positive integer,
- * anything below runs/RUN_ID), or -ENOMEM.
+ * folder, a file under a file, anything below a version that is not a
+ * positive integer or below runs/RUN_ID), or -ENOMEM.
  */
 int path_parse(const char *path, struct node *n);
 

@@ -41,6 +41,7 @@ struct store_batch;
 #define STORE_EXP_TAG_VALUE_MAX 20000
 #define STORE_EXP_NAME_MAX	500
 #define STORE_RUN_NAME_MAX	250
+#define REGISTRY_TAG_VALUE_MAX	100000 /* tags of registered models and versions */
 
 enum store_section {
 	SEC_PARAMS,
