@@ -1462,7 +1462,7 @@ static int rest_history_stat(struct store *s, const char *run_id, const char *ke
 	return 0;
 }
 
-/* ---- the registry (read-only) ----------------------------------------- */
+/* ---- the registry: reads ---------------------------------------------- */
 
 static void read_model(json_t *o, struct store_model *m)
 {
@@ -1609,6 +1609,109 @@ static int rest_list_aliases(struct store *s, const char *model, store_alias_cb 
 	}
 	json_decref(doc);
 	return err;
+}
+
+/* ---- the registry: writes --------------------------------------------- */
+
+/*
+ * Nothing of the registry is kept here (nor in the cache in front): every
+ * read after a write asks the server, which has the write by then.
+ */
+
+/* A version number as MLflow's registry requests carry it: a string. */
+static const char *version_str(char buf[24], int64_t version)
+{
+	snprintf(buf, 24, "%lld", (long long)version);
+	return buf;
+}
+
+/*
+ * A registry request whose body was just packed: jansson packs nothing
+ * (NULL) from text that is not UTF-8, which MLflow could not take either.
+ */
+static int registry_call(struct rest_store *rs, const char *what, const char *method,
+			 const char *path, json_t *body, int flags, json_t **out)
+{
+	if (!body) {
+		store_set_errmsg("%s: a name or text is not valid UTF-8", what);
+		return -EINVAL;
+	}
+	return call(rs, what, method, path, body, flags, out);
+}
+
+/* A registered model as the server has it now: the answer in *doc (the
+ * caller drops it), the model in *model (borrowed from *doc). */
+static int model_doc(struct rest_store *rs, const char *name, json_t **doc, json_t **model)
+{
+	int err = get(rs, "cannot read a registered model",
+		      query("registered-models/get?name=%s", name), doc);
+
+	*model = json_object_get(*doc, "registered_model");
+	return err;
+}
+
+static int rest_create_model(struct store *s, struct store_batch *b, const char *name)
+{
+	(void)b;
+	/* Not resent: a second try after a lost answer would find it (EEXIST). */
+	return registry_call(to_rest(s), "cannot create the registered model", "POST",
+			     "registered-models/create", json_pack("{s:s}", "name", name), 0, NULL);
+}
+
+static int rest_rename_model(struct store *s, struct store_batch *b, const char *name,
+			     const char *new_name)
+{
+	(void)b;
+	/* Not resent: a second try would find the old name gone (ENOENT). */
+	return registry_call(to_rest(s), "cannot rename the registered model", "POST",
+			     "registered-models/rename",
+			     json_pack("{s:s, s:s}", "name", name, "new_name", new_name), 0, NULL);
+}
+
+/*
+ * MLflow deletes a model's versions with it: a model with versions is not
+ * empty.  Its latest_versions hold the newest version of each stage, and
+ * never a deleted one, so they are empty exactly when it has no version;
+ * unlike a search by name they need no quoting of the name.  A version
+ * made between the look and the delete goes with the model.
+ */
+static int rest_delete_model(struct store *s, struct store_batch *b, const char *name)
+{
+	struct rest_store *rs = to_rest(s);
+	json_t *doc = NULL, *model;
+	int err;
+
+	(void)b;
+	err = model_doc(rs, name, &doc, &model);
+	if (!err && json_array_size(json_object_get(model, "latest_versions"))) {
+		store_set_errmsg("registered model '%s' still has versions", name);
+		err = -ENOTEMPTY;
+	}
+	json_decref(doc);
+	/* Not resent: a second try would find nothing (ENOENT). */
+	if (!err)
+		err = registry_call(rs, "cannot delete the registered model", "DELETE",
+				    "registered-models/delete", json_pack("{s:s}", "name", name), 0,
+				    NULL);
+	return err;
+}
+
+static int rest_set_description(struct store *s, struct store_batch *b, const char *model,
+				int64_t version, const char *text)
+{
+	char num[24];
+
+	(void)b;
+	if (!version)
+		return registry_call(to_rest(s), "cannot set the description", "PATCH",
+				     "registered-models/update",
+				     json_pack("{s:s, s:s}", "name", model, "description", text),
+				     HTTP_IDEMPOTENT, NULL);
+	return registry_call(to_rest(s), "cannot set the description", "PATCH",
+			     "model-versions/update",
+			     json_pack("{s:s, s:s, s:s}", "name", model, "version",
+				       version_str(num, version), "description", text),
+			     HTTP_IDEMPOTENT, NULL);
 }
 
 /* ---- open, close ------------------------------------------------------ */
@@ -1762,4 +1865,8 @@ static const struct store_ops rest_ops = {
 	.list_versions = rest_list_versions,
 	.get_version = rest_get_version,
 	.list_aliases = rest_list_aliases,
+	.create_model = rest_create_model,
+	.rename_model = rest_rename_model,
+	.delete_model = rest_delete_model,
+	.set_description = rest_set_description,
 };
