@@ -1714,6 +1714,103 @@ static int rest_set_description(struct store *s, struct store_batch *b, const ch
 			     HTTP_IDEMPOTENT, NULL);
 }
 
+static int rest_create_version(struct store *s, struct store_batch *b, const char *model,
+			       const char *source, const char *run_id, int64_t *version)
+{
+	json_t *body = json_pack("{s:s, s:s}", "name", model, "source", source), *doc = NULL;
+	int err;
+
+	(void)b;
+	if (body && run_id && json_object_set_new(body, "run_id", json_string(run_id))) {
+		json_decref(body);
+		body = NULL;
+	}
+	/* Never resent: a second try would make a second version. */
+	err = registry_call(to_rest(s), "cannot create the model version", "POST",
+			    "model-versions/create", body, 0, &doc);
+	if (!err) {
+		*version = int_field(json_object_get(doc, "model_version"), "version", 0);
+		if (*version <= 0) {
+			store_set_errmsg("cannot create the model version: the server's answer "
+					 "has no version number");
+			err = -EIO;
+		}
+	}
+	json_decref(doc);
+	return err;
+}
+
+static int rest_delete_version(struct store *s, struct store_batch *b, const char *model,
+			       int64_t version)
+{
+	char num[24];
+
+	(void)b;
+	/* MLflow drops the aliases that point at it.  Not resent: a second
+	 * try would find it gone (ENOENT). */
+	return registry_call(
+		to_rest(s), "cannot delete the model version", "DELETE", "model-versions/delete",
+		json_pack("{s:s, s:s}", "name", model, "version", version_str(num, version)), 0,
+		NULL);
+}
+
+static int rest_set_stage(struct store *s, struct store_batch *b, const char *model,
+			  int64_t version, const char *stage)
+{
+	char num[24];
+
+	(void)b;
+	/* Other versions keep their stages: nothing is archived. */
+	return registry_call(to_rest(s), "cannot set the stage", "POST",
+			     "model-versions/transition-stage",
+			     json_pack("{s:s, s:s, s:s, s:b}", "name", model, "version",
+				       version_str(num, version), "stage", stage,
+				       "archive_existing_versions", 0),
+			     HTTP_IDEMPOTENT, NULL);
+}
+
+static int rest_set_alias(struct store *s, struct store_batch *b, const char *model,
+			  const char *alias, int64_t version)
+{
+	char num[24];
+
+	(void)b;
+	return registry_call(to_rest(s), "cannot set the alias", "POST", "registered-models/alias",
+			     json_pack("{s:s, s:s, s:s}", "name", model, "alias", alias, "version",
+				       version_str(num, version)),
+			     HTTP_IDEMPOTENT, NULL);
+}
+
+/* MLflow answers success for an alias the model does not have: it is
+ * looked for first, which also makes the delete safe to resend. */
+static int rest_delete_alias(struct store *s, struct store_batch *b, const char *model,
+			     const char *alias)
+{
+	struct rest_store *rs = to_rest(s);
+	json_t *doc = NULL, *m, *a;
+	int err, found = 0;
+	size_t i;
+
+	(void)b;
+	err = model_doc(rs, model, &doc, &m);
+	json_array_foreach(json_object_get(m, "aliases"), i, a)
+	{
+		if (!strcmp(str_field(a, "alias"), alias))
+			found = 1;
+	}
+	json_decref(doc);
+	if (!err && !found) {
+		store_set_errmsg("registered model '%s' has no alias '%s'", model, alias);
+		err = -ENOENT;
+	}
+	if (!err)
+		err = registry_call(rs, "cannot delete the alias", "DELETE",
+				    "registered-models/alias",
+				    json_pack("{s:s, s:s}", "name", model, "alias", alias),
+				    HTTP_IDEMPOTENT, NULL);
+	return err;
+}
+
 /* ---- open, close ------------------------------------------------------ */
 
 static int rest_describe(struct store *s, struct buf *out)
@@ -1869,4 +1966,9 @@ static const struct store_ops rest_ops = {
 	.rename_model = rest_rename_model,
 	.delete_model = rest_delete_model,
 	.set_description = rest_set_description,
+	.create_version = rest_create_version,
+	.delete_version = rest_delete_version,
+	.set_stage = rest_set_stage,
+	.set_alias = rest_set_alias,
+	.delete_alias = rest_delete_alias,
 };
