@@ -983,6 +983,21 @@ static int rest_get_kv(struct store *s, enum store_section sec, const struct sto
 	return err;
 }
 
+/* A tag of an experiment, a model or a version, into *out; ENOENT (said
+ * so) when the owner has no such key. */
+static int tag_value(struct store *s, enum store_section sec, const struct store_ref *ref,
+		     const char *key, struct store_kv *out)
+{
+	int err = rest_get_kv(s, sec, ref, key, out);
+
+	if (err == -ENOENT && !store_errmsg()[0])
+		store_set_errmsg("no tag '%s'", key);
+	return err;
+}
+
+static int registry_tag(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
+			const char *key, const char *value);
+
 static int rest_log_param(struct store *s, struct store_batch *b, const char *run_id,
 			  const char *key, const char *value)
 {
@@ -1008,13 +1023,15 @@ static int rest_set_tag(struct store *s, struct store_batch *b, enum store_secti
 			    json_pack("{s:s, s:s, s:s}", "experiment_id", ref->experiment_id, "key",
 				      key, "value", value),
 			    HTTP_IDEMPOTENT, NULL);
-	store_set_errmsg("the model registry is read-only in this version");
-	return -EROFS;
+	return registry_tag(to_rest(s), sec, ref, key, value);
 }
 
 static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,
 			   const struct store_ref *ref, const char *key)
 {
+	struct store_kv old = { 0 };
+	int err;
+
 	(void)b;
 	/* Resent after a lost answer, a delete finds nothing: ENOENT then
 	 * means done, so it is not resent. */
@@ -1027,8 +1044,11 @@ static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_se
 			"experiments/delete-experiment-tag",
 			json_pack("{s:s, s:s}", "experiment_id", ref->experiment_id, "key", key), 0,
 			NULL);
-	store_set_errmsg("the model registry is read-only in this version");
-	return -EROFS;
+	/* MLflow takes a registry tag that is not there as deleted: it is
+	 * looked for first. */
+	err = tag_value(s, sec, ref, key, &old);
+	store_kv_release(&old);
+	return err ? err : registry_tag(to_rest(s), sec, ref, key, NULL);
 }
 
 /* MLflow has no rename of a tag: the value goes to the new key, then the
@@ -1051,11 +1071,14 @@ static int rest_rename_tag(struct store *s, struct store_batch *b, enum store_se
 		err = !kv ? -ENOENT : !old.value ? -ENOMEM : 0;
 		store_snapshot_put(snap);
 	} else {
-		err = rest_get_kv(s, sec, ref, from, &old);
+		err = tag_value(s, sec, ref, from, &old);
 	}
 	if (!err && strcmp(from, to)) {
 		err = rest_set_tag(s, b, sec, ref, to, old.value);
-		if (!err)
+		/* The old key was just seen: no second look before it goes. */
+		if (!err && sec != SEC_RUN_TAGS && sec != SEC_EXP_TAGS)
+			err = registry_tag(to_rest(s), sec, ref, from, NULL);
+		else if (!err)
 			err = rest_delete_tag(s, b, sec, ref, from);
 	}
 	store_kv_release(&old);
@@ -1809,6 +1832,67 @@ static int rest_delete_alias(struct store *s, struct store_batch *b, const char 
 				    json_pack("{s:s, s:s}", "name", model, "alias", alias),
 				    HTTP_IDEMPOTENT, NULL);
 	return err;
+}
+
+/* MLflow's limit on the value of a registry tag, in characters: refused
+ * beyond it, never cut short (unlike a run tag's). */
+#define REGISTRY_TAG_VALUE_MAX 100000
+
+/* Characters in UTF-8 text, as MLflow's limits count them: code points. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/*
+ * Sets (value) or deletes (value NULL) a tag of a registered model or a
+ * model version.  Both are safe to resend: MLflow upserts a tag, and takes
+ * a delete of a key that is not there as done.  A key or value beyond
+ * MLflow's limits is refused here, with the errno a local store gives.
+ */
+static int registry_tag(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
+			const char *key, const char *value)
+{
+	int version = sec == SEC_VERSION_TAGS;
+	char num[24];
+	json_t *body;
+
+	if (sec != SEC_MODEL_TAGS && sec != SEC_VERSION_TAGS) {
+		store_set_errmsg("internal error: section %d has no tags", (int)sec);
+		return -EINVAL;
+	}
+	if (value && utf8_chars(key) > STORE_KEY_MAX) {
+		store_set_errmsg(
+			"cannot set the tag: its key is longer than MLflow's %d characters",
+			STORE_KEY_MAX);
+		return -ENAMETOOLONG;
+	}
+	if (value && utf8_chars(value) > REGISTRY_TAG_VALUE_MAX) {
+		store_set_errmsg("cannot set the tag: its value is longer than MLflow's %d "
+				 "characters",
+				 REGISTRY_TAG_VALUE_MAX);
+		return -EFBIG;
+	}
+	body = json_pack("{s:s, s:s}", "name", ref->model, "key", key);
+	if (body &&
+	    ((value && json_object_set_new(body, "value", json_string(value))) ||
+	     (version &&
+	      json_object_set_new(body, "version", json_string(version_str(num, ref->version)))))) {
+		json_decref(body);
+		body = NULL;
+	}
+	if (value)
+		return registry_call(rs, "cannot set the tag", "POST",
+				     version ? "model-versions/set-tag"
+					     : "registered-models/set-tag",
+				     body, HTTP_IDEMPOTENT, NULL);
+	return registry_call(rs, "cannot delete the tag", "DELETE",
+			     version ? "model-versions/delete-tag" : "registered-models/delete-tag",
+			     body, HTTP_IDEMPOTENT, NULL);
 }
 
 /* ---- open, close ------------------------------------------------------ */
