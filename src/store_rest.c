@@ -983,6 +983,21 @@ static int rest_get_kv(struct store *s, enum store_section sec, const struct sto
 	return err;
 }
 
+/* A tag of an experiment, a model or a version, into *out; ENOENT (said
+ * so) when the owner has no such key. */
+static int tag_value(struct store *s, enum store_section sec, const struct store_ref *ref,
+		     const char *key, struct store_kv *out)
+{
+	int err = rest_get_kv(s, sec, ref, key, out);
+
+	if (err == -ENOENT && !store_errmsg()[0])
+		store_set_errmsg("no tag '%s'", key);
+	return err;
+}
+
+static int registry_tag(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
+			const char *key, const char *value);
+
 static int rest_log_param(struct store *s, struct store_batch *b, const char *run_id,
 			  const char *key, const char *value)
 {
@@ -1008,13 +1023,15 @@ static int rest_set_tag(struct store *s, struct store_batch *b, enum store_secti
 			    json_pack("{s:s, s:s, s:s}", "experiment_id", ref->experiment_id, "key",
 				      key, "value", value),
 			    HTTP_IDEMPOTENT, NULL);
-	store_set_errmsg("the model registry is read-only in this version");
-	return -EROFS;
+	return registry_tag(to_rest(s), sec, ref, key, value);
 }
 
 static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,
 			   const struct store_ref *ref, const char *key)
 {
+	struct store_kv old = { 0 };
+	int err;
+
 	(void)b;
 	/* Resent after a lost answer, a delete finds nothing: ENOENT then
 	 * means done, so it is not resent. */
@@ -1027,8 +1044,11 @@ static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_se
 			"experiments/delete-experiment-tag",
 			json_pack("{s:s, s:s}", "experiment_id", ref->experiment_id, "key", key), 0,
 			NULL);
-	store_set_errmsg("the model registry is read-only in this version");
-	return -EROFS;
+	/* MLflow takes a registry tag that is not there as deleted: it is
+	 * looked for first. */
+	err = tag_value(s, sec, ref, key, &old);
+	store_kv_release(&old);
+	return err ? err : registry_tag(to_rest(s), sec, ref, key, NULL);
 }
 
 /* MLflow has no rename of a tag: the value goes to the new key, then the
@@ -1051,11 +1071,14 @@ static int rest_rename_tag(struct store *s, struct store_batch *b, enum store_se
 		err = !kv ? -ENOENT : !old.value ? -ENOMEM : 0;
 		store_snapshot_put(snap);
 	} else {
-		err = rest_get_kv(s, sec, ref, from, &old);
+		err = tag_value(s, sec, ref, from, &old);
 	}
 	if (!err && strcmp(from, to)) {
 		err = rest_set_tag(s, b, sec, ref, to, old.value);
-		if (!err)
+		/* The old key was just seen: no second look before it goes. */
+		if (!err && sec != SEC_RUN_TAGS && sec != SEC_EXP_TAGS)
+			err = registry_tag(to_rest(s), sec, ref, from, NULL);
+		else if (!err)
 			err = rest_delete_tag(s, b, sec, ref, from);
 	}
 	store_kv_release(&old);
@@ -1462,7 +1485,7 @@ static int rest_history_stat(struct store *s, const char *run_id, const char *ke
 	return 0;
 }
 
-/* ---- the registry (read-only) ----------------------------------------- */
+/* ---- the registry: reads ---------------------------------------------- */
 
 static void read_model(json_t *o, struct store_model *m)
 {
@@ -1609,6 +1632,267 @@ static int rest_list_aliases(struct store *s, const char *model, store_alias_cb 
 	}
 	json_decref(doc);
 	return err;
+}
+
+/* ---- the registry: writes --------------------------------------------- */
+
+/*
+ * Nothing of the registry is kept here (nor in the cache in front): every
+ * read after a write asks the server, which has the write by then.
+ */
+
+/* A version number as MLflow's registry requests carry it: a string. */
+static const char *version_str(char buf[24], int64_t version)
+{
+	snprintf(buf, 24, "%lld", (long long)version);
+	return buf;
+}
+
+/*
+ * A registry request whose body was just packed: jansson packs nothing
+ * (NULL) from text that is not UTF-8, which MLflow could not take either.
+ */
+static int registry_call(struct rest_store *rs, const char *what, const char *method,
+			 const char *path, json_t *body, int flags, json_t **out)
+{
+	if (!body) {
+		store_set_errmsg("%s: a name or text is not valid UTF-8", what);
+		return -EINVAL;
+	}
+	return call(rs, what, method, path, body, flags, out);
+}
+
+/* A registered model as the server has it now: the answer in *doc (the
+ * caller drops it), the model in *model (borrowed from *doc). */
+static int model_doc(struct rest_store *rs, const char *name, json_t **doc, json_t **model)
+{
+	int err = get(rs, "cannot read a registered model",
+		      query("registered-models/get?name=%s", name), doc);
+
+	*model = json_object_get(*doc, "registered_model");
+	return err;
+}
+
+static int rest_create_model(struct store *s, struct store_batch *b, const char *name)
+{
+	(void)b;
+	/* Not resent: a second try after a lost answer would find it (EEXIST). */
+	return registry_call(to_rest(s), "cannot create the registered model", "POST",
+			     "registered-models/create", json_pack("{s:s}", "name", name), 0, NULL);
+}
+
+static int rest_rename_model(struct store *s, struct store_batch *b, const char *name,
+			     const char *new_name)
+{
+	(void)b;
+	/* Not resent: a second try would find the old name gone (ENOENT). */
+	return registry_call(to_rest(s), "cannot rename the registered model", "POST",
+			     "registered-models/rename",
+			     json_pack("{s:s, s:s}", "name", name, "new_name", new_name), 0, NULL);
+}
+
+/*
+ * MLflow deletes a model's versions with it: a model with versions is not
+ * empty.  Its latest_versions hold the newest version of each stage, and
+ * never a deleted one, so they are empty exactly when it has no version;
+ * unlike a search by name they need no quoting of the name.  A version
+ * made between the look and the delete goes with the model.
+ */
+static int rest_delete_model(struct store *s, struct store_batch *b, const char *name)
+{
+	struct rest_store *rs = to_rest(s);
+	json_t *doc = NULL, *model;
+	int err;
+
+	(void)b;
+	err = model_doc(rs, name, &doc, &model);
+	if (!err && json_array_size(json_object_get(model, "latest_versions"))) {
+		store_set_errmsg("registered model '%s' still has versions", name);
+		err = -ENOTEMPTY;
+	}
+	json_decref(doc);
+	/* Not resent: a second try would find nothing (ENOENT). */
+	if (!err)
+		err = registry_call(rs, "cannot delete the registered model", "DELETE",
+				    "registered-models/delete", json_pack("{s:s}", "name", name), 0,
+				    NULL);
+	return err;
+}
+
+static int rest_set_description(struct store *s, struct store_batch *b, const char *model,
+				int64_t version, const char *text)
+{
+	char num[24];
+
+	(void)b;
+	if (!version)
+		return registry_call(to_rest(s), "cannot set the description", "PATCH",
+				     "registered-models/update",
+				     json_pack("{s:s, s:s}", "name", model, "description", text),
+				     HTTP_IDEMPOTENT, NULL);
+	return registry_call(to_rest(s), "cannot set the description", "PATCH",
+			     "model-versions/update",
+			     json_pack("{s:s, s:s, s:s}", "name", model, "version",
+				       version_str(num, version), "description", text),
+			     HTTP_IDEMPOTENT, NULL);
+}
+
+static int rest_create_version(struct store *s, struct store_batch *b, const char *model,
+			       const char *source, const char *run_id, int64_t *version)
+{
+	json_t *body = json_pack("{s:s, s:s}", "name", model, "source", source), *doc = NULL;
+	int err;
+
+	(void)b;
+	if (body && run_id && json_object_set_new(body, "run_id", json_string(run_id))) {
+		json_decref(body);
+		body = NULL;
+	}
+	/* Never resent: a second try would make a second version. */
+	err = registry_call(to_rest(s), "cannot create the model version", "POST",
+			    "model-versions/create", body, 0, &doc);
+	if (!err) {
+		*version = int_field(json_object_get(doc, "model_version"), "version", 0);
+		if (*version <= 0) {
+			store_set_errmsg("cannot create the model version: the server's answer "
+					 "has no version number");
+			err = -EIO;
+		}
+	}
+	json_decref(doc);
+	return err;
+}
+
+static int rest_delete_version(struct store *s, struct store_batch *b, const char *model,
+			       int64_t version)
+{
+	char num[24];
+
+	(void)b;
+	/* MLflow drops the aliases that point at it.  Not resent: a second
+	 * try would find it gone (ENOENT). */
+	return registry_call(
+		to_rest(s), "cannot delete the model version", "DELETE", "model-versions/delete",
+		json_pack("{s:s, s:s}", "name", model, "version", version_str(num, version)), 0,
+		NULL);
+}
+
+static int rest_set_stage(struct store *s, struct store_batch *b, const char *model,
+			  int64_t version, const char *stage)
+{
+	char num[24];
+
+	(void)b;
+	/* Other versions keep their stages: nothing is archived. */
+	return registry_call(to_rest(s), "cannot set the stage", "POST",
+			     "model-versions/transition-stage",
+			     json_pack("{s:s, s:s, s:s, s:b}", "name", model, "version",
+				       version_str(num, version), "stage", stage,
+				       "archive_existing_versions", 0),
+			     HTTP_IDEMPOTENT, NULL);
+}
+
+static int rest_set_alias(struct store *s, struct store_batch *b, const char *model,
+			  const char *alias, int64_t version)
+{
+	char num[24];
+
+	(void)b;
+	return registry_call(to_rest(s), "cannot set the alias", "POST", "registered-models/alias",
+			     json_pack("{s:s, s:s, s:s}", "name", model, "alias", alias, "version",
+				       version_str(num, version)),
+			     HTTP_IDEMPOTENT, NULL);
+}
+
+/* MLflow answers success for an alias the model does not have: it is
+ * looked for first, which also makes the delete safe to resend. */
+static int rest_delete_alias(struct store *s, struct store_batch *b, const char *model,
+			     const char *alias)
+{
+	struct rest_store *rs = to_rest(s);
+	json_t *doc = NULL, *m, *a;
+	int err, found = 0;
+	size_t i;
+
+	(void)b;
+	err = model_doc(rs, model, &doc, &m);
+	json_array_foreach(json_object_get(m, "aliases"), i, a)
+	{
+		if (!strcmp(str_field(a, "alias"), alias))
+			found = 1;
+	}
+	json_decref(doc);
+	if (!err && !found) {
+		store_set_errmsg("registered model '%s' has no alias '%s'", model, alias);
+		err = -ENOENT;
+	}
+	if (!err)
+		err = registry_call(rs, "cannot delete the alias", "DELETE",
+				    "registered-models/alias",
+				    json_pack("{s:s, s:s}", "name", model, "alias", alias),
+				    HTTP_IDEMPOTENT, NULL);
+	return err;
+}
+
+/* MLflow's limit on the value of a registry tag, in characters: refused
+ * beyond it, never cut short (unlike a run tag's). */
+#define REGISTRY_TAG_VALUE_MAX 100000
+
+/* Characters in UTF-8 text, as MLflow's limits count them: code points. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/*
+ * Sets (value) or deletes (value NULL) a tag of a registered model or a
+ * model version.  Both are safe to resend: MLflow upserts a tag, and takes
+ * a delete of a key that is not there as done.  A key or value beyond
+ * MLflow's limits is refused here, with the errno a local store gives.
+ */
+static int registry_tag(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
+			const char *key, const char *value)
+{
+	int version = sec == SEC_VERSION_TAGS;
+	char num[24];
+	json_t *body;
+
+	if (sec != SEC_MODEL_TAGS && sec != SEC_VERSION_TAGS) {
+		store_set_errmsg("internal error: section %d has no tags", (int)sec);
+		return -EINVAL;
+	}
+	if (value && utf8_chars(key) > STORE_KEY_MAX) {
+		store_set_errmsg(
+			"cannot set the tag: its key is longer than MLflow's %d characters",
+			STORE_KEY_MAX);
+		return -ENAMETOOLONG;
+	}
+	if (value && utf8_chars(value) > REGISTRY_TAG_VALUE_MAX) {
+		store_set_errmsg("cannot set the tag: its value is longer than MLflow's %d "
+				 "characters",
+				 REGISTRY_TAG_VALUE_MAX);
+		return -EFBIG;
+	}
+	body = json_pack("{s:s, s:s}", "name", ref->model, "key", key);
+	if (body &&
+	    ((value && json_object_set_new(body, "value", json_string(value))) ||
+	     (version &&
+	      json_object_set_new(body, "version", json_string(version_str(num, ref->version)))))) {
+		json_decref(body);
+		body = NULL;
+	}
+	if (value)
+		return registry_call(rs, "cannot set the tag", "POST",
+				     version ? "model-versions/set-tag"
+					     : "registered-models/set-tag",
+				     body, HTTP_IDEMPOTENT, NULL);
+	return registry_call(rs, "cannot delete the tag", "DELETE",
+			     version ? "model-versions/delete-tag" : "registered-models/delete-tag",
+			     body, HTTP_IDEMPOTENT, NULL);
 }
 
 /* ---- open, close ------------------------------------------------------ */
@@ -1762,4 +2046,13 @@ static const struct store_ops rest_ops = {
 	.list_versions = rest_list_versions,
 	.get_version = rest_get_version,
 	.list_aliases = rest_list_aliases,
+	.create_model = rest_create_model,
+	.rename_model = rest_rename_model,
+	.delete_model = rest_delete_model,
+	.set_description = rest_set_description,
+	.create_version = rest_create_version,
+	.delete_version = rest_delete_version,
+	.set_stage = rest_set_stage,
+	.set_alias = rest_set_alias,
+	.delete_alias = rest_delete_alias,
 };

@@ -53,6 +53,15 @@ static void test_errors(void)
 		{ 404, NULL, "<html>not found</html>", ENOENT },
 		{ 400, NULL, NULL, EINVAL },
 		{ 409, "RESOURCE_CONFLICT", "conflict", EIO },
+		/* The registry's answers. */
+		{ 400, "RESOURCE_ALREADY_EXISTS", "Registered Model (name=m) already exists.",
+		  EEXIST },
+		{ 404, "RESOURCE_DOES_NOT_EXIST", "Registered Model with name=m not found",
+		  ENOENT },
+		{ 404, "RESOURCE_DOES_NOT_EXIST", "Model Version (name=m, version=3) not found",
+		  ENOENT },
+		{ 400, "INVALID_PARAMETER_VALUE",
+		  "'latest' alias name (case insensitive) is reserved.", EINVAL },
 	};
 	char name[128];
 	size_t i;
