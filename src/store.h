@@ -41,7 +41,9 @@ struct store_batch;
 #define STORE_EXP_TAG_VALUE_MAX 20000
 #define STORE_EXP_NAME_MAX	500
 #define STORE_RUN_NAME_MAX	250
-#define REGISTRY_TAG_VALUE_MAX	100000 /* tags of registered models and versions */
+/* Tags of registered models and versions: refused beyond it, never cut
+ * short (MLflow's server cuts a run tag's). */
+#define REGISTRY_TAG_VALUE_MAX 100000
 
 enum store_section {
 	SEC_PARAMS,
@@ -272,7 +274,8 @@ void store_kv_release(struct store_kv *kv);
 /* Logs a param; the same value again is a no-op, a different one -EPERM. */
 int store_log_param(struct store *s, struct store_batch *b, const char *run_id, const char *key,
 		    const char *value);
-/* Sets (upserts) or deletes a tag of a run or experiment. */
+/* Sets (upserts) or deletes a tag of a run, an experiment, a registered
+ * model or a version (-ENOENT when the model or version is not there). */
 int store_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
 		  const struct store_ref *ref, const char *key, const char *value);
 int store_delete_tag(struct store *s, struct store_batch *b, enum store_section sec,

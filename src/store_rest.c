@@ -1834,10 +1834,6 @@ static int rest_delete_alias(struct store *s, struct store_batch *b, const char 
 	return err;
 }
 
-/* MLflow's limit on the value of a registry tag, in characters: refused
- * beyond it, never cut short (unlike a run tag's). */
-#define REGISTRY_TAG_VALUE_MAX 100000
-
 /* Characters in UTF-8 text, as MLflow's limits count them: code points. */
 static size_t utf8_chars(const char *s)
 {
