@@ -18,6 +18,7 @@
 #include "fs-internal.h"
 #include "log.h"
 #include "options.h"
+#include "provenance.h"
 
 static int dir_getattr(struct fs *fs, struct target *t, struct stat *st)
 {
@@ -118,8 +119,49 @@ const struct kind_ops fs_experiment_ops = {
 
 /* ---- runs ------------------------------------------------------------ */
 
+/*
+ * The tags MLflow's client sets on a run it starts, besides mlflow.user:
+ * where the run comes from (provenance.h).  In the run's batch, so the local
+ * store commits them with it; a remote store sends each, and one it refuses
+ * is logged without failing the mkdir that made the run.
+ */
+static void set_provenance(struct fs *fs, struct store_batch *b, const char *path,
+			   const char *run_id)
+{
+	struct store_ref ref = { .run_id = run_id };
+	struct provenance p;
+	const struct {
+		const char *key, *value;
+	} tags[] = {
+		{ "mlflow.source.type", "LOCAL" },     { "mlflow.source.name", NULL },
+		{ "mlflow.source.git.commit", NULL },  { "mlflow.source.git.branch", NULL },
+		{ "mlflow.source.git.repoURL", NULL },
+	};
+	const char *values[5];
+	size_t i;
+	int err;
+
+	if (provenance_of(fuse_get_context()->pid, fs->cfg->mountpoint, &p))
+		return;
+	values[0] = tags[0].value;
+	values[1] = p.source_name;
+	values[2] = p.git_commit;
+	values[3] = p.git_branch;
+	values[4] = p.git_repo_url;
+	for (i = 0; i < 5; i++) {
+		if (!values[i])
+			continue;
+		err = store_set_tag(fs->store, b, SEC_RUN_TAGS, &ref, tags[i].key, values[i]);
+		if (err)
+			log_warn("%s: the run is made without tag %s: %s", path, tags[i].key,
+				 fs_store_why(err));
+	}
+	provenance_release(&p);
+}
+
 static int run_mkdir(struct fs *fs, struct target *t, mode_t mode)
 {
+	struct store_batch *b;
 	struct store_run r;
 	char user[256];
 	int err;
@@ -131,11 +173,19 @@ static int run_mkdir(struct fs *fs, struct target *t, mode_t mode)
 	if (err)
 		return err;
 	fs_caller_name(user, sizeof(user));
-	err = store_create_run(fs->store, NULL, t->exp.id, t->n.run, user, &r);
+	b = store_batch_new(fs->store);
+	if (!b)
+		return -ENOMEM;
+	err = store_create_run(fs->store, b, t->exp.id, t->n.run, user, &r);
+	if (!err) {
+		set_provenance(fs, b, t->path, r.run_id);
+		store_run_release(&r);
+		err = store_batch_commit(fs->store, b, 0);
+	}
+	store_batch_free(fs->store, b);
 	if (err)
 		return log_refusal(t->path, -err, "cannot create run '%s': %s", t->n.run,
 				   fs_store_why(err));
-	store_run_release(&r);
 	return 0;
 }
 

@@ -1,0 +1,215 @@
+/*
+ * unit-provenance.c - the git facts read from a repository's own files:
+ * loose and packed refs, a detached HEAD, a branch with no commit yet, a
+ * linked worktree (a .git file and commondir), the origin's URL among other
+ * remotes, a work tree found from a folder deep inside it, and folders
+ * below the mountpoint never looked into; and this process's own command
+ * line.  The repositories are written by hand in a temporary folder, so each
+ * case says exactly which files git would have left.  The same is checked
+ * against a real git repository end to end (tests/e2e/test_registry.py).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "provenance.h"
+#include "tap.h"
+
+#define C1 "1111111111111111111111111111111111111111"
+#define C2 "2222222222222222222222222222222222222222"
+#define C3 "3333333333333333333333333333333333333333"
+
+static char top[] = "/tmp/unit-provenance-XXXXXX";
+
+/* Writes text to top/rel, making the folders above it. */
+static void put(const char *rel, const char *text)
+{
+	char path[4096], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", top, rel);
+	for (p = path + strlen(top) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		mkdir(path, 0755);
+		*p = '/';
+	}
+	f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static void dir(const char *rel)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s/.keep", top, rel);
+	put(path + strlen(top) + 1, "");
+}
+
+/* provenance_git of top/rel, skipping below top/skip (NULL: nothing). */
+static struct provenance git_of(const char *rel, const char *skip)
+{
+	struct provenance p = { 0 };
+	char path[4096], skip_path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", top, rel);
+	snprintf(skip_path, sizeof(skip_path), "%s/%s", top, skip ? skip : "");
+	if (provenance_git(path, skip ? skip_path : NULL, &p))
+		ok(0, "provenance_git failed");
+	return p;
+}
+
+static void test_loose_ref_and_origin(void)
+{
+	struct provenance p;
+
+	put("plain/.git/HEAD", "ref: refs/heads/main\n");
+	put("plain/.git/refs/heads/main", C1 "\n");
+	put("plain/.git/config",
+	    "[core]\n\tbare = false\n"
+	    "[remote \"upstream\"]\n\turl = https://example.com/up.git\n"
+	    "[remote \"origin\"]\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+	    "\turl = git@example.com:team/proj.git\n");
+	dir("plain/src/deep");
+	p = git_of("plain/src/deep", NULL);
+	is_str(p.git_commit, C1, "loose ref: the commit HEAD's branch names");
+	is_str(p.git_branch, "main", "loose ref: the branch");
+	is_str(p.git_repo_url, "git@example.com:team/proj.git",
+	       "origin's url, not another remote's");
+	provenance_release(&p);
+	p = git_of("plain", NULL);
+	is_str(p.git_commit, C1, "the work tree's own top folder");
+	provenance_release(&p);
+}
+
+static void test_packed_ref(void)
+{
+	struct provenance p;
+
+	put("packed/.git/HEAD", "ref: refs/heads/release/1.0\n");
+	put("packed/.git/packed-refs",
+	    "# pack-refs with: peeled fully-peeled sorted \n" C3 " refs/heads/release/1.0-rc\n" C2
+	    " refs/heads/release/1.0\n^" C3 "\n");
+	put("packed/.git/config", "[core]\n");
+	p = git_of("packed", NULL);
+	is_str(p.git_commit, C2, "packed ref: the exact ref's line, not a longer one's");
+	is_str(p.git_branch, "release/1.0", "packed ref: a branch name with a slash");
+	is_str(p.git_repo_url, NULL, "no origin: no url");
+	provenance_release(&p);
+}
+
+static void test_detached_and_unborn(void)
+{
+	struct provenance p;
+
+	put("detached/.git/HEAD", C3 "\n");
+	p = git_of("detached", NULL);
+	is_str(p.git_commit, C3, "detached HEAD: its commit");
+	is_str(p.git_branch, NULL, "detached HEAD: no branch");
+	provenance_release(&p);
+
+	put("unborn/.git/HEAD", "ref: refs/heads/main\n");
+	put("unborn/.git/config", "[remote \"origin\"]\n\turl = /srv/x.git\n");
+	p = git_of("unborn", NULL);
+	ok(!p.git_commit && !p.git_branch && !p.git_repo_url,
+	   "a repository without a commit gives nothing");
+	provenance_release(&p);
+}
+
+static void test_worktree(void)
+{
+	struct provenance p;
+	char text[4200];
+
+	put("main/.git/HEAD", "ref: refs/heads/main\n");
+	put("main/.git/refs/heads/main", C1 "\n");
+	put("main/.git/refs/heads/feature", C2 "\n");
+	put("main/.git/config", "[remote \"origin\"]\n\turl = https://example.com/w.git\n");
+	put("main/.git/worktrees/wt/HEAD", "ref: refs/heads/feature\n");
+	put("main/.git/worktrees/wt/commondir", "../..\n");
+	/* Relative, as git writes it with worktree.useRelativePaths; and absolute. */
+	put("wt/.git", "gitdir: ../main/.git/worktrees/wt\n");
+	p = git_of("wt", NULL);
+	is_str(p.git_commit, C2, "worktree: its own HEAD, the shared refs");
+	is_str(p.git_branch, "feature", "worktree: its branch");
+	is_str(p.git_repo_url, "https://example.com/w.git", "worktree: the shared config");
+	provenance_release(&p);
+	snprintf(text, sizeof(text), "gitdir: %s/main/.git/worktrees/wt\n", top);
+	put("wt2/.git", text);
+	p = git_of("wt2", NULL);
+	is_str(p.git_commit, C2, "worktree with an absolute gitdir");
+	provenance_release(&p);
+}
+
+static void test_skip_and_none(void)
+{
+	struct provenance p;
+
+	/* A repository inside the mountpoint is never read... */
+	put("outer/.git/HEAD", "ref: refs/heads/main\n");
+	put("outer/.git/refs/heads/main", C1 "\n");
+	put("outer/mnt/.git/HEAD", C3 "\n");
+	dir("outer/mnt/experiments/E");
+	p = git_of("outer/mnt/experiments/E", "outer/mnt");
+	/* ...but the one the mountpoint is in is. */
+	is_str(p.git_commit, C1, "below the mountpoint: nothing read there, the tree around it is");
+	provenance_release(&p);
+
+	dir("none/a/b");
+	p = git_of("none/a/b", NULL);
+	/* /tmp itself is in no repository on these machines. */
+	ok(!p.git_commit && !p.git_branch && !p.git_repo_url, "no repository: nothing");
+	provenance_release(&p);
+}
+
+static void test_own_command_line(void)
+{
+	struct provenance p;
+	int err = provenance_of(getpid(), NULL, &p);
+
+	is_int(err, 0, "provenance_of this process");
+	ok(p.source_name && strstr(p.source_name, "unit-provenance") &&
+		   !strcmp(p.source_name + strlen(p.source_name) - strlen(" one  two"),
+			   " one  two"),
+	   "the command line, arguments joined by spaces (got '%s')",
+	   p.source_name ? p.source_name : "(null)");
+	provenance_release(&p);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int main(int argc, char **argv)
+{
+	/* Run again with two arguments, one empty, to see them in /proc. */
+	if (argc == 1) {
+		execl("/proc/self/exe", argv[0], "one", "", "two", (char *)NULL);
+		perror("execl");
+		return 1;
+	}
+	if (!mkdtemp(top)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_loose_ref_and_origin();
+	test_packed_ref();
+	test_detached_and_unborn();
+	test_worktree();
+	test_skip_and_none();
+	test_own_command_line();
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return tap_done();
+}
