@@ -83,6 +83,12 @@ enum sql_id {
 	Q_VERSION_LIST,
 	Q_VERSION_GET,
 	Q_ALIAS_LIST,
+	Q_MODEL_TAG_UPSERT,
+	Q_MODEL_TAG_DELETE,
+	Q_VERSION_TAG_UPSERT,
+	Q_VERSION_TAG_DELETE,
+	Q_MODEL_EXISTS,
+	Q_VERSION_LIVE,
 	Q_COUNT
 };
 
@@ -196,6 +202,22 @@ static const char *const sql_text[Q_COUNT] = {
 			  "AND version = ?2 AND current_stage IS NOT 'Deleted_Internal' @MWS@",
 	[Q_ALIAS_LIST] = "SELECT alias, version FROM registered_model_aliases WHERE name = ?1 "
 			 "@MWS@ ORDER BY alias",
+	/*
+	 * Registry writes.  A new row leaves MLflow 3's workspace column to
+	 * its default, 'default'; an upsert replaces the row its primary key
+	 * finds, whichever columns that key has in this schema.
+	 */
+	[Q_MODEL_TAG_UPSERT] = "INSERT OR REPLACE INTO registered_model_tags (key, value, name) "
+			       "VALUES (?2, ?3, ?1)",
+	[Q_MODEL_TAG_DELETE] = "DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2 "
+			       "@MWS@",
+	[Q_VERSION_TAG_UPSERT] = "INSERT OR REPLACE INTO model_version_tags (key, value, name, "
+				 "version) VALUES (?2, ?4, ?1, ?3)",
+	[Q_VERSION_TAG_DELETE] = "DELETE FROM model_version_tags WHERE name = ?1 AND key = ?2 "
+				 "AND version = ?3 @MWS@",
+	[Q_MODEL_EXISTS] = "SELECT 1 FROM registered_models WHERE name = ?1 @MWS@",
+	[Q_VERSION_LIVE] = "SELECT 1 FROM model_versions WHERE name = ?1 AND version = ?2 "
+			   "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
 };
 
 /*
@@ -858,14 +880,17 @@ static const struct {
 	[SEC_METRICS] = { Q_METRIC_LIST, Q_METRIC_GET, Q_COUNT, Q_COUNT },
 	[SEC_RUN_TAGS] = { Q_TAG_LIST, Q_TAG_GET, Q_TAG_UPSERT, Q_TAG_DELETE },
 	[SEC_EXP_TAGS] = { Q_EXP_TAG_LIST, Q_EXP_TAG_GET, Q_EXP_TAG_UPSERT, Q_EXP_TAG_DELETE },
-	[SEC_MODEL_TAGS] = { Q_MODEL_TAG_LIST, Q_MODEL_TAG_GET, Q_COUNT, Q_COUNT },
-	[SEC_VERSION_TAGS] = { Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, Q_COUNT, Q_COUNT },
+	[SEC_MODEL_TAGS] = { Q_MODEL_TAG_LIST, Q_MODEL_TAG_GET, Q_MODEL_TAG_UPSERT,
+			     Q_MODEL_TAG_DELETE },
+	[SEC_VERSION_TAGS] = { Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, Q_VERSION_TAG_UPSERT,
+			       Q_VERSION_TAG_DELETE },
 };
 
 /*
  * Prepares a key statement of a section: ?1 the owner (run id, experiment
  * id or model name; SQLite compares a text id with an integer column by
- * value), ?2 the key or prefix, ?3 the version of version tags.
+ * value), ?2 the key or prefix, then the value: ?3, or ?4 after the version
+ * (?3) of version tags.
  */
 static sqlite3_stmt *kv_query(struct sqldb_conn *c, enum sql_id id, enum store_section sec,
 			      const struct store_ref *ref, const char *key, const char *value)
@@ -875,7 +900,8 @@ static sqlite3_stmt *kv_query(struct sqldb_conn *c, enum sql_id id, enum store_s
 									       : ref->run_id;
 
 	if (sec == SEC_VERSION_TAGS)
-		return sqldb_query(c, id, "tti", owner, key, ref->version);
+		return value ? sqldb_query(c, id, "ttit", owner, key, ref->version, value)
+			     : sqldb_query(c, id, "tti", owner, key, ref->version);
 	return value ? sqldb_query(c, id, "ttt", owner, key, value)
 		     : sqldb_query(c, id, "tt", owner, key);
 }
@@ -1054,6 +1080,43 @@ static int sqlite_log_param(struct store *s, struct store_batch *b, const char *
 	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
+/* Whether a query has a row: 1, 0, or -errno; writer held. */
+static int has_row(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
+{
+	int err = sqldb_step_row(sqldb_writer(&ss->sql), st, what);
+
+	if (err == 1)
+		sqlite3_reset(st);
+	return err;
+}
+
+/* -ENOENT unless the registered model is there; writer held. */
+static int model_there(struct sqlite_store *ss, const char *name)
+{
+	int err = has_row(ss, sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_EXISTS, "t", name),
+			  "cannot look up a registered model");
+
+	if (!err)
+		store_set_errmsg("no registered model '%s'", name);
+	return err == 1 ? 0 : err ? err : -ENOENT;
+}
+
+/* -ENOENT unless the model and its version are there, the version not
+ * deleted; writer held. */
+static int version_there(struct sqlite_store *ss, const char *model, int64_t version)
+{
+	int err = model_there(ss, model);
+
+	if (err)
+		return err;
+	err = has_row(ss, sqldb_query(sqldb_writer(&ss->sql), Q_VERSION_LIVE, "ti", model, version),
+		      "cannot look up a model version");
+	if (!err)
+		store_set_errmsg("registered model '%s' has no version %lld", model,
+				 (long long)version);
+	return err == 1 ? 0 : err ? err : -ENOENT;
+}
+
 /* Checks that the owner of a tag section may be written; writer held. */
 static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 			      const struct store_ref *ref)
@@ -1069,9 +1132,13 @@ static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 		if (!err)
 			store_experiment_release(&e);
 		return err;
+	case SEC_MODEL_TAGS:
+		return model_there(ss, ref->model);
+	case SEC_VERSION_TAGS:
+		return version_there(ss, ref->model, ref->version);
 	default:
-		store_set_errmsg("the model registry is read-only in this version");
-		return -EROFS;
+		store_set_errmsg("this section has no tags to change");
+		return -EINVAL;
 	}
 }
 
@@ -1456,7 +1523,7 @@ out:
 	sqldb_read_end(&ss->sql, c);
 	return done(err);
 }
-/* ---- registry (read-only) -------------------------------------------- */
+/* ---- registry -------------------------------------------------------- */
 
 static int model_row(void *ctx, sqlite3_stmt *st)
 {

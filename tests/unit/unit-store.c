@@ -5,7 +5,7 @@
  * params, tags, metrics with MLflow's latest-value rules, step reservations,
  * history sizes, deletes, write batches and their commits (a failed commit
  * fails only the batches that wrote into it), reads while another program
- * holds the write lock, artifact folders, the read-only registry, and the
+ * holds the write lock, artifact folders, the registry and its tags, and the
  * store used from several threads at once.  A few cases ask the bare backend
  * under the cache, where its own answers matter.  A second sqlite3
  * connection plays the other program on the same file: it checks the raw
@@ -1789,13 +1789,13 @@ static void test_tags(void)
 	is_str(kv.value, "fourth", "rename_run updates mlflow.runName");
 	store_kv_release(&kv);
 
-	/* The registry is read-only. */
+	/* Tags of a model that is not there (test_registry_writes has the rest). */
 	mref.model = "m";
-	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &mref, "k", "v"), -EROFS,
-	       "model tags are read-only");
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &mref, "k", "v"), -ENOENT,
+	       "a tag of a missing model is -ENOENT");
 	mref.version = 1;
-	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &mref, "k"), -EROFS,
-	       "version tags are read-only");
+	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &mref, "k"), -ENOENT,
+	       "a tag of a missing version is -ENOENT");
 	fx_teardown(&f);
 }
 
@@ -3095,6 +3095,7 @@ static void test_artifact_uri(void)
 static void test_registry(void)
 {
 	struct store_ref ref = { 0 };
+	char *got;
 	struct store_version v;
 	struct store_model m;
 	struct buf b = BUF_INIT;
@@ -3169,6 +3170,27 @@ static void test_registry(void)
 	keys_are(&f, SEC_VERSION_TAGS, &ref, NULL, "validated=yes,z=1", "version 3's tags");
 	ref.version = 1;
 	keys_are(&f, SEC_VERSION_TAGS, &ref, NULL, "k=v", "version 1's tags");
+
+	/* Their tags are written as MLflow writes them. */
+	ref.model = "m1";
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner", "ops"), 0,
+	       "set a model tag");
+	ref.version = 3;
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "z", "2"), 0, "set a version tag");
+	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "validated"), 0,
+	       "delete a version tag");
+	got = raw_text(f.raw,
+		       "SELECT (SELECT value FROM registered_model_tags WHERE name = 'm1' "
+		       "AND key = 'owner') || ',' || (SELECT group_concat(key || '=' || value) "
+		       "FROM model_version_tags WHERE name = 'm1' AND version = 3)");
+	is_str(got, "ops,z=2", "the rows MLflow reads");
+	free(got);
+	ref.version = 2;
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "k", "v"), -ENOENT,
+	       "a Deleted_Internal version takes no tag");
+	ref.model = "nope";
+	is_int(store_delete_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner"), -ENOENT,
+	       "nor does a missing model");
 	fx_teardown(&f);
 }
 
