@@ -3587,6 +3587,137 @@ static void test_registry_writes(void)
 	fx_teardown(&f);
 }
 
+/* MLflow 3's registry tables, as MLflow 3.17.2 creates them, in place of
+ * ours; and a model of another workspace. */
+static const char *const mlflow3_registry[] = {
+	"DROP TABLE model_version_tags; DROP TABLE registered_model_aliases; "
+	"DROP TABLE registered_model_tags; DROP TABLE model_versions; "
+	"DROP TABLE registered_models",
+	"CREATE TABLE registered_models (name VARCHAR(256) NOT NULL, creation_time BIGINT, "
+	"last_updated_time BIGINT, description VARCHAR(5000), "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT registered_model_pk PRIMARY KEY (workspace, name))",
+	"CREATE TABLE model_versions (name VARCHAR(256) NOT NULL, version INTEGER NOT NULL, "
+	"creation_time BIGINT, last_updated_time BIGINT, description VARCHAR(5000), "
+	"user_id VARCHAR(256), current_stage VARCHAR(20), source VARCHAR(500), "
+	"run_id VARCHAR(32), status VARCHAR(20), status_message VARCHAR(500), "
+	"run_link VARCHAR(500), storage_location VARCHAR(500), "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT model_version_pk PRIMARY KEY (workspace, name, version), "
+	"CONSTRAINT fk_model_versions_registered_models FOREIGN KEY(workspace, name) "
+	"REFERENCES registered_models (workspace, name) ON UPDATE CASCADE)",
+	"CREATE TABLE registered_model_tags (\"key\" VARCHAR(250) NOT NULL, "
+	"value VARCHAR(5000), name VARCHAR(256) NOT NULL, "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT registered_model_tag_pk PRIMARY KEY (workspace, \"key\", name), "
+	"CONSTRAINT fk_registered_model_tags_registered_models FOREIGN KEY(workspace, name) "
+	"REFERENCES registered_models (workspace, name) ON UPDATE CASCADE)",
+	"CREATE TABLE model_version_tags (\"key\" VARCHAR(250) NOT NULL, value TEXT, "
+	"name VARCHAR(256) NOT NULL, version INTEGER NOT NULL, "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT model_version_tag_pk PRIMARY KEY (workspace, \"key\", name, version), "
+	"CONSTRAINT fk_model_version_tags_model_versions FOREIGN KEY(workspace, name, version) "
+	"REFERENCES model_versions (workspace, name, version) ON UPDATE CASCADE)",
+	"CREATE TABLE registered_model_aliases (alias VARCHAR(256) NOT NULL, "
+	"version INTEGER NOT NULL, name VARCHAR(256) NOT NULL, "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT registered_model_alias_pk PRIMARY KEY (workspace, name, alias), "
+	"CONSTRAINT fk_registered_model_aliases_registered_models FOREIGN KEY(workspace, name) "
+	"REFERENCES registered_models (workspace, name) ON DELETE CASCADE ON UPDATE CASCADE)",
+	"INSERT INTO registered_models VALUES ('w', 1, 1, 'theirs', 'other'); "
+	"INSERT INTO model_versions VALUES ('w', 5, 1, 1, NULL, NULL, 'None', 's', NULL, "
+	"'READY', NULL, NULL, 's', 'other'); "
+	"INSERT INTO registered_model_tags VALUES ('k', 'theirs', 'w', 'other'); "
+	"INSERT INTO model_version_tags VALUES ('k', 'theirs', 'w', 5, 'other'); "
+	"INSERT INTO registered_model_aliases VALUES ('a', 5, 'w', 'other')",
+};
+
+/*
+ * The registry of MLflow 3: a workspace column, defaulting to 'default', in
+ * every key.  Writes go to workspace 'default' and leave the rows of another
+ * one alone.
+ */
+static void test_registry_workspace(void)
+{
+	size_t i;
+	int err;
+	struct store_ref ref = { .model = "w", .version = 1 };
+	struct buf l = BUF_INIT;
+	int64_t ver = -1;
+	char *why = NULL;
+	struct fx f;
+
+	if (fx_setup(&f, "regws")) {
+		fx_teardown(&f);
+		return;
+	}
+	store_close(f.s);
+	f.s = NULL;
+	for (i = 0, err = 0; !err && i < sizeof(mlflow3_registry) / sizeof(mlflow3_registry[0]);
+	     i++)
+		err = raw_exec(f.raw, "%s", mlflow3_registry[i]);
+	ok(!err, "MLflow 3's registry tables, with a model in another workspace");
+	f.s = open_cached(&f.cfg, &f.bare, &why);
+	if (!ok(f.s != NULL, "the store opens it")) {
+		tap_diag("store_open: %s", why ? why : "(no message)");
+		free(why);
+		fx_teardown(&f);
+		return;
+	}
+	free(why);
+	is_int(store_create_model(f.s, NULL, "w"), 0,
+	       "a name taken in another workspace only is free");
+	is_int(store_create_version(f.s, NULL, "w", "/s/model", NULL, &ver), 0, "create a version");
+	is_int(ver, 1, "numbered within the workspace");
+	is_int(store_set_description(f.s, NULL, "w", 0, "ours"), 0, "describe it");
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "k", "ours"), 0, "tag it");
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "k", "ours"), 0, "tag version 1");
+	is_int(store_set_alias(f.s, NULL, "w", "a", 1), 0, "alias version 1");
+	is_int(store_set_stage(f.s, NULL, "w", 1, "Staging"), 0, "stage version 1");
+	raw_is(&f,
+	       "SELECT (SELECT group_concat(description) FROM registered_models WHERE workspace = "
+	       "'default') || ',' || (SELECT group_concat(value) FROM registered_model_tags WHERE "
+	       "workspace = 'default') || ',' || (SELECT group_concat(value) FROM "
+	       "model_version_tags WHERE workspace = 'default') || ',' || (SELECT "
+	       "group_concat(version) FROM registered_model_aliases WHERE workspace = 'default') "
+	       "|| ',' || (SELECT group_concat(current_stage) FROM model_versions WHERE workspace "
+	       "= 'default')",
+	       "ours,ours,ours,1,Staging", "every new row is in workspace 'default'");
+	raw_is(&f,
+	       "SELECT (SELECT group_concat(description) FROM registered_models WHERE workspace = "
+	       "'other') || ',' || (SELECT group_concat(value) FROM registered_model_tags WHERE "
+	       "workspace = 'other') || ',' || (SELECT group_concat(value) FROM model_version_tags "
+	       "WHERE workspace = 'other') || ',' || (SELECT group_concat(version) FROM "
+	       "registered_model_aliases WHERE workspace = 'other')",
+	       "theirs,theirs,theirs,5", "the other workspace's rows are untouched");
+	is_int(store_rename_model(f.s, NULL, "w", "w2"), 0, "rename it");
+	raw_is(&f,
+	       "SELECT group_concat(t || ':' || workspace || ':' || name, ',') FROM (SELECT 'm' AS "
+	       "t, workspace, name FROM registered_models UNION ALL SELECT 'v', workspace, name "
+	       "FROM model_versions UNION ALL SELECT 't', workspace, name FROM "
+	       "registered_model_tags UNION ALL SELECT 'a', workspace, name FROM "
+	       "registered_model_aliases UNION ALL SELECT 'vt', workspace, name FROM "
+	       "model_version_tags ORDER BY 1, 2)",
+	       "a:default:w2,a:other:w,m:default:w2,m:other:w,t:default:w2,t:other:w,v:default:w2,"
+	       "v:other:w,vt:default:w2,vt:other:w",
+	       "the rename moved this workspace's rows only");
+	is_int(store_list_aliases(f.s, "w2", collect_alias, &l), 0, "list the aliases");
+	is_str(buf_str(&l), "a=1", "the store reads them under the new name");
+	is_int(store_delete_version(f.s, NULL, "w2", 1), 0, "delete the version");
+	is_int(store_delete_model(f.s, NULL, "w2"), 0, "delete the model");
+	raw_is(&f,
+	       "SELECT (SELECT count(*) FROM registered_models) || (SELECT count(*) FROM "
+	       "model_versions) || (SELECT count(*) FROM registered_model_tags) || (SELECT "
+	       "count(*) FROM model_version_tags) || (SELECT count(*) FROM "
+	       "registered_model_aliases) || (SELECT count(*) FROM registered_models WHERE "
+	       "workspace = 'default')",
+	       "111110", "only the other workspace's rows are left");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM pragma_foreign_key_check"), 0,
+	       "no foreign key is broken");
+	buf_release(&l);
+	fx_teardown(&f);
+}
+
 /* ---- the runs/ index ------------------------------------------------- */
 
 /* Every active run of every active experiment, as the runs/ index lists
@@ -3850,6 +3981,7 @@ int main(void)
 	test_artifact_uri();
 	test_registry();
 	test_registry_writes();
+	test_registry_workspace();
 	test_all_runs();
 	test_threads();
 	return tap_done();
