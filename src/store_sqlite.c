@@ -1,7 +1,8 @@
 /*
  * store_sqlite.c - the local backend: MLflow's own SQLite database, read and
  * written directly with MLflow's rules (latest_metrics kept in the same
- * transaction as metrics, soft deletes, runs.name mirrored in mlflow.runName).
+ * transaction as metrics, soft deletes, runs.name mirrored in mlflow.runName,
+ * a registered model's new name carried to every registry table).
  * It parses its own URIs (sqlite:///relative.db, sqlite:////abs/path.db).
  *
  * The writer connection (sqldb.c) serves every thread, so reads see this
@@ -83,6 +84,35 @@ enum sql_id {
 	Q_VERSION_LIST,
 	Q_VERSION_GET,
 	Q_ALIAS_LIST,
+	Q_MODEL_TAG_UPSERT,
+	Q_MODEL_TAG_DELETE,
+	Q_VERSION_TAG_UPSERT,
+	Q_VERSION_TAG_DELETE,
+	Q_MODEL_EXISTS,
+	Q_MODEL_INSERT,
+	Q_MODEL_TOUCH,
+	Q_MODEL_RENAME,
+	Q_MODEL_RENAME_TAGS,
+	Q_MODEL_RENAME_ALIASES,
+	Q_MODEL_RENAME_VERSIONS,
+	Q_MODEL_RENAME_VERSION_TAGS,
+	Q_MODEL_TOUCH_VERSIONS,
+	Q_MODEL_HAS_VERSIONS,
+	Q_MODEL_DROP_VERSION_TAGS,
+	Q_MODEL_DROP_VERSIONS,
+	Q_MODEL_DROP_TAGS,
+	Q_MODEL_DROP_ALIASES,
+	Q_MODEL_DELETE,
+	Q_MODEL_DESCRIBE,
+	Q_VERSION_LIVE,
+	Q_VERSION_MAX,
+	Q_VERSION_INSERT,
+	Q_VERSION_DESCRIBE,
+	Q_VERSION_STAGE,
+	Q_VERSION_DELETE,
+	Q_VERSION_DROP_ALIASES,
+	Q_ALIAS_UPSERT,
+	Q_ALIAS_DELETE,
 	Q_COUNT
 };
 
@@ -196,6 +226,79 @@ static const char *const sql_text[Q_COUNT] = {
 			  "AND version = ?2 AND current_stage IS NOT 'Deleted_Internal' @MWS@",
 	[Q_ALIAS_LIST] = "SELECT alias, version FROM registered_model_aliases WHERE name = ?1 "
 			 "@MWS@ ORDER BY alias",
+	/*
+	 * Registry writes.  A new row leaves MLflow 3's workspace column to
+	 * its default, 'default'; an upsert replaces the row its primary key
+	 * finds, whichever columns that key has in this schema.
+	 */
+	[Q_MODEL_TAG_UPSERT] = "INSERT OR REPLACE INTO registered_model_tags (key, value, name) "
+			       "VALUES (?2, ?3, ?1)",
+	[Q_MODEL_TAG_DELETE] = "DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2 "
+			       "@MWS@",
+	[Q_VERSION_TAG_UPSERT] = "INSERT OR REPLACE INTO model_version_tags (key, value, name, "
+				 "version) VALUES (?2, ?4, ?1, ?3)",
+	[Q_VERSION_TAG_DELETE] = "DELETE FROM model_version_tags WHERE name = ?1 AND key = ?2 "
+				 "AND version = ?3 @MWS@",
+	[Q_MODEL_EXISTS] = "SELECT 1 FROM registered_models WHERE name = ?1 @MWS@",
+	[Q_MODEL_INSERT] = "INSERT INTO registered_models (name, creation_time, "
+			   "last_updated_time, description) VALUES (?1, ?2, ?2, NULL)",
+	[Q_MODEL_TOUCH] = "UPDATE registered_models SET last_updated_time = ?2 "
+			  "WHERE name = ?1 @MWS@",
+	/*
+	 * A rename moves the model first: with foreign keys on, SQLite's ON
+	 * UPDATE CASCADE carries the other tables along and the statements
+	 * after it find nothing left to move; without, they move it all.
+	 */
+	[Q_MODEL_RENAME] = "UPDATE registered_models SET name = ?2, last_updated_time = ?3 "
+			   "WHERE name = ?1 @MWS@",
+	[Q_MODEL_RENAME_TAGS] = "UPDATE registered_model_tags SET name = ?2 WHERE name = ?1 @MWS@",
+	[Q_MODEL_RENAME_ALIASES] = "UPDATE registered_model_aliases SET name = ?2 "
+				   "WHERE name = ?1 @MWS@",
+	[Q_MODEL_RENAME_VERSIONS] = "UPDATE model_versions SET name = ?2 WHERE name = ?1 @MWS@",
+	[Q_MODEL_RENAME_VERSION_TAGS] = "UPDATE model_version_tags SET name = ?2 "
+					"WHERE name = ?1 @MWS@",
+	/* MLflow's rename touches every version row, deleted ones too. */
+	[Q_MODEL_TOUCH_VERSIONS] = "UPDATE model_versions SET last_updated_time = ?2 "
+				   "WHERE name = ?1 @MWS@",
+	[Q_MODEL_HAS_VERSIONS] = "SELECT 1 FROM model_versions WHERE name = ?1 "
+				 "AND current_stage IS NOT 'Deleted_Internal' @MWS@ LIMIT 1",
+	/* Children first: the foreign keys have no ON DELETE CASCADE. */
+	[Q_MODEL_DROP_VERSION_TAGS] = "DELETE FROM model_version_tags WHERE name = ?1 @MWS@",
+	[Q_MODEL_DROP_VERSIONS] = "DELETE FROM model_versions WHERE name = ?1 @MWS@",
+	[Q_MODEL_DROP_TAGS] = "DELETE FROM registered_model_tags WHERE name = ?1 @MWS@",
+	[Q_MODEL_DROP_ALIASES] = "DELETE FROM registered_model_aliases WHERE name = ?1 @MWS@",
+	[Q_MODEL_DELETE] = "DELETE FROM registered_models WHERE name = ?1 @MWS@",
+	[Q_MODEL_DESCRIBE] = "UPDATE registered_models SET description = ?2, "
+			     "last_updated_time = ?3 WHERE name = ?1 @MWS@",
+	[Q_VERSION_LIVE] = "SELECT 1 FROM model_versions WHERE name = ?1 AND version = ?2 "
+			   "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
+	/* Deleted versions count: MLflow never hands out a number twice. */
+	[Q_VERSION_MAX] = "SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?1 "
+			  "@MWS@",
+	[Q_VERSION_INSERT] =
+		"INSERT INTO model_versions (name, version, creation_time, last_updated_time, "
+		"description, user_id, current_stage, source, run_id, status, status_message, "
+		"run_link, storage_location) VALUES (?1, ?2, ?3, ?3, NULL, NULL, 'None', ?4, ?5, "
+		"'READY', NULL, NULL, ?4)",
+	[Q_VERSION_DESCRIBE] = "UPDATE model_versions SET description = ?3, "
+			       "last_updated_time = ?4 WHERE name = ?1 AND version = ?2 "
+			       "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
+	[Q_VERSION_STAGE] = "UPDATE model_versions SET current_stage = ?3, last_updated_time = ?4 "
+			    "WHERE name = ?1 AND version = ?2 "
+			    "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
+	/* MLflow's soft delete: the row stays, redacted, and keeps its tags. */
+	[Q_VERSION_DELETE] = "UPDATE model_versions SET current_stage = 'Deleted_Internal', "
+			     "last_updated_time = ?3, description = NULL, user_id = NULL, "
+			     "source = 'REDACTED-SOURCE-PATH', run_id = 'REDACTED-RUN-ID', "
+			     "run_link = 'REDACTED-RUN-LINK', status_message = NULL "
+			     "WHERE name = ?1 AND version = ?2 "
+			     "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
+	[Q_VERSION_DROP_ALIASES] = "DELETE FROM registered_model_aliases WHERE name = ?1 "
+				   "AND version = ?2 @MWS@",
+	[Q_ALIAS_UPSERT] = "INSERT OR REPLACE INTO registered_model_aliases (alias, version, name) "
+			   "VALUES (?2, ?3, ?1)",
+	[Q_ALIAS_DELETE] = "DELETE FROM registered_model_aliases WHERE name = ?1 AND alias = ?2 "
+			   "@MWS@",
 };
 
 /*
@@ -858,14 +961,17 @@ static const struct {
 	[SEC_METRICS] = { Q_METRIC_LIST, Q_METRIC_GET, Q_COUNT, Q_COUNT },
 	[SEC_RUN_TAGS] = { Q_TAG_LIST, Q_TAG_GET, Q_TAG_UPSERT, Q_TAG_DELETE },
 	[SEC_EXP_TAGS] = { Q_EXP_TAG_LIST, Q_EXP_TAG_GET, Q_EXP_TAG_UPSERT, Q_EXP_TAG_DELETE },
-	[SEC_MODEL_TAGS] = { Q_MODEL_TAG_LIST, Q_MODEL_TAG_GET, Q_COUNT, Q_COUNT },
-	[SEC_VERSION_TAGS] = { Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, Q_COUNT, Q_COUNT },
+	[SEC_MODEL_TAGS] = { Q_MODEL_TAG_LIST, Q_MODEL_TAG_GET, Q_MODEL_TAG_UPSERT,
+			     Q_MODEL_TAG_DELETE },
+	[SEC_VERSION_TAGS] = { Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, Q_VERSION_TAG_UPSERT,
+			       Q_VERSION_TAG_DELETE },
 };
 
 /*
  * Prepares a key statement of a section: ?1 the owner (run id, experiment
  * id or model name; SQLite compares a text id with an integer column by
- * value), ?2 the key or prefix, ?3 the version of version tags.
+ * value), ?2 the key or prefix, then the value: ?3, or ?4 after the version
+ * (?3) of version tags.
  */
 static sqlite3_stmt *kv_query(struct sqldb_conn *c, enum sql_id id, enum store_section sec,
 			      const struct store_ref *ref, const char *key, const char *value)
@@ -875,7 +981,8 @@ static sqlite3_stmt *kv_query(struct sqldb_conn *c, enum sql_id id, enum store_s
 									       : ref->run_id;
 
 	if (sec == SEC_VERSION_TAGS)
-		return sqldb_query(c, id, "tti", owner, key, ref->version);
+		return value ? sqldb_query(c, id, "ttit", owner, key, ref->version, value)
+			     : sqldb_query(c, id, "tti", owner, key, ref->version);
 	return value ? sqldb_query(c, id, "ttt", owner, key, value)
 		     : sqldb_query(c, id, "tt", owner, key);
 }
@@ -1054,6 +1161,43 @@ static int sqlite_log_param(struct store *s, struct store_batch *b, const char *
 	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
+/* Whether a query has a row: 1, 0, or -errno; writer held. */
+static int has_row(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
+{
+	int err = sqldb_step_row(sqldb_writer(&ss->sql), st, what);
+
+	if (err == 1)
+		sqlite3_reset(st);
+	return err;
+}
+
+/* -ENOENT unless the registered model is there; writer held. */
+static int model_there(struct sqlite_store *ss, const char *name)
+{
+	int err = has_row(ss, sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_EXISTS, "t", name),
+			  "cannot look up a registered model");
+
+	if (!err)
+		store_set_errmsg("no registered model '%s'", name);
+	return err == 1 ? 0 : err ? err : -ENOENT;
+}
+
+/* -ENOENT unless the model and its version are there, the version not
+ * deleted; writer held. */
+static int version_there(struct sqlite_store *ss, const char *model, int64_t version)
+{
+	int err = model_there(ss, model);
+
+	if (err)
+		return err;
+	err = has_row(ss, sqldb_query(sqldb_writer(&ss->sql), Q_VERSION_LIVE, "ti", model, version),
+		      "cannot look up a model version");
+	if (!err)
+		store_set_errmsg("registered model '%s' has no version %lld", model,
+				 (long long)version);
+	return err == 1 ? 0 : err ? err : -ENOENT;
+}
+
 /* Checks that the owner of a tag section may be written; writer held. */
 static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 			      const struct store_ref *ref)
@@ -1069,9 +1213,13 @@ static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 		if (!err)
 			store_experiment_release(&e);
 		return err;
+	case SEC_MODEL_TAGS:
+		return model_there(ss, ref->model);
+	case SEC_VERSION_TAGS:
+		return version_there(ss, ref->model, ref->version);
 	default:
-		store_set_errmsg("the model registry is read-only in this version");
-		return -EROFS;
+		store_set_errmsg("this section has no tags to change");
+		return -EINVAL;
 	}
 }
 
@@ -1456,7 +1604,7 @@ out:
 	sqldb_read_end(&ss->sql, c);
 	return done(err);
 }
-/* ---- registry (read-only) -------------------------------------------- */
+/* ---- registry -------------------------------------------------------- */
 
 static int model_row(void *ctx, sqlite3_stmt *st)
 {
@@ -1575,6 +1723,268 @@ static int sqlite_list_aliases(struct store *s, const char *model, store_alias_c
 
 	return done(sqldb_list(&to_sqlite(s)->sql, Q_ALIAS_LIST, "cannot list aliases", alias_row,
 			       &c, "t", model));
+}
+
+/* Runs a registry write statement: 0, or -errno. */
+static int reg_write(struct sqlite_store *ss, sqlite3_stmt *st, const char *what)
+{
+	int err = sqldb_step_change(sqldb_writer(&ss->sql), st, what);
+
+	return err < 0 ? err : 0;
+}
+
+/* Runs one of the statements that take a model name and a time. */
+static int reg_touch(struct sqlite_store *ss, enum sql_id id, const char *model, int64_t now)
+{
+	return reg_write(ss, sqldb_query(sqldb_writer(&ss->sql), id, "ti", model, now),
+			 "cannot update a registered model");
+}
+
+/* Runs one of the statements that take just a model name. */
+static int reg_drop(struct sqlite_store *ss, enum sql_id id, const char *model)
+{
+	return reg_write(ss, sqldb_query(sqldb_writer(&ss->sql), id, "t", model),
+			 "cannot delete a registered model");
+}
+
+static int sqlite_create_model(struct store *s, struct store_batch *b, const char *name)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = has_row(ss, sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_EXISTS, "t", name),
+			      "cannot look up a registered model");
+	if (err == 1) {
+		store_set_errmsg("a registered model named '%s' exists", name);
+		err = -EEXIST;
+	}
+	if (!err)
+		err = reg_write(
+			ss,
+			sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_INSERT, "ti", name, now_ms()),
+			"cannot create the registered model");
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+/*
+ * MLflow renames the model and its versions and counts on ON UPDATE CASCADE
+ * for the rest; each table is moved here too, so that a rename is whole
+ * even on a connection without foreign keys.
+ */
+static int sqlite_rename_model(struct store *s, struct store_batch *b, const char *name,
+			       const char *new_name)
+{
+	static const enum sql_id follow[] = { Q_MODEL_RENAME_TAGS, Q_MODEL_RENAME_ALIASES,
+					      Q_MODEL_RENAME_VERSIONS,
+					      Q_MODEL_RENAME_VERSION_TAGS };
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int64_t now = now_ms();
+	size_t i;
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = model_there(ss, name);
+	/* Renaming to its own name only touches it, as in MLflow. */
+	if (!err && strcmp(name, new_name)) {
+		err = has_row(ss, sqldb_query(c, Q_MODEL_EXISTS, "t", new_name),
+			      "cannot look up a registered model");
+		if (err == 1) {
+			store_set_errmsg("a registered model named '%s' exists", new_name);
+			err = -EEXIST;
+		}
+	}
+	if (!err)
+		err = reg_write(ss, sqldb_query(c, Q_MODEL_RENAME, "tti", name, new_name, now),
+				"cannot rename the registered model");
+	for (i = 0; !err && i < sizeof(follow) / sizeof(follow[0]); i++)
+		err = reg_write(ss, sqldb_query(c, follow[i], "tt", name, new_name),
+				"cannot rename the registered model");
+	if (!err)
+		err = reg_touch(ss, Q_MODEL_TOUCH_VERSIONS, new_name, now);
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+/*
+ * Only a model without versions goes (MLflow would delete them with it).
+ * Versions deleted before stay as hidden rows with their tags: they go with
+ * the model, as in MLflow.
+ */
+static int sqlite_delete_model(struct store *s, struct store_batch *b, const char *name)
+{
+	static const enum sql_id drop[] = { Q_MODEL_DROP_VERSION_TAGS, Q_MODEL_DROP_VERSIONS,
+					    Q_MODEL_DROP_TAGS, Q_MODEL_DROP_ALIASES,
+					    Q_MODEL_DELETE };
+	struct sqlite_store *ss = to_sqlite(s);
+	size_t i;
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = model_there(ss, name);
+	if (!err) {
+		err = has_row(ss,
+			      sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_HAS_VERSIONS, "t", name),
+			      "cannot look for model versions");
+		if (err == 1) {
+			store_set_errmsg("registered model '%s' still has versions", name);
+			err = -ENOTEMPTY;
+		}
+	}
+	for (i = 0; !err && i < sizeof(drop) / sizeof(drop[0]); i++)
+		err = reg_drop(ss, drop[i], name);
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+/* MLflow moves the model's time for its own description only. */
+static int sqlite_set_description(struct store *s, struct store_batch *b, const char *model,
+				  int64_t version, const char *text)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = version ? version_there(ss, model, version) : model_there(ss, model);
+	if (!err && version)
+		err = reg_write(
+			ss,
+			sqldb_query(c, Q_VERSION_DESCRIBE, "titi", model, version, text, now_ms()),
+			"cannot set the description");
+	else if (!err)
+		err = reg_write(ss, sqldb_query(c, Q_MODEL_DESCRIBE, "tti", model, text, now_ms()),
+				"cannot set the description");
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+static int sqlite_create_version(struct store *s, struct store_batch *b, const char *model,
+				 const char *source, const char *run_id, int64_t *version)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int64_t now = now_ms(), n = 0;
+	sqlite3_stmt *st;
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = model_there(ss, model);
+	if (!err) {
+		st = sqldb_query(c, Q_VERSION_MAX, "t", model);
+		err = sqldb_step_row(c, st, "cannot number the new version");
+		if (err == 1) {
+			n = sqlite3_column_int64(st, 0) + 1;
+			sqlite3_reset(st);
+			err = 0;
+		} else if (!err) {
+			err = -EIO;
+		}
+	}
+	if (!err)
+		err = reg_write(ss,
+				sqldb_query(c, Q_VERSION_INSERT, "tiitt", model, n, now, source,
+					    run_id && run_id[0] ? run_id : NULL),
+				"cannot create the model version");
+	if (!err)
+		err = reg_touch(ss, Q_MODEL_TOUCH, model, now);
+	err = sqldb_write_end(&ss->sql, err);
+	if (!err)
+		*version = n;
+	return done(err);
+}
+
+/* MLflow's soft delete (Q_VERSION_DELETE); the version's aliases go. */
+static int sqlite_delete_version(struct store *s, struct store_batch *b, const char *model,
+				 int64_t version)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int64_t now = now_ms();
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = version_there(ss, model, version);
+	if (!err)
+		err = reg_write(ss, sqldb_query(c, Q_VERSION_DROP_ALIASES, "ti", model, version),
+				"cannot delete the version's aliases");
+	if (!err)
+		err = reg_write(ss, sqldb_query(c, Q_VERSION_DELETE, "tii", model, version, now),
+				"cannot delete the model version");
+	if (!err)
+		err = reg_touch(ss, Q_MODEL_TOUCH, model, now);
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+static int sqlite_set_stage(struct store *s, struct store_batch *b, const char *model,
+			    int64_t version, const char *stage)
+{
+	static const char *const stages[] = { "None", "Staging", "Production", "Archived" };
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int64_t now = now_ms();
+	size_t i;
+	int err;
+
+	for (i = 0; i < sizeof(stages) / sizeof(stages[0]) && strcmp(stage, stages[i]); i++)
+		;
+	if (i == sizeof(stages) / sizeof(stages[0])) {
+		store_set_errmsg("'%s' is not a stage: None, Staging, Production or Archived",
+				 stage);
+		return -EINVAL;
+	}
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = version_there(ss, model, version);
+	if (!err)
+		err = reg_write(ss,
+				sqldb_query(c, Q_VERSION_STAGE, "titi", model, version, stage, now),
+				"cannot set the stage");
+	if (!err)
+		err = reg_touch(ss, Q_MODEL_TOUCH, model, now);
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+/* MLflow moves no time for an alias. */
+static int sqlite_set_alias(struct store *s, struct store_batch *b, const char *model,
+			    const char *alias, int64_t version)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = version_there(ss, model, version);
+	if (!err)
+		err = reg_write(ss, sqldb_query(c, Q_ALIAS_UPSERT, "tti", model, alias, version),
+				"cannot set the alias");
+	return done(sqldb_write_end(&ss->sql, err));
+}
+
+static int sqlite_delete_alias(struct store *s, struct store_batch *b, const char *model,
+			       const char *alias)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	int err;
+
+	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
+	if (!err)
+		err = model_there(ss, model);
+	if (!err) {
+		err = sqldb_step_change(c, sqldb_query(c, Q_ALIAS_DELETE, "tt", model, alias),
+					"cannot delete the alias");
+		if (err == 0) {
+			store_set_errmsg("registered model '%s' has no alias '%s'", model, alias);
+			err = -ENOENT;
+		}
+	}
+	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
 }
 
 static const char *sqlite_artifact_root(const struct store *s)
@@ -1972,4 +2382,13 @@ static const struct store_ops sqlite_ops = {
 	.list_versions = sqlite_list_versions,
 	.get_version = sqlite_get_version,
 	.list_aliases = sqlite_list_aliases,
+	.create_model = sqlite_create_model,
+	.rename_model = sqlite_rename_model,
+	.delete_model = sqlite_delete_model,
+	.set_description = sqlite_set_description,
+	.create_version = sqlite_create_version,
+	.delete_version = sqlite_delete_version,
+	.set_stage = sqlite_set_stage,
+	.set_alias = sqlite_set_alias,
+	.delete_alias = sqlite_delete_alias,
 };

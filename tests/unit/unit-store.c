@@ -5,7 +5,7 @@
  * params, tags, metrics with MLflow's latest-value rules, step reservations,
  * history sizes, deletes, write batches and their commits (a failed commit
  * fails only the batches that wrote into it), reads while another program
- * holds the write lock, artifact folders, the read-only registry, and the
+ * holds the write lock, artifact folders, the registry and its writes, and the
  * store used from several threads at once.  A few cases ask the bare backend
  * under the cache, where its own answers matter.  A second sqlite3
  * connection plays the other program on the same file: it checks the raw
@@ -1789,13 +1789,13 @@ static void test_tags(void)
 	is_str(kv.value, "fourth", "rename_run updates mlflow.runName");
 	store_kv_release(&kv);
 
-	/* The registry is read-only. */
+	/* Tags of a model that is not there (test_registry_writes has the rest). */
 	mref.model = "m";
-	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &mref, "k", "v"), -EROFS,
-	       "model tags are read-only");
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &mref, "k", "v"), -ENOENT,
+	       "a tag of a missing model is -ENOENT");
 	mref.version = 1;
-	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &mref, "k"), -EROFS,
-	       "version tags are read-only");
+	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &mref, "k"), -ENOENT,
+	       "a tag of a missing version is -ENOENT");
 	fx_teardown(&f);
 }
 
@@ -3095,6 +3095,7 @@ static void test_artifact_uri(void)
 static void test_registry(void)
 {
 	struct store_ref ref = { 0 };
+	char *got;
 	struct store_version v;
 	struct store_model m;
 	struct buf b = BUF_INIT;
@@ -3169,6 +3170,551 @@ static void test_registry(void)
 	keys_are(&f, SEC_VERSION_TAGS, &ref, NULL, "validated=yes,z=1", "version 3's tags");
 	ref.version = 1;
 	keys_are(&f, SEC_VERSION_TAGS, &ref, NULL, "k=v", "version 1's tags");
+
+	/* Their tags are written as MLflow writes them. */
+	ref.model = "m1";
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner", "ops"), 0,
+	       "set a model tag");
+	ref.version = 3;
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "z", "2"), 0, "set a version tag");
+	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "validated"), 0,
+	       "delete a version tag");
+	got = raw_text(f.raw,
+		       "SELECT (SELECT value FROM registered_model_tags WHERE name = 'm1' "
+		       "AND key = 'owner') || ',' || (SELECT group_concat(key || '=' || value) "
+		       "FROM model_version_tags WHERE name = 'm1' AND version = 3)");
+	is_str(got, "ops,z=2", "the rows MLflow reads");
+	free(got);
+	ref.version = 2;
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "k", "v"), -ENOENT,
+	       "a Deleted_Internal version takes no tag");
+	ref.model = "nope";
+	is_int(store_delete_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner"), -ENOENT,
+	       "nor does a missing model");
+	fx_teardown(&f);
+}
+
+/* ---- registry writes ------------------------------------------------- */
+
+/*
+ * Every registry row, table by table, in key order, as one string: what a
+ * refused write must leave exactly as it was.  NULL on failure.
+ */
+static char *registry_dump(sqlite3 *db)
+{
+	static const char *const sql[] = {
+		"SELECT * FROM registered_models ORDER BY name",
+		"SELECT * FROM registered_model_tags ORDER BY name, key",
+		"SELECT * FROM registered_model_aliases ORDER BY name, alias",
+		"SELECT * FROM model_versions ORDER BY name, version",
+		"SELECT * FROM model_version_tags ORDER BY name, version, key",
+	};
+	struct buf b = BUF_INIT;
+	sqlite3_stmt *st;
+	size_t i;
+	int j, rc, err = 0;
+
+	for (i = 0; !err && i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+			tap_diag("second connection: %s: %s", sql[i], sqlite3_errmsg(db));
+			err = -1;
+			break;
+		}
+		while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			for (j = 0; !err && j < sqlite3_column_count(st); j++) {
+				const unsigned char *t = sqlite3_column_text(st, j);
+
+				err = buf_addf(&b, "%s%s", j ? "," : "",
+					       t ? (const char *)t : "NULL");
+			}
+			err = err || buf_addch(&b, ';');
+		}
+		sqlite3_finalize(st);
+		err = err || buf_addch(&b, '\n');
+	}
+	if (err) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
+}
+
+/* A refused registry write: want, a message, and not a row changed. */
+#define refused(f, call, want, name)                                                    \
+	do {                                                                            \
+		char *before_ = registry_dump((f)->raw), *after_;                       \
+		int got_ = (call);                                                      \
+		after_ = registry_dump((f)->raw);                                       \
+		is_int(got_, want, name);                                               \
+		ok(store_errmsg()[0] != '\0', "  and says why ('%s')", store_errmsg()); \
+		ok(before_ != NULL && after_ != NULL && !strcmp(before_, after_),       \
+		   "  and changes nothing");                                            \
+		free(before_);                                                          \
+		free(after_);                                                           \
+	} while (0)
+
+/* A count from the second connection, or -1. */
+__attribute__((format(printf, 2, 3))) static int64_t raw_count(sqlite3 *db, const char *fmt, ...)
+{
+	char *sql;
+	int64_t n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sql = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	if (!sql || raw_int(db, &n, "%s", sql))
+		n = -1;
+	sqlite3_free(sql);
+	return n;
+}
+
+static void raw_is(struct fx *f, const char *sql, const char *want, const char *name)
+{
+	char *got = raw_text(f->raw, "%s", sql);
+
+	is_str(got, want, name);
+	free(got);
+}
+
+static void test_registry_writes(void)
+{
+	char exp[STORE_ID_MAX], run[STORE_RUN_ID_MAX], *src = NULL, *got, *want;
+	struct store_ref ref = { 0 };
+	struct store_batch *b;
+	struct store_version v;
+	struct store_model m;
+	struct buf l = BUF_INIT;
+	int64_t t0, n, ver = -1;
+	char *why = NULL;
+	struct fx f;
+
+	if (fx_setup(&f, "regwrite")) {
+		fx_teardown(&f);
+		return;
+	}
+	ok(!new_exp(&f, "R", exp) && !new_run(&f, exp, "trainer", run), "a run to register from");
+	src = strf("%s/%s/%s/artifacts/model", f.root, exp, run);
+	t0 = wall_ms();
+
+	/* Create. */
+	is_int(store_create_model(f.s, NULL, "m"), 0, "create a model");
+	is_int(raw_count(f.raw,
+			 "SELECT count(*) FROM registered_models WHERE name = 'm' AND "
+			 "creation_time = last_updated_time AND creation_time >= %lld AND "
+			 "creation_time <= %lld AND description IS NULL",
+			 (long long)t0, (long long)wall_ms()),
+	       1, "its row: both times now, no description");
+	is_int(store_get_model(f.s, "m", &m), 0, "the store reads it back");
+	store_model_release(&m);
+	refused(&f, store_create_model(f.s, NULL, "m"), -EEXIST, "a taken name is -EEXIST");
+
+	/* Descriptions of the model. */
+	sleep_ms(2);
+	is_int(store_set_description(f.s, NULL, "m", 0, "about m"), 0, "describe the model");
+	raw_is(&f, "SELECT description FROM registered_models WHERE name = 'm'", "about m",
+	       "registered_models.description");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM registered_models WHERE name = 'm' AND "
+				"last_updated_time > creation_time"),
+	       1, "and the model's last_updated_time moved");
+	is_int(store_set_description(f.s, NULL, "m", 0, ""), 0, "clear it with \"\"");
+	raw_is(&f, "SELECT quote(description) FROM registered_models WHERE name = 'm'", "''",
+	       "'' is stored, as MLflow stores an empty description");
+	refused(&f, store_set_description(f.s, NULL, "nope", 0, "x"), -ENOENT,
+		"describing a missing model is -ENOENT");
+
+	/* Versions. */
+	sleep_ms(2);
+	is_int(store_create_version(f.s, NULL, "m", src, run, &ver), 0, "create a version");
+	is_int(ver, 1, "the first is version 1");
+	got = raw_text(f.raw,
+		       "SELECT name || '|' || version || '|' || (creation_time = "
+		       "last_updated_time) || '|' || quote(description) || '|' || quote(user_id) "
+		       "|| '|' || current_stage || '|' || (source = storage_location) || '|' || "
+		       "run_id || '|' || status || '|' || quote(status_message) || '|' || "
+		       "quote(run_link) FROM model_versions WHERE name = 'm' AND version = 1");
+	want = strf("m|1|1|NULL|NULL|None|1|%s|READY|NULL|NULL", run);
+	is_str(got, want, "its row as MLflow writes one");
+	free(want);
+	free(got);
+	raw_is(&f, "SELECT source FROM model_versions WHERE name = 'm' AND version = 1", src,
+	       "source is the artifact URI given");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM registered_models r JOIN model_versions v ON "
+				"v.name = r.name WHERE r.name = 'm' AND v.version = 1 AND "
+				"r.last_updated_time = v.creation_time"),
+	       1, "the model's last_updated_time is the version's creation time");
+	is_int(store_create_version(f.s, NULL, "m", src, NULL, &ver), 0,
+	       "create a version without a run");
+	is_int(ver, 2, "it is version 2");
+	raw_is(&f, "SELECT quote(run_id) FROM model_versions WHERE name = 'm' AND version = 2",
+	       "NULL", "its run_id is NULL");
+	ver = -1;
+	refused(&f, store_create_version(f.s, NULL, "nope", src, NULL, &ver), -ENOENT,
+		"a version of a missing model is -ENOENT");
+	is_int(ver, 0, "  and gives no number");
+	is_int(store_get_version(f.s, "m", 1, &v), 0, "the store reads version 1");
+	ok(!strcmp(v.source, src) && !strcmp(v.storage_location, src) && !strcmp(v.run_id, run) &&
+		   !strcmp(v.stage, "None") && !strcmp(v.status, "READY"),
+	   "  with its source, run, stage and status");
+	store_version_release(&v);
+
+	/* A version's description and stage. */
+	sleep_ms(2);
+	n = raw_count(f.raw, "SELECT last_updated_time FROM registered_models WHERE name = 'm'");
+	is_int(store_set_description(f.s, NULL, "m", 1, "first cut"), 0, "describe version 1");
+	raw_is(&f, "SELECT description FROM model_versions WHERE name = 'm' AND version = 1",
+	       "first cut", "model_versions.description");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions WHERE name = 'm' AND version "
+				"= 1 AND last_updated_time > creation_time"),
+	       1, "the version's last_updated_time moved");
+	is_int(raw_count(f.raw, "SELECT last_updated_time FROM registered_models WHERE name = 'm'"),
+	       n, "the model's did not (MLflow leaves it)");
+	refused(&f, store_set_description(f.s, NULL, "m", 9, "x"), -ENOENT,
+		"describing a missing version is -ENOENT");
+	sleep_ms(2);
+	is_int(store_set_stage(f.s, NULL, "m", 1, "Production"), 0, "stage version 1");
+	is_int(raw_count(f.raw,
+			 "SELECT count(*) FROM model_versions v JOIN registered_models r ON r.name "
+			 "= v.name WHERE v.name = 'm' AND v.version = 1 AND v.current_stage = "
+			 "'Production' AND r.last_updated_time = v.last_updated_time AND "
+			 "r.last_updated_time > %lld",
+			 (long long)n),
+	       1, "current_stage set, the version's and the model's times moved together");
+	raw_is(&f, "SELECT current_stage FROM model_versions WHERE name = 'm' AND version = 2",
+	       "None", "the other version keeps its stage");
+	refused(&f, store_set_stage(f.s, NULL, "m", 9, "Staging"), -ENOENT,
+		"staging a missing version is -ENOENT");
+	refused(&f, store_set_stage(f.s, NULL, "nope", 1, "Staging"), -ENOENT,
+		"staging a version of a missing model is -ENOENT");
+
+	/* Aliases. */
+	is_int(store_set_alias(f.s, NULL, "m", "champion", 1), 0, "set an alias");
+	is_int(store_set_alias(f.s, NULL, "m", "champion", 2), 0, "move it");
+	is_int(store_set_alias(f.s, NULL, "m", "first", 1), 0, "set another");
+	raw_is(&f,
+	       "SELECT group_concat(alias || '=' || version, ',') FROM (SELECT * FROM "
+	       "registered_model_aliases WHERE name = 'm' ORDER BY alias)",
+	       "champion=2,first=1", "registered_model_aliases: one row per alias");
+	refused(&f, store_set_alias(f.s, NULL, "m", "x", 9), -ENOENT,
+		"an alias to a missing version is -ENOENT");
+	refused(&f, store_set_alias(f.s, NULL, "nope", "x", 1), -ENOENT,
+		"an alias of a missing model is -ENOENT");
+	refused(&f, store_delete_alias(f.s, NULL, "m", "nope"), -ENOENT,
+		"deleting a missing alias is -ENOENT");
+	refused(&f, store_delete_alias(f.s, NULL, "nope", "champion"), -ENOENT,
+		"deleting an alias of a missing model is -ENOENT");
+	is_int(store_set_alias(f.s, NULL, "m", "gone", 2), 0, "set a third");
+	is_int(store_delete_alias(f.s, NULL, "m", "gone"), 0, "delete it");
+	is_int(store_list_aliases(f.s, "m", collect_alias, &l), 0, "list aliases");
+	is_str(buf_str(&l), "champion=2,first=1", "the deleted one is gone");
+	buf_reset(&l);
+
+	/* Tags of the model and of its versions. */
+	ref.model = "m";
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner", "a"), 0, "tag the model");
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner", "b"), 0, "tag it again");
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "tmp", "t"), 0, "a second tag");
+	is_int(store_rename_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "tmp", "team"), 0,
+	       "rename a model tag");
+	raw_is(&f,
+	       "SELECT group_concat(key || '=' || value, ',') FROM (SELECT * FROM "
+	       "registered_model_tags WHERE name = 'm' ORDER BY key)",
+	       "owner=b,team=t", "registered_model_tags upserted and renamed");
+	ref.version = 1;
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "ok", "yes"), 0, "tag version 1");
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "ok", "sure"), 0, "again");
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "drop", "me"), 0, "another");
+	is_int(store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "drop"), 0,
+	       "delete a version tag");
+	ref.version = 2;
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "ok", "no"), 0, "tag version 2");
+	raw_is(&f,
+	       "SELECT group_concat(version || ':' || key || '=' || value, ',') FROM (SELECT * "
+	       "FROM model_version_tags WHERE name = 'm' ORDER BY version, key)",
+	       "1:ok=sure,2:ok=no", "model_version_tags by version");
+	ref.version = 1;
+	keys_are(&f, SEC_VERSION_TAGS, &ref, NULL, "ok=sure", "the store lists version 1's tags");
+	refused(&f, store_delete_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "nope"), -ENOENT,
+		"deleting a missing version tag is -ENOENT");
+	ref.version = 9;
+	refused(&f, store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "k", "v"), -ENOENT,
+		"a tag of a missing version is -ENOENT");
+	ref.model = "nope";
+	refused(&f, store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "k", "v"), -ENOENT,
+		"a tag of a missing model is -ENOENT");
+	refused(&f, store_rename_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "owner", "k"), -ENOENT,
+		"renaming a tag of a missing model is -ENOENT");
+
+	/* Rename: versions, tags and aliases follow. */
+	is_int(store_create_model(f.s, NULL, "other"), 0, "a second model");
+	refused(&f, store_rename_model(f.s, NULL, "m", "other"), -EEXIST,
+		"renaming onto a taken name is -EEXIST");
+	refused(&f, store_rename_model(f.s, NULL, "nope", "new"), -ENOENT,
+		"renaming a missing model is -ENOENT");
+	sleep_ms(2);
+	n = wall_ms();
+	is_int(store_rename_model(f.s, NULL, "m", "m2"), 0, "rename the model");
+	is_int(raw_count(f.raw, "SELECT (SELECT count(*) FROM registered_models WHERE name = 'm') "
+				"+ (SELECT count(*) FROM registered_model_tags WHERE name = 'm') + "
+				"(SELECT count(*) FROM registered_model_aliases WHERE name = 'm') "
+				"+ (SELECT count(*) FROM model_versions WHERE name = 'm') + "
+				"(SELECT count(*) FROM model_version_tags WHERE name = 'm')"),
+	       0, "no row of any registry table keeps the old name");
+	raw_is(&f,
+	       "SELECT (SELECT count(*) FROM registered_model_tags WHERE name = 'm2') || ',' || "
+	       "(SELECT count(*) FROM registered_model_aliases WHERE name = 'm2') || ',' || "
+	       "(SELECT count(*) FROM model_versions WHERE name = 'm2') || ',' || (SELECT count(*) "
+	       "FROM model_version_tags WHERE name = 'm2')",
+	       "2,2,2,2", "its 2 tags, 2 aliases, 2 versions and 2 version tags moved");
+	is_int(raw_count(f.raw,
+			 "SELECT count(*) FROM model_versions v JOIN registered_models r ON r.name "
+			 "= v.name WHERE r.name = 'm2' AND r.last_updated_time >= %lld AND "
+			 "v.last_updated_time = r.last_updated_time",
+			 (long long)n),
+	       2, "the model's and every version's last_updated_time is the rename's");
+	is_int(store_list_versions(f.s, "m2", collect_version, &l), 0, "list the versions");
+	is_str(buf_str(&l), "1:Production,2:None", "the store finds them under the new name");
+	buf_reset(&l);
+	is_int(store_list_aliases(f.s, "m2", collect_alias, &l), 0, "list the aliases");
+	is_str(buf_str(&l), "champion=2,first=1", "the aliases followed");
+	buf_reset(&l);
+	ref.model = "m2";
+	keys_are(&f, SEC_MODEL_TAGS, &ref, NULL, "owner=b,team=t", "the model tags followed");
+	ref.version = 2;
+	keys_are(&f, SEC_VERSION_TAGS, &ref, NULL, "ok=no", "the version tags followed");
+	is_int(store_get_model(f.s, "m", &m), -ENOENT, "the old name is gone");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM pragma_foreign_key_check"), 0,
+	       "no foreign key is broken");
+
+	/* Delete a version: MLflow's soft delete. */
+	refused(&f, store_delete_model(f.s, NULL, "m2"), -ENOTEMPTY,
+		"a model with versions is -ENOTEMPTY");
+	sleep_ms(2);
+	n = wall_ms();
+	is_int(store_delete_version(f.s, NULL, "m2", 1), 0, "delete version 1");
+	got = raw_text(f.raw, "SELECT current_stage || '|' || quote(description) || '|' || "
+			      "quote(user_id) || '|' || source || '|' || run_id || '|' || run_link "
+			      "|| '|' || quote(status_message) || '|' || storage_location || '|' "
+			      "|| status FROM model_versions WHERE name = 'm2' AND version = 1");
+	want = strf("Deleted_Internal|NULL|NULL|REDACTED-SOURCE-PATH|REDACTED-RUN-ID|REDACTED-RUN-"
+		    "LINK|NULL|%s|READY",
+		    src);
+	is_str(got, want, "the row stays, redacted as MLflow redacts it");
+	free(want);
+	free(got);
+	is_int(raw_count(f.raw,
+			 "SELECT count(*) FROM model_versions v JOIN registered_models r ON r.name "
+			 "= v.name WHERE r.name = 'm2' AND v.version = 1 AND r.last_updated_time "
+			 ">= %lld AND v.last_updated_time = r.last_updated_time",
+			 (long long)n),
+	       1, "the version's and the model's times moved");
+	raw_is(&f,
+	       "SELECT group_concat(alias || '=' || version, ',') FROM registered_model_aliases "
+	       "WHERE name = 'm2'",
+	       "champion=2", "the alias that pointed at it went, the other stayed");
+	is_int(raw_count(
+		       f.raw,
+		       "SELECT count(*) FROM model_version_tags WHERE name = 'm2' AND version = 1"),
+	       1, "its tags stay, as in MLflow");
+	is_int(store_get_version(f.s, "m2", 1, &v), -ENOENT, "the store no longer finds it");
+	refused(&f, store_delete_version(f.s, NULL, "m2", 1), -ENOENT,
+		"deleting it again is -ENOENT");
+	refused(&f, store_set_alias(f.s, NULL, "m2", "x", 1), -ENOENT,
+		"an alias to a deleted version is -ENOENT");
+	ref.version = 1;
+	refused(&f, store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "k", "v"), -ENOENT,
+		"a tag of a deleted version is -ENOENT");
+	refused(&f, store_set_stage(f.s, NULL, "m2", 1, "Archived"), -ENOENT,
+		"staging a deleted version is -ENOENT");
+	is_int(store_create_version(f.s, NULL, "m2", src, run, &ver), 0, "create another version");
+	is_int(ver, 3, "numbers count deleted versions too");
+
+	/* In a batch: committed with it. */
+	b = store_batch_new(f.s);
+	ok(b != NULL, "a batch");
+	is_int(store_set_stage(f.s, b, "m2", 3, "Staging"), 0, "a stage in the batch");
+	is_int(store_batch_commit(f.s, b, 0), 0, "commit the batch");
+	store_batch_free(f.s, b);
+	raw_is(&f, "SELECT current_stage FROM model_versions WHERE name = 'm2' AND version = 3",
+	       "Staging", "the other program sees it");
+
+	/* Delete the model once its versions are gone. */
+	is_int(store_delete_version(f.s, NULL, "m2", 2), 0, "delete version 2");
+	refused(&f, store_delete_model(f.s, NULL, "m2"), -ENOTEMPTY,
+		"one live version is enough for -ENOTEMPTY");
+	is_int(store_delete_version(f.s, NULL, "m2", 3), 0, "delete version 3");
+	is_int(store_delete_model(f.s, NULL, "m2"), 0, "delete the model");
+	is_int(raw_count(f.raw, "SELECT (SELECT count(*) FROM registered_models WHERE name = 'm2') "
+				"+ (SELECT count(*) FROM registered_model_tags WHERE name = 'm2') "
+				"+ (SELECT count(*) FROM registered_model_aliases WHERE name = "
+				"'m2') + (SELECT count(*) FROM model_versions WHERE name = 'm2') + "
+				"(SELECT count(*) FROM model_version_tags WHERE name = 'm2')"),
+	       0, "it, its tags, aliases and deleted versions' rows are gone, as in MLflow");
+	raw_is(&f, "SELECT group_concat(name) FROM registered_models", "other",
+	       "the other model stays");
+	refused(&f, store_delete_model(f.s, NULL, "m2"), -ENOENT,
+		"deleting a missing model is -ENOENT");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM pragma_foreign_key_check"), 0,
+	       "no foreign key is broken");
+
+	/* -o ro: every registry write is -EROFS. */
+	store_close(f.s);
+	f.cfg.read_only = 1;
+	f.s = open_cached(&f.cfg, &f.bare, &why);
+	f.cfg.read_only = 0;
+	if (!ok(f.s != NULL, "the database opens read-only"))
+		tap_diag("store_open: %s", why ? why : "(no message)");
+	free(why);
+	if (f.s) {
+		ref.model = "other";
+		refused(&f, store_create_model(f.s, NULL, "x"), -EROFS,
+			"read-only: create_model is -EROFS");
+		refused(&f, store_rename_model(f.s, NULL, "other", "x"), -EROFS,
+			"read-only: rename_model is -EROFS");
+		refused(&f, store_delete_model(f.s, NULL, "other"), -EROFS,
+			"read-only: delete_model is -EROFS");
+		refused(&f, store_set_description(f.s, NULL, "other", 0, "x"), -EROFS,
+			"read-only: set_description is -EROFS");
+		refused(&f, store_create_version(f.s, NULL, "other", src, NULL, &ver), -EROFS,
+			"read-only: create_version is -EROFS");
+		refused(&f, store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "k", "v"), -EROFS,
+			"read-only: a model tag is -EROFS");
+		refused(&f, store_delete_alias(f.s, NULL, "other", "a"), -EROFS,
+			"read-only: delete_alias is -EROFS");
+	}
+	buf_release(&l);
+	free(src);
+	fx_teardown(&f);
+}
+
+/* MLflow 3's registry tables, as MLflow 3.17.2 creates them, in place of
+ * ours; and a model of another workspace. */
+static const char *const mlflow3_registry[] = {
+	"DROP TABLE model_version_tags; DROP TABLE registered_model_aliases; "
+	"DROP TABLE registered_model_tags; DROP TABLE model_versions; "
+	"DROP TABLE registered_models",
+	"CREATE TABLE registered_models (name VARCHAR(256) NOT NULL, creation_time BIGINT, "
+	"last_updated_time BIGINT, description VARCHAR(5000), "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT registered_model_pk PRIMARY KEY (workspace, name))",
+	"CREATE TABLE model_versions (name VARCHAR(256) NOT NULL, version INTEGER NOT NULL, "
+	"creation_time BIGINT, last_updated_time BIGINT, description VARCHAR(5000), "
+	"user_id VARCHAR(256), current_stage VARCHAR(20), source VARCHAR(500), "
+	"run_id VARCHAR(32), status VARCHAR(20), status_message VARCHAR(500), "
+	"run_link VARCHAR(500), storage_location VARCHAR(500), "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT model_version_pk PRIMARY KEY (workspace, name, version), "
+	"CONSTRAINT fk_model_versions_registered_models FOREIGN KEY(workspace, name) "
+	"REFERENCES registered_models (workspace, name) ON UPDATE CASCADE)",
+	"CREATE TABLE registered_model_tags (\"key\" VARCHAR(250) NOT NULL, "
+	"value VARCHAR(5000), name VARCHAR(256) NOT NULL, "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT registered_model_tag_pk PRIMARY KEY (workspace, \"key\", name), "
+	"CONSTRAINT fk_registered_model_tags_registered_models FOREIGN KEY(workspace, name) "
+	"REFERENCES registered_models (workspace, name) ON UPDATE CASCADE)",
+	"CREATE TABLE model_version_tags (\"key\" VARCHAR(250) NOT NULL, value TEXT, "
+	"name VARCHAR(256) NOT NULL, version INTEGER NOT NULL, "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT model_version_tag_pk PRIMARY KEY (workspace, \"key\", name, version), "
+	"CONSTRAINT fk_model_version_tags_model_versions FOREIGN KEY(workspace, name, version) "
+	"REFERENCES model_versions (workspace, name, version) ON UPDATE CASCADE)",
+	"CREATE TABLE registered_model_aliases (alias VARCHAR(256) NOT NULL, "
+	"version INTEGER NOT NULL, name VARCHAR(256) NOT NULL, "
+	"workspace VARCHAR(63) DEFAULT 'default' NOT NULL, "
+	"CONSTRAINT registered_model_alias_pk PRIMARY KEY (workspace, name, alias), "
+	"CONSTRAINT fk_registered_model_aliases_registered_models FOREIGN KEY(workspace, name) "
+	"REFERENCES registered_models (workspace, name) ON DELETE CASCADE ON UPDATE CASCADE)",
+	"INSERT INTO registered_models VALUES ('w', 1, 1, 'theirs', 'other'); "
+	"INSERT INTO model_versions VALUES ('w', 5, 1, 1, NULL, NULL, 'None', 's', NULL, "
+	"'READY', NULL, NULL, 's', 'other'); "
+	"INSERT INTO registered_model_tags VALUES ('k', 'theirs', 'w', 'other'); "
+	"INSERT INTO model_version_tags VALUES ('k', 'theirs', 'w', 5, 'other'); "
+	"INSERT INTO registered_model_aliases VALUES ('a', 5, 'w', 'other')",
+};
+
+/*
+ * The registry of MLflow 3: a workspace column, defaulting to 'default', in
+ * every key.  Writes go to workspace 'default' and leave the rows of another
+ * one alone.
+ */
+static void test_registry_workspace(void)
+{
+	size_t i;
+	int err;
+	struct store_ref ref = { .model = "w", .version = 1 };
+	struct buf l = BUF_INIT;
+	int64_t ver = -1;
+	char *why = NULL;
+	struct fx f;
+
+	if (fx_setup(&f, "regws")) {
+		fx_teardown(&f);
+		return;
+	}
+	store_close(f.s);
+	f.s = NULL;
+	for (i = 0, err = 0; !err && i < sizeof(mlflow3_registry) / sizeof(mlflow3_registry[0]);
+	     i++)
+		err = raw_exec(f.raw, "%s", mlflow3_registry[i]);
+	ok(!err, "MLflow 3's registry tables, with a model in another workspace");
+	f.s = open_cached(&f.cfg, &f.bare, &why);
+	if (!ok(f.s != NULL, "the store opens it")) {
+		tap_diag("store_open: %s", why ? why : "(no message)");
+		free(why);
+		fx_teardown(&f);
+		return;
+	}
+	free(why);
+	is_int(store_create_model(f.s, NULL, "w"), 0,
+	       "a name taken in another workspace only is free");
+	is_int(store_create_version(f.s, NULL, "w", "/s/model", NULL, &ver), 0, "create a version");
+	is_int(ver, 1, "numbered within the workspace");
+	is_int(store_set_description(f.s, NULL, "w", 0, "ours"), 0, "describe it");
+	is_int(store_set_tag(f.s, NULL, SEC_MODEL_TAGS, &ref, "k", "ours"), 0, "tag it");
+	is_int(store_set_tag(f.s, NULL, SEC_VERSION_TAGS, &ref, "k", "ours"), 0, "tag version 1");
+	is_int(store_set_alias(f.s, NULL, "w", "a", 1), 0, "alias version 1");
+	is_int(store_set_stage(f.s, NULL, "w", 1, "Staging"), 0, "stage version 1");
+	raw_is(&f,
+	       "SELECT (SELECT group_concat(description) FROM registered_models WHERE workspace = "
+	       "'default') || ',' || (SELECT group_concat(value) FROM registered_model_tags WHERE "
+	       "workspace = 'default') || ',' || (SELECT group_concat(value) FROM "
+	       "model_version_tags WHERE workspace = 'default') || ',' || (SELECT "
+	       "group_concat(version) FROM registered_model_aliases WHERE workspace = 'default') "
+	       "|| ',' || (SELECT group_concat(current_stage) FROM model_versions WHERE workspace "
+	       "= 'default')",
+	       "ours,ours,ours,1,Staging", "every new row is in workspace 'default'");
+	raw_is(&f,
+	       "SELECT (SELECT group_concat(description) FROM registered_models WHERE workspace = "
+	       "'other') || ',' || (SELECT group_concat(value) FROM registered_model_tags WHERE "
+	       "workspace = 'other') || ',' || (SELECT group_concat(value) FROM model_version_tags "
+	       "WHERE workspace = 'other') || ',' || (SELECT group_concat(version) FROM "
+	       "registered_model_aliases WHERE workspace = 'other')",
+	       "theirs,theirs,theirs,5", "the other workspace's rows are untouched");
+	is_int(store_rename_model(f.s, NULL, "w", "w2"), 0, "rename it");
+	raw_is(&f,
+	       "SELECT group_concat(t || ':' || workspace || ':' || name, ',') FROM (SELECT 'm' AS "
+	       "t, workspace, name FROM registered_models UNION ALL SELECT 'v', workspace, name "
+	       "FROM model_versions UNION ALL SELECT 't', workspace, name FROM "
+	       "registered_model_tags UNION ALL SELECT 'a', workspace, name FROM "
+	       "registered_model_aliases UNION ALL SELECT 'vt', workspace, name FROM "
+	       "model_version_tags ORDER BY 1, 2)",
+	       "a:default:w2,a:other:w,m:default:w2,m:other:w,t:default:w2,t:other:w,v:default:w2,"
+	       "v:other:w,vt:default:w2,vt:other:w",
+	       "the rename moved this workspace's rows only");
+	is_int(store_list_aliases(f.s, "w2", collect_alias, &l), 0, "list the aliases");
+	is_str(buf_str(&l), "a=1", "the store reads them under the new name");
+	is_int(store_delete_version(f.s, NULL, "w2", 1), 0, "delete the version");
+	is_int(store_delete_model(f.s, NULL, "w2"), 0, "delete the model");
+	raw_is(&f,
+	       "SELECT (SELECT count(*) FROM registered_models) || (SELECT count(*) FROM "
+	       "model_versions) || (SELECT count(*) FROM registered_model_tags) || (SELECT "
+	       "count(*) FROM model_version_tags) || (SELECT count(*) FROM "
+	       "registered_model_aliases) || (SELECT count(*) FROM registered_models WHERE "
+	       "workspace = 'default')",
+	       "111110", "only the other workspace's rows are left");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM pragma_foreign_key_check"), 0,
+	       "no foreign key is broken");
+	buf_release(&l);
 	fx_teardown(&f);
 }
 
@@ -3434,6 +3980,8 @@ int main(void)
 	test_stall();
 	test_artifact_uri();
 	test_registry();
+	test_registry_writes();
+	test_registry_workspace();
 	test_all_runs();
 	test_threads();
 	return tap_done();
