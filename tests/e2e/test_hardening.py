@@ -308,6 +308,7 @@ def changes(run_dir):
     return [
         (os.mkdir, exp.parent / "new"),
         (os.mkdir, exp / "new-run"),
+        (os.mkdir, exp.parent.parent / "models" / "new-model"),
         (write_file, run_dir / "params" / "p", "1\n"),
         (write_file, run_dir / "metrics" / "m", "1\n", "a"),
         (write_file, run_dir / "tags" / "t", "v\n"),

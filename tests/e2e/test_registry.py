@@ -49,7 +49,7 @@ def test_models_are_made_renamed_and_removed_as_folders(mount, client):
     rm = client.get_registered_model("attrition")
     assert rm.tags == {"team": "risk"}
     assert client.get_model_version("attrition", "1").run_id == rid
-    assert client.get_model_version_by_alias("attrition", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("attrition", "champion").version) == "1"
     with pytest.raises(mlflow.exceptions.MlflowException):
         client.get_registered_model("churn")
     assert (models / "attrition" / "versions" / "1" / "run_id").read_text() == rid + "\n"
@@ -135,15 +135,15 @@ def test_aliases_are_links_set_moved_and_removed(mount, client):
     register(mount, "m", run_dir)
     aliases = m / "aliases"
     os.symlink("../versions/1", aliases / "champion")
-    assert client.get_model_version_by_alias("m", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "1"
     assert os.readlink(aliases / "champion") == "../versions/1"
     # ln -sfn moves it (through a temporary name and a rename).
     sh(f"ln -sfn ../versions/2 {aliases}/champion")
-    assert client.get_model_version_by_alias("m", "champion").version == "2"
+    assert str(client.get_model_version_by_alias("m", "champion").version) == "2"
     assert os.listdir(aliases) == ["champion"]
     assert (aliases / "champion" / "stage").read_text() == "None\n"
     os.rename(aliases / "champion", aliases / "prod")
-    assert client.get_model_version_by_alias("m", "prod").version == "2"
+    assert str(client.get_model_version_by_alias("m", "prod").version) == "2"
     os.unlink(aliases / "prod")
     with pytest.raises(mlflow.exceptions.MlflowException):
         client.get_model_version_by_alias("m", "prod")
