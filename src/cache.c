@@ -1670,6 +1670,23 @@ static int cache_list_aliases(struct store *s, const char *model, store_alias_cb
 	return err;
 }
 
+/* Logged models: not cached either.  The listing is the backend's own,
+ * without folders: store_list_logged_models() above the cache names them. */
+static int cache_list_logged_models(struct store *s, const char *experiment_id,
+				    store_logged_model_cb *cb, void *ctx)
+{
+	struct store *next = to_cache(s)->next;
+
+	return next->ops->list_logged_models
+		       ? next->ops->list_logged_models(next, experiment_id, cb, ctx)
+		       : 0;
+}
+
+static int cache_get_logged_model(struct store *s, const char *id, struct store_logged_model *out)
+{
+	return store_get_logged_model(to_cache(s)->next, id, out);
+}
+
 /* Registry writes: nothing of the registry is cached. */
 static int cache_create_model(struct store *s, struct store_batch *b, const char *name)
 {
@@ -1872,6 +1889,8 @@ static const struct store_ops cache_ops = {
 	.list_versions = cache_list_versions,
 	.get_version = cache_get_version,
 	.list_aliases = cache_list_aliases,
+	.list_logged_models = cache_list_logged_models,
+	.get_logged_model = cache_get_logged_model,
 	.create_model = cache_create_model,
 	.rename_model = cache_rename_model,
 	.delete_model = cache_delete_model,

@@ -70,6 +70,10 @@ typedef int store_get_version_fn(struct store *s, const char *model, int64_t ver
 				 struct store_version *out);
 typedef int store_list_aliases_fn(struct store *s, const char *model, store_alias_cb *cb,
 				  void *ctx);
+typedef int store_list_logged_models_fn(struct store *s, const char *experiment_id,
+					store_logged_model_cb *cb, void *ctx);
+typedef int store_get_logged_model_fn(struct store *s, const char *id,
+				      struct store_logged_model *out);
 typedef int store_create_model_fn(struct store *s, struct store_batch *b, const char *name);
 typedef int store_rename_model_fn(struct store *s, struct store_batch *b, const char *name,
 				  const char *new_name);
@@ -145,6 +149,11 @@ struct store_ops {
 	store_list_versions_fn *list_versions;
 	store_get_version_fn *get_version;
 	store_list_aliases_fn *list_aliases;
+	/* Logged models: NULL in a store that has none (the wrappers answer
+	 * an empty list and -ENOENT).  Backends leave folder NULL: the
+	 * wrapper names the folders. */
+	store_list_logged_models_fn *list_logged_models;
+	store_get_logged_model_fn *get_logged_model;
 	/* Registry writes: all NULL in a store whose registry is read-only
 	 * (the wrappers answer -EROFS). */
 	store_create_model_fn *create_model;

@@ -600,3 +600,146 @@ int store_delete_alias(struct store *s, struct store_batch *b, const char *model
 {
 	REGISTRY_WRITE(s, b, delete_alias, delete_alias(s, use_, model, alias));
 }
+
+/* ---- MLflow 3's logged models ------------------------------------------- */
+
+/* The names taken by older models of a listing, for the folders of the
+ * newer ones (a small sorted-free list: experiments have few models). */
+struct lm_listing {
+	store_logged_model_cb *cb;
+	void *ctx;
+	char **names;
+	size_t n, cap;
+	/* find: the folder wanted, and the copy made of its model */
+	const char *want;
+	struct store_logged_model *found;
+	int err;
+};
+
+static int lm_copy(struct store_logged_model *dst, const struct store_logged_model *src,
+		   const char *folder)
+{
+	*dst = *src;
+	dst->name = strdup(src->name);
+	dst->folder = strdup(folder);
+	dst->source_run_id = strdup(src->source_run_id);
+	dst->artifact_location = strdup(src->artifact_location);
+	dst->model_type = strdup(src->model_type);
+	if (dst->name && dst->folder && dst->source_run_id && dst->artifact_location &&
+	    dst->model_type)
+		return 0;
+	store_logged_model_release(dst);
+	return -ENOMEM;
+}
+
+static int lm_each(void *ctx, const struct store_logged_model *m)
+{
+	struct lm_listing *l = ctx;
+	struct store_logged_model named = *m;
+	char *folder = NULL;
+	size_t i;
+	int taken = 0, err;
+
+	for (i = 0; i < l->n; i++)
+		taken |= !strcmp(l->names[i], m->name);
+	if (taken) {
+		/* "m-" and the first 8 hex digits of the id */
+		if (asprintf(&folder, "%s@%.8s", m->name, m->id + 2) < 0)
+			return -ENOMEM;
+	} else {
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 16;
+			char **v = realloc(l->names, cap * sizeof(*v));
+
+			if (!v)
+				return -ENOMEM;
+			l->names = v;
+			l->cap = cap;
+		}
+		if (!(l->names[l->n] = strdup(m->name)))
+			return -ENOMEM;
+		l->n++;
+	}
+	named.folder = folder ? folder : (char *)m->name;
+	if (l->want) {
+		err = strcmp(named.folder, l->want) ? 0 : lm_copy(l->found, &named, named.folder);
+		err = err ? err : !strcmp(named.folder, l->want);
+	} else {
+		err = l->cb(l->ctx, &named);
+	}
+	free(folder);
+	return err;
+}
+
+static void lm_listing_release(struct lm_listing *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->names[i]);
+	free(l->names);
+}
+
+int store_list_logged_models(struct store *s, const char *experiment_id, store_logged_model_cb *cb,
+			     void *ctx)
+{
+	struct lm_listing l = { .cb = cb, .ctx = ctx };
+	int err;
+
+	errmsg[0] = '\0';
+	if (!s->ops->list_logged_models)
+		return 0;
+	err = s->ops->list_logged_models(s, experiment_id, lm_each, &l);
+	lm_listing_release(&l);
+	return err;
+}
+
+int store_get_logged_model(struct store *s, const char *id, struct store_logged_model *out)
+{
+	errmsg[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (!s->ops->get_logged_model)
+		return -ENOENT;
+	return s->ops->get_logged_model(s, id, out);
+}
+
+int store_find_logged_model(struct store *s, const char *experiment_id, const char *folder,
+			    struct store_logged_model *out)
+{
+	struct lm_listing l = { .want = folder, .found = out };
+	int err;
+
+	errmsg[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (!s->ops->list_logged_models)
+		return -ENOENT;
+	err = s->ops->list_logged_models(s, experiment_id, lm_each, &l);
+	lm_listing_release(&l);
+	if (err > 0)
+		return 0;
+	if (err)
+		return err;
+	/* Not a folder: its id, unlisted, as a run's id is. */
+	if (strncmp(folder, "m-", 2))
+		return -ENOENT;
+	err = s->ops->get_logged_model(s, folder, out);
+	if (!err && strcmp(out->experiment_id, experiment_id)) {
+		store_logged_model_release(out);
+		err = -ENOENT;
+	}
+	if (!err && !out->folder && !(out->folder = strdup(folder))) {
+		store_logged_model_release(out);
+		err = -ENOMEM;
+	}
+	return err;
+}
+
+void store_logged_model_release(struct store_logged_model *m)
+{
+	free(m->name);
+	free(m->folder);
+	free(m->source_run_id);
+	free(m->artifact_location);
+	free(m->model_type);
+	m->name = m->folder = m->source_run_id = m->artifact_location = m->model_type = NULL;
+}

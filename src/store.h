@@ -52,6 +52,10 @@ enum store_section {
 	SEC_EXP_TAGS,
 	SEC_MODEL_TAGS,
 	SEC_VERSION_TAGS,
+	/* An MLflow 3 logged model's (read-only): ref->logged_model. */
+	SEC_LM_PARAMS,
+	SEC_LM_METRICS, /* the latest point of each, as a run's */
+	SEC_LM_TAGS,
 };
 
 /* Which object a tag section belongs to; only the fields its section
@@ -60,6 +64,7 @@ struct store_ref {
 	const char *run_id;	   /* SEC_RUN_TAGS */
 	const char *experiment_id; /* SEC_EXP_TAGS */
 	const char *model;	   /* SEC_MODEL_TAGS, SEC_VERSION_TAGS */
+	const char *logged_model;  /* SEC_LM_*: its id, m-<32 hex> */
 	int64_t version;	   /* SEC_VERSION_TAGS */
 };
 
@@ -155,6 +160,29 @@ struct store_version {
 	int64_t last_updated_time;
 };
 
+/*
+ * An MLflow 3 logged model (what mlflow.<flavor>.log_model makes since 3.0):
+ * its own entity, its files at artifact_location (the experiment's
+ * artifact location + /models/<id>/artifacts), made by source_run_id.
+ */
+#define STORE_LM_ID_MAX 40 /* "m-" and 32 hex digits, with its NUL; room to spare */
+
+struct store_logged_model {
+	char id[STORE_LM_ID_MAX];
+	char experiment_id[STORE_ID_MAX];
+	char *name;
+	/* Its folder under the experiment's .models/: its name, or for each
+	 * but the oldest of a name <name>@<first 8 hex of its id>; set by
+	 * store_list_logged_models() and store_find_logged_model() only. */
+	char *folder;
+	char *source_run_id;	 /* "" when none */
+	char *artifact_location; /* a URI (or a path) of its artifact folder */
+	char *model_type;	 /* "" when none */
+	const char *status;	 /* PENDING READY FAILED, or UNSPECIFIED: static */
+	int64_t creation_time;	 /* ms */
+	int64_t last_updated_time;
+};
+
 typedef int store_experiment_cb(void *ctx, const struct store_experiment *e);
 typedef int store_run_cb(void *ctx, const struct store_run *run);
 typedef int store_kv_cb(void *ctx, const struct store_kv *kv);
@@ -162,6 +190,7 @@ typedef int store_point_cb(void *ctx, double value, int64_t step, int64_t timest
 typedef int store_model_cb(void *ctx, const struct store_model *m);
 typedef int store_version_cb(void *ctx, const struct store_version *v);
 typedef int store_alias_cb(void *ctx, const char *alias, int64_t version);
+typedef int store_logged_model_cb(void *ctx, const struct store_logged_model *m);
 
 /* Opens the backend cfg's tracking URI names (the caller adds the cache).
  * On failure returns NULL and sets *errmsg to a new one-line message the
@@ -320,6 +349,22 @@ int store_get_version(struct store *s, const char *model, int64_t version,
 void store_version_release(struct store_version *v);
 int store_list_aliases(struct store *s, const char *model, store_alias_cb *cb, void *ctx);
 
+/* ---- MLflow 3's logged models (read-only) ------------------------------ */
+
+/*
+ * The active logged models of an experiment, oldest first (creation time,
+ * then id); none, and 0, in a store whose database has no logged-model
+ * tables (MLflow 2.x) or whose server has no logged-model API.
+ */
+int store_list_logged_models(struct store *s, const char *experiment_id, store_logged_model_cb *cb,
+			     void *ctx);
+/* One by id, active; -ENOENT if unknown or deleted. */
+int store_get_logged_model(struct store *s, const char *id, struct store_logged_model *out);
+/* Finds one by its folder under an experiment's .models/ (or its id). */
+int store_find_logged_model(struct store *s, const char *experiment_id, const char *folder,
+			    struct store_logged_model *out);
+void store_logged_model_release(struct store_logged_model *m);
+
 /*
  * Registry writes, as MLflow's registry makes them (each one also moves the
  * model's or version's last_updated_time where MLflow's does).  Names are
@@ -339,9 +384,11 @@ int store_delete_model(struct store *s, struct store_batch *b, const char *name)
 int store_set_description(struct store *s, struct store_batch *b, const char *model,
 			  int64_t version, const char *text);
 /*
- * A new version of model, READY, stage None, made from source (an artifact
- * URI: the run's artifact_uri and a path below it) by run_id (NULL: none);
- * *version is its number, one more than the highest the model had.
+ * A new version of model, READY, stage None, made from source by run_id
+ * (NULL: none); *version is its number, one more than the highest the model
+ * had.  source is an artifact URI (the run's artifact_uri and a path below
+ * it), or models:/<logged model id>: then its storage location is the
+ * logged model's artifact location, as MLflow records it.
  */
 int store_create_version(struct store *s, struct store_batch *b, const char *model,
 			 const char *source, const char *run_id, int64_t *version);
