@@ -253,46 +253,85 @@ int provenance_git(const char *dir, const char *skip_below, struct provenance *o
 	return 0;
 }
 
-/* A command line's NUL-separated arguments joined by spaces, as valid
- * UTF-8 ('?' for a byte that is not) of at most SOURCE_NAME_MAX characters. */
-static char *command_line(const char *raw, size_t len)
+/* Programs that run a script named on their command line. */
+static const char *const interpreters[] = {
+	"sh",	"bash", "dash",	  "zsh",     "ksh",   "mksh", "fish", "python", "perl",
+	"ruby", "node", "nodejs", "Rscript", "julia", "lua",  "php",  "tclsh",	"pwsh",
+};
+
+/* Whether name (a program's base name) is an interpreter: "python3.11"
+ * is python's. */
+static int is_interpreter(const char *name)
 {
+	size_t i, n;
+
+	for (i = 0; i < sizeof(interpreters) / sizeof(interpreters[0]); i++) {
+		n = strlen(interpreters[i]);
+		if (!strncmp(name, interpreters[i], n) &&
+		    (!name[n] || strspn(name + n, "0123456789.") == strlen(name + n)))
+			return 1;
+	}
+	return 0;
+}
+
+/* Options of interpreters whose value is the next argument. */
+static int takes_value(const char *opt)
+{
+	return !strcmp(opt, "-W") || !strcmp(opt, "-X") || !strcmp(opt, "-o") ||
+	       !strcmp(opt, "+o") || !strcmp(opt, "-O") || !strcmp(opt, "-I") ||
+	       !strcmp(opt, "-r") || !strcmp(opt, "--require");
+}
+
+char *provenance_source_name(const char *args, size_t len)
+{
+	const char *argv0 = args, *pick = args, *base, *end = args + len, *a;
 	struct buf b = BUF_INIT;
-	size_t i = 0, chars = 0;
+	size_t i, n;
 
-	while (len && raw[len - 1] == '\0')
-		len--;
-	while (i < len && chars < SOURCE_NAME_MAX) {
-		unsigned char c = (unsigned char)raw[i];
-		size_t n = c < 0x80		? 1
-			   : (c & 0xe0) == 0xc0 ? 2
-			   : (c & 0xf0) == 0xe0 ? 3
-			   : (c & 0xf8) == 0xf0 ? 4
-						: 0;
-		size_t k;
-
-		for (k = 1; n && k < n; k++)
-			if (i + k >= len || ((unsigned char)raw[i + k] & 0xc0) != 0x80)
-				n = 0;
-		if (!n || (n == 2 && c < 0xc2)) {
-			if (buf_addch(&b, '?'))
-				goto fail;
-			i++;
-		} else if (c == '\0') {
-			if (buf_addch(&b, ' '))
-				goto fail;
-			i++;
-		} else {
-			if (buf_add(&b, raw + i, n))
-				goto fail;
-			i += n;
+	base = strrchr(argv0, '/');
+	base = base ? base + 1 : argv0;
+	if (is_interpreter(base)) {
+		for (a = argv0 + strlen(argv0) + 1; a < end; a += strlen(a) + 1) {
+			if (!strcmp(a, "-m") && a + 3 < end) {
+				pick = a + 3;
+				break;
+			}
+			/* Code on the command line (a shell's -e is errexit): the
+			 * interpreter itself. */
+			if (!strcmp(a, "-c") || !strcmp(a, "--") ||
+			    (!strcmp(a, "-e") && !strchr("bdkmz", base[0]) && strcmp(base, "sh")))
+				break;
+			if (takes_value(a) && a + strlen(a) + 1 < end) {
+				a += strlen(a) + 1;
+				continue;
+			}
+			if (a[0] != '-' && a[0] != '+') {
+				pick = a;
+				break;
+			}
 		}
-		chars++;
+	}
+	n = strnlen(pick, (size_t)(end - pick));
+	for (i = 0; i < n && i < SOURCE_NAME_MAX;) {
+		unsigned char c = (unsigned char)pick[i];
+		size_t k, m = c < 0x80		   ? 1
+			      : (c & 0xe0) == 0xc0 ? 2
+			      : (c & 0xf0) == 0xe0 ? 3
+			      : (c & 0xf8) == 0xf0 ? 4
+						   : 0;
+
+		for (k = 1; m && k < m; k++)
+			if (i + k >= n || ((unsigned char)pick[i + k] & 0xc0) != 0x80)
+				m = 0;
+		if (!m || (m == 2 && c < 0xc2))
+			m = 0;
+		if (m ? buf_add(&b, pick + i, m) : buf_addch(&b, '?')) {
+			buf_release(&b);
+			return NULL;
+		}
+		i += m ? m : 1;
 	}
 	return buf_detach(&b);
-fail:
-	buf_release(&b);
-	return NULL;
 }
 
 /* The parent of process pid, or 0. */
@@ -330,7 +369,7 @@ int provenance_of(pid_t pid, const char *skip_below, struct provenance *out)
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	text = read_small(path, &len);
 	if (text && len) {
-		out->source_name = command_line(text, len);
+		out->source_name = provenance_source_name(text, len);
 		if (!out->source_name) {
 			free(text);
 			return -ENOMEM;

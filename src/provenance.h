@@ -28,6 +28,19 @@ int provenance_of(pid_t pid, const char *skip_below, struct provenance *out);
 void provenance_release(struct provenance *p);
 
 /*
+ * What MLflow's client records as the source of a run it starts, from a
+ * command line (len bytes of NUL-terminated arguments, as /proc shows it):
+ * the program's first argument, as sys.argv[0] of a Python script is the
+ * script as it was given.  An interpreter (sh, bash, python3.11, perl,
+ * node...) stands for the script it runs: its first argument that is not an
+ * option, or the module of python -m; with code on its command line (-c,
+ * -e), itself.  So every run of one script has one source name whatever its
+ * arguments, and diff -r of two runs shows only what differs.  A new
+ * string of valid UTF-8 ('?' for a byte that is not), or NULL.
+ */
+char *provenance_source_name(const char *args, size_t len);
+
+/*
  * The git facts of the work tree that folder dir is in (NULL fields when it
  * is in none); skip_below as above.  For tests, and provenance_of.
  */
