@@ -5,6 +5,7 @@
  * store decides that.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,17 @@ const struct node_def path_nodes[] = {
 	{ NODE_TAGS, NODE_RUN, "tags", SLOT_NONE, BELOW_KEYS, 0 },
 	/* Real file names: not decoded. */
 	{ NODE_ARTIFACTS, NODE_RUN, "artifacts", SLOT_NONE, BELOW_SUBPATH, 0 },
+	/* MLflow 3's logged models: the run's, and the experiment's. */
+	{ NODE_RUN_MODELS, NODE_RUN, "models", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_RUN_MODEL, NODE_RUN_MODELS, NULL, SLOT_LOGGED_MODEL, BELOW_NOTHING, 0 },
+	{ NODE_LOGGED_MODELS, NODE_EXPERIMENT, ".models", SLOT_NONE, BELOW_CHILDREN, 0 },
+	{ NODE_LOGGED_MODEL, NODE_LOGGED_MODELS, NULL, SLOT_LOGGED_MODEL, BELOW_CHILDREN, 0 },
+	{ NODE_LM_PARAMS, NODE_LOGGED_MODEL, "params", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_LM_METRICS, NODE_LOGGED_MODEL, "metrics", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_LM_TAGS, NODE_LOGGED_MODEL, "tags", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_LM_STATUS, NODE_LOGGED_MODEL, "status", SLOT_NONE, BELOW_NOTHING, 0 },
+	/* Any other name there is one of its files: real names, not decoded. */
+	{ NODE_LM_FILE, NODE_LOGGED_MODEL, NULL, SLOT_SUBPATH, BELOW_SUBPATH, 0 },
 	/* A link: nothing can be below it from our side of the mount. */
 	{ NODE_RUNS_LINK, NODE_RUNS, NULL, SLOT_RUN_ID, BELOW_NOTHING, 0 },
 	{ NODE_CONTROL_STATUS, NODE_CONTROL, "status", SLOT_NONE, BELOW_NOTHING, 0 },
@@ -311,6 +323,11 @@ static int path_fill_slot(struct node *n, enum path_slot slot, const char *comp,
 		return path_dup_decoded(&n->model, comp, len);
 	case SLOT_ALIAS:
 		return path_dup_decoded(&n->alias, comp, len);
+	case SLOT_LOGGED_MODEL:
+		return path_dup_decoded(&n->logged_model, comp, len);
+	case SLOT_SUBPATH:
+		n->subpath = strndup(comp, len);
+		return n->subpath ? 0 : -ENOMEM;
 	case SLOT_VERSION:
 		/* Another name there is one ln -s makes a version under. */
 		if (path_parse_number(comp, len, &n->version))
@@ -361,6 +378,21 @@ int path_parse(const char *path, struct node *n)
 			err = path_parse_key(&it, n);
 			break;
 		}
+		if (d->below == BELOW_SUBPATH && d->slot == SLOT_SUBPATH) {
+			/* The rest joins the first component the slot kept. */
+			char *rest = NULL, *joined;
+
+			err = path_dup_rest(&it, &rest);
+			if (!err && rest[0]) {
+				err = asprintf(&joined, "%s/%s", n->subpath, rest) < 0 ? -ENOMEM : 0;
+				if (!err) {
+					free(n->subpath);
+					n->subpath = joined;
+				}
+			}
+			free(rest);
+			break;
+		}
 		if (d->below == BELOW_SUBPATH) {
 			err = path_dup_rest(&it, &n->subpath);
 			break;
@@ -408,6 +440,7 @@ void path_release(struct node *n)
 	free(n->run_id);
 	free(n->model);
 	free(n->alias);
+	free(n->logged_model);
 	/* Zeroed, so a second release (or a release after a failed parse) is harmless. */
 	memset(n, 0, sizeof(*n));
 }

@@ -33,6 +33,15 @@ enum node_kind {
 	NODE_HISTORY,		/* /experiments/E/R/history[/KEY]         */
 	NODE_TAGS,		/* /experiments/E/R/tags[/KEY]            */
 	NODE_ARTIFACTS,		/* /experiments/E/R/artifacts[/SUBPATH]   */
+	NODE_RUN_MODELS,	/* /experiments/E/R/models                */
+	NODE_RUN_MODEL,		/* /experiments/E/R/models/NAME (link)    */
+	NODE_LOGGED_MODELS,	/* /experiments/E/.models                 */
+	NODE_LOGGED_MODEL,	/* /experiments/E/.models/M               */
+	NODE_LM_STATUS,		/* /experiments/E/.models/M/status        */
+	NODE_LM_PARAMS,		/* /experiments/E/.models/M/params[/KEY]  */
+	NODE_LM_METRICS,	/* /experiments/E/.models/M/metrics[/KEY] */
+	NODE_LM_TAGS,		/* /experiments/E/.models/M/tags[/KEY]    */
+	NODE_LM_FILE,		/* /experiments/E/.models/M/SUBPATH       */
 	NODE_RUNS,		/* /runs                                  */
 	NODE_RUNS_LINK,		/* /runs/RUN_ID                           */
 	NODE_CONTROL,		/* /.mlflowfs                             */
@@ -62,7 +71,9 @@ enum path_slot {
 	SLOT_RUN_ID,
 	SLOT_MODEL,
 	SLOT_ALIAS,
-	SLOT_VERSION
+	SLOT_VERSION,
+	SLOT_LOGGED_MODEL, /* a logged model's folder, or a run's link to one */
+	SLOT_SUBPATH	   /* the first component of a raw subpath */
 };
 
 /* What may follow a node in a path. */
@@ -104,11 +115,15 @@ struct node {
 	 */
 	char *key;
 	/* NODE_ARTIFACTS: the path below artifacts/, not decoded ("" for the
-	 * folder itself, else "a/b.txt" without a leading '/'). */
+	 * folder itself, else "a/b.txt" without a leading '/'); NODE_LM_FILE:
+	 * the path below the logged model's folder (never ""). */
 	char *subpath;
 	char *run_id; /* NODE_RUNS_LINK: the name under runs/ */
 	char *model;  /* decoded registered model name */
 	char *alias;  /* decoded alias name */
+	/* NODE_LOGGED_MODEL and below: its decoded folder under .models/;
+	 * NODE_RUN_MODEL: the decoded name of the run's link. */
+	char *logged_model;
 	/* NODE_VERSION*: the version number (>= 1); 0 for a NODE_VERSION
 	 * whose name is not a number (a name ln -s makes a version under). */
 	int64_t version;

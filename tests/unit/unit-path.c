@@ -36,6 +36,15 @@ static const struct kind_name kinds[] = {
 	{ "HISTORY", NODE_HISTORY, 1 },
 	{ "TAGS", NODE_TAGS, 1 },
 	{ "ARTIFACTS", NODE_ARTIFACTS, 0 },
+	{ "RUN_MODELS", NODE_RUN_MODELS, 0 },
+	{ "RUN_MODEL", NODE_RUN_MODEL, 0 },
+	{ "LOGGED_MODELS", NODE_LOGGED_MODELS, 0 },
+	{ "LOGGED_MODEL", NODE_LOGGED_MODEL, 0 },
+	{ "LM_STATUS", NODE_LM_STATUS, 0 },
+	{ "LM_PARAMS", NODE_LM_PARAMS, 1 },
+	{ "LM_METRICS", NODE_LM_METRICS, 1 },
+	{ "LM_TAGS", NODE_LM_TAGS, 1 },
+	{ "LM_FILE", NODE_LM_FILE, 0 },
 	{ "RUNS", NODE_RUNS, 0 },
 	{ "RUNS_LINK", NODE_RUNS_LINK, 0 },
 	{ "CONTROL", NODE_CONTROL, 0 },
@@ -65,7 +74,7 @@ static const char *const field_names[] = { "source", "run_id", "status", "stage"
 struct want {
 	int err;
 	enum node_kind kind;
-	const char *experiment, *run, *key, *subpath, *run_id, *model, *alias;
+	const char *experiment, *run, *key, *subpath, *run_id, *model, *alias, *logged_model;
 	int64_t version;
 	int field;
 };
@@ -180,6 +189,8 @@ static int parse_want(char **fields, size_t n, struct want *w)
 			w->model = v;
 		else if (strcmp(fields[i], "alias") == 0)
 			w->alias = v;
+		else if (strcmp(fields[i], "logged_model") == 0)
+			w->logged_model = v;
 		else if (strcmp(fields[i], "version") == 0)
 			w->version = strtoll(v, NULL, 10);
 		else if (strcmp(fields[i], "field") == 0)
@@ -226,6 +237,7 @@ static void check_parse(int lineno, const char *path, const struct want *w)
 	bad |= differs(&diag, "run_id", n.run_id, w->run_id);
 	bad |= differs(&diag, "model", n.model, w->model);
 	bad |= differs(&diag, "alias", n.alias, w->alias);
+	bad |= differs(&diag, "logged_model", n.logged_model, w->logged_model);
 	if (n.version != w->version) {
 		buf_addf(&diag, " version: got %" PRId64 ", want %" PRId64 ";", n.version,
 			 w->version);
