@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -306,7 +307,7 @@ static const char *const sql_text[Q_COUNT] = {
 		"INSERT INTO model_versions (name, version, creation_time, last_updated_time, "
 		"description, user_id, current_stage, source, run_id, status, status_message, "
 		"run_link, storage_location) VALUES (?1, ?2, ?3, ?3, NULL, NULL, 'None', ?4, ?5, "
-		"'READY', NULL, NULL, ?4)",
+		"'READY', NULL, NULL, ?6)",
 	[Q_VERSION_DESCRIBE] = "UPDATE model_versions SET description = ?3, "
 			       "last_updated_time = ?4 WHERE name = ?1 AND version = ?2 "
 			       "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
@@ -2034,18 +2035,63 @@ static int sqlite_set_description(struct store *s, struct store_batch *b, const 
 	return done(sqldb_write_end(&ss->sql, err));
 }
 
+/*
+ * Whether a version's source names a logged model, models:/<id>: 1 with
+ * *id pointing at the id in source, 0 for any other source (an artifact
+ * URI), -EINVAL for the models:/ URIs of registered models (<name>/<version>,
+ * <name>/<stage>, <name>@<alias>), which MLflow resolves through the registry
+ * and mlflowfs does not.  MLflow takes the scheme in any case.
+ */
+static int source_logged_model(const char *source, const char **id)
+{
+	if (strncasecmp(source, "models:", 7))
+		return 0;
+	if (source[7] != '/' || !source[8] || strpbrk(source + 8, "/@")) {
+		store_set_errmsg(
+			"'%s' is not models:/<logged model id>, the one models:/ URI taken",
+			source);
+		return -EINVAL;
+	}
+	*id = source + 8;
+	return 1;
+}
+
+/*
+ * From models:/<id> MLflow's registry records the logged model's artifact
+ * location as the storage location, and its source run unless a run is
+ * given; from anything else, the source itself.  The model must be there
+ * and active, as MLflow's get_logged_model() finds it.  Linking the version
+ * back in the logged model's mlflow.modelVersions tag is the fluent
+ * mlflow.register_model()'s doing (and the REST server's when given a
+ * model_id), not create_model_version()'s, the call this one stands for.
+ */
 static int sqlite_create_version(struct store *s, struct store_batch *b, const char *model,
 				 const char *source, const char *run_id, int64_t *version)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	struct store_logged_model lm = { 0 };
+	const char *storage = source, *lm_id = NULL;
 	int64_t now = now_ms(), n = 0;
 	sqlite3_stmt *st;
-	int err;
+	int err, from_lm;
 
+	from_lm = source_logged_model(source, &lm_id);
+	if (from_lm < 0)
+		return from_lm;
 	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = model_there(ss, model);
+	if (!err && from_lm) {
+		err = logged_model_on(ss, c, lm_id, &lm);
+		if (err == -ENOENT)
+			store_set_errmsg("no logged model '%s'", lm_id);
+		if (!err) {
+			storage = lm.artifact_location;
+			if (!run_id || !run_id[0])
+				run_id = lm.source_run_id;
+		}
+	}
 	if (!err) {
 		st = sqldb_query(c, Q_VERSION_MAX, "t", model);
 		err = sqldb_step_row(c, st, "cannot number the new version");
@@ -2059,12 +2105,13 @@ static int sqlite_create_version(struct store *s, struct store_batch *b, const c
 	}
 	if (!err)
 		err = reg_write(ss,
-				sqldb_query(c, Q_VERSION_INSERT, "tiitt", model, n, now, source,
-					    run_id && run_id[0] ? run_id : NULL),
+				sqldb_query(c, Q_VERSION_INSERT, "tiittt", model, n, now, source,
+					    run_id && run_id[0] ? run_id : NULL, storage),
 				"cannot create the model version");
 	if (!err)
 		err = reg_touch(ss, Q_MODEL_TOUCH, model, now);
 	err = sqldb_write_end(&ss->sql, err);
+	store_logged_model_release(&lm);
 	if (!err)
 		*version = n;
 	return done(err);

@@ -3803,6 +3803,7 @@ static void test_logged_models_absent(void)
 	struct store_logged_model m;
 	struct buf b = BUF_INIT;
 	struct store_kv kv;
+	int64_t ver = -1;
 	char exp[STORE_ID_MAX];
 	struct fx f;
 
@@ -3818,6 +3819,10 @@ static void test_logged_models_absent(void)
 	       "  its params list as none");
 	is_str(buf_str(&b), "", "  none at all");
 	is_int(store_get_kv(f.s, SEC_LM_TAGS, &ref, "k", &kv), -ENOENT, "  a tag is -ENOENT");
+	is_int(store_create_model(f.s, NULL, "reg"), 0, "a registered model");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_A, NULL, &ver), -ENOENT,
+	       "  a version from models:/<id> is -ENOENT");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions"), 0, "  and none is made");
 	buf_release(&b);
 	fx_teardown(&f);
 }
@@ -3826,11 +3831,12 @@ static void test_logged_models(void)
 {
 	struct store_ref ref = { .logged_model = LM_A };
 	char exp[STORE_ID_MAX], exp2[STORE_ID_MAX], run1[STORE_RUN_ID_MAX], run2[STORE_RUN_ID_MAX],
-		*loc = NULL, *want = NULL;
+		*loc = NULL, *want = NULL, *got;
 	const char *first_run;
 	struct store_logged_model m;
 	struct buf b = BUF_INIT;
 	struct store_kv kv;
+	int64_t ver = -1;
 	char *why = NULL;
 	size_t i;
 	int err;
@@ -3958,6 +3964,42 @@ static void test_logged_models(void)
 	is_int(raw_count(f.raw,
 			 "SELECT count(*) FROM logged_model_tags WHERE model_id = '" LM_A "'"),
 	       2, "  its tags are as they were");
+
+	/* Registering from models:/<id>, as MLflow's registry store records it. */
+	is_int(store_create_model(f.s, NULL, "reg"), 0, "a registered model");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_A, NULL, &ver), 0,
+	       "a version from models:/<id>");
+	is_int(ver, 1, "  version 1");
+	got = raw_text(f.raw, "SELECT source || '|' || storage_location || '|' || run_id || '|' "
+			      "|| status || '|' || current_stage FROM model_versions WHERE "
+			      "name = 'reg' AND version = 1");
+	free(want);
+	want = strf("models:/%s|%s|%s|READY|None", LM_A, loc, run1);
+	is_str(got, want, "  stored at the model's artifact location, from its source run");
+	free(got);
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_A, run2, &ver), 0,
+	       "a version from models:/<id> and another run");
+	got = raw_text(f.raw, "SELECT run_id FROM model_versions WHERE name = 'reg' AND "
+			      "version = 2");
+	is_str(got, run2, "  the run given wins");
+	free(got);
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_B, "", &ver), 0,
+	       "a version from a model without a source run");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions WHERE name = 'reg' AND "
+				"version = 3 AND run_id IS NULL AND storage_location = '/b'"),
+	       1, "  has no run id");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_X, NULL, &ver), -ENOENT,
+	       "an unknown models:/ id is -ENOENT");
+	ok(strstr(store_errmsg(), LM_X) != NULL, "  said so: %s", store_errmsg());
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_D, NULL, &ver), -ENOENT,
+	       "a deleted one is -ENOENT");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/reg/1", NULL, &ver), -EINVAL,
+	       "a registered model's models:/ URI is -EINVAL");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions"), 3,
+	       "  and none of these made a version");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM logged_model_tags WHERE tag_key = "
+				"'mlflow.modelVersions'"),
+	       0, "no mlflow.modelVersions tag: create_model_version writes none");
 
 	/* MLflow scopes a logged model by its experiment's workspace. */
 	ok(!raw_exec(f.raw, "UPDATE experiments SET workspace = 'other' WHERE experiment_id = %s",
