@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -113,6 +114,14 @@ enum sql_id {
 	Q_VERSION_DROP_ALIASES,
 	Q_ALIAS_UPSERT,
 	Q_ALIAS_DELETE,
+	Q_LM_LIST,
+	Q_LM_GET,
+	Q_LM_PARAM_LIST,
+	Q_LM_PARAM_GET,
+	Q_LM_METRIC_LIST,
+	Q_LM_METRIC_GET,
+	Q_LM_TAG_LIST,
+	Q_LM_TAG_GET,
 	Q_COUNT
 };
 
@@ -129,6 +138,25 @@ enum sql_id {
 #define VERSION_COLS                                                                     \
 	"name, version, creation_time, last_updated_time, description, source, run_id, " \
 	"status, current_stage, storage_location"
+#define LM_COLS                                                                  \
+	"model_id, experiment_id, name, artifact_location, status, model_type, " \
+	"source_run_id, creation_timestamp_ms, last_updated_timestamp_ms"
+/* logged_models has no workspace column: MLflow scopes a logged model by its
+ * experiment's workspace. */
+#define LM_IN_WORKSPACE "experiment_id IN (SELECT experiment_id FROM experiments WHERE 1 @EWS@)"
+/*
+ * Each metric of a logged model as one point, MLflow's "latest" for it (the
+ * one search_logged_models orders by): the newest timestamp, then the
+ * highest step, then the least run id.  MLflow writes a NaN as 0 and never
+ * NULL; a NULL reads as NaN.  cond picks the names.
+ */
+#define LM_METRIC_LATEST(cond)                                                          \
+	"SELECT metric_name, metric_value, metric_value IS NULL, metric_step, "         \
+	"metric_timestamp_ms FROM (SELECT metric_name, metric_value, metric_step, "     \
+	"metric_timestamp_ms, row_number() OVER (PARTITION BY metric_name ORDER BY "    \
+	"metric_timestamp_ms DESC, metric_step DESC, run_id) AS newest "                \
+	"FROM logged_model_metrics WHERE model_id = ?1 AND " cond ") WHERE newest = 1 " \
+	"ORDER BY metric_name"
 
 static const char *const sql_text[Q_COUNT] = {
 	[Q_EXP_LIST] =
@@ -279,7 +307,7 @@ static const char *const sql_text[Q_COUNT] = {
 		"INSERT INTO model_versions (name, version, creation_time, last_updated_time, "
 		"description, user_id, current_stage, source, run_id, status, status_message, "
 		"run_link, storage_location) VALUES (?1, ?2, ?3, ?3, NULL, NULL, 'None', ?4, ?5, "
-		"'READY', NULL, NULL, ?4)",
+		"'READY', NULL, NULL, ?6)",
 	[Q_VERSION_DESCRIBE] = "UPDATE model_versions SET description = ?3, "
 			       "last_updated_time = ?4 WHERE name = ?1 AND version = ?2 "
 			       "AND current_stage IS NOT 'Deleted_Internal' @MWS@",
@@ -299,6 +327,26 @@ static const char *const sql_text[Q_COUNT] = {
 			   "VALUES (?2, ?3, ?1)",
 	[Q_ALIAS_DELETE] = "DELETE FROM registered_model_aliases WHERE name = ?1 AND alias = ?2 "
 			   "@MWS@",
+	/*
+	 * MLflow 3's logged models, read only where the tables are there
+	 * (has_logged_models).  MLflow hides a deleted one unless asked; its
+	 * lifecycle_stage is 'active' or 'deleted' (a CHECK constraint).
+	 */
+	[Q_LM_LIST] = "SELECT " LM_COLS " FROM logged_models WHERE experiment_id = ?1 "
+		      "AND lifecycle_stage = 'active' AND " LM_IN_WORKSPACE " "
+		      "ORDER BY creation_timestamp_ms, model_id",
+	[Q_LM_GET] = "SELECT " LM_COLS " FROM logged_models WHERE model_id = ?1 "
+		     "AND lifecycle_stage = 'active' AND " LM_IN_WORKSPACE,
+	[Q_LM_PARAM_LIST] = "SELECT param_key, param_value FROM logged_model_params WHERE "
+			    "model_id = ?1 AND " PREFIX_COND("param_key", 2) " ORDER BY param_key",
+	[Q_LM_PARAM_GET] = "SELECT param_key, param_value FROM logged_model_params "
+			   "WHERE model_id = ?1 AND param_key = ?2",
+	[Q_LM_METRIC_LIST] = LM_METRIC_LATEST(PREFIX_COND("metric_name", 2)),
+	[Q_LM_METRIC_GET] = LM_METRIC_LATEST("metric_name = ?2"),
+	[Q_LM_TAG_LIST] = "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ?1 "
+			  "AND " PREFIX_COND("tag_key", 2) " ORDER BY tag_key",
+	[Q_LM_TAG_GET] = "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ?1 "
+			 "AND tag_key = ?2",
 };
 
 /*
@@ -336,6 +384,9 @@ struct sqlite_store {
 	unsigned hstat_next;
 	/* Set at open, read-only afterwards. */
 	struct schema_info info;
+	/* The database has MLflow 3's four logged-model tables (a database
+	 * made at MLflow 2.x's schema has none). */
+	int has_logged_models;
 	char *uri;
 	char *db_path;
 	char *artifact_root;
@@ -521,6 +572,7 @@ struct cb_ctx {
 		store_model_cb *model;
 		store_version_cb *version;
 		store_alias_cb *alias;
+		store_logged_model_cb *logged_model;
 		store_kv_cb *kv;
 		store_point_cb *point;
 	} cb;
@@ -965,19 +1017,34 @@ static const struct {
 			     Q_MODEL_TAG_DELETE },
 	[SEC_VERSION_TAGS] = { Q_VERSION_TAG_LIST, Q_VERSION_TAG_GET, Q_VERSION_TAG_UPSERT,
 			       Q_VERSION_TAG_DELETE },
+	[SEC_LM_PARAMS] = { Q_LM_PARAM_LIST, Q_LM_PARAM_GET, Q_COUNT, Q_COUNT },
+	[SEC_LM_METRICS] = { Q_LM_METRIC_LIST, Q_LM_METRIC_GET, Q_COUNT, Q_COUNT },
+	[SEC_LM_TAGS] = { Q_LM_TAG_LIST, Q_LM_TAG_GET, Q_COUNT, Q_COUNT },
 };
+
+/* Whether a section's rows are metric points rather than strings. */
+static int is_metric_section(enum store_section sec)
+{
+	return sec == SEC_METRICS || sec == SEC_LM_METRICS;
+}
+
+static int is_logged_model_section(enum store_section sec)
+{
+	return sec == SEC_LM_PARAMS || sec == SEC_LM_METRICS || sec == SEC_LM_TAGS;
+}
 
 /*
  * Prepares a key statement of a section: ?1 the owner (run id, experiment
- * id or model name; SQLite compares a text id with an integer column by
- * value), ?2 the key or prefix, then the value: ?3, or ?4 after the version
- * (?3) of version tags.
+ * id, model name or logged model id; SQLite compares a text id with an
+ * integer column by value), ?2 the key or prefix, then the value: ?3, or ?4
+ * after the version (?3) of version tags.
  */
 static sqlite3_stmt *kv_query(struct sqldb_conn *c, enum sql_id id, enum store_section sec,
 			      const struct store_ref *ref, const char *key, const char *value)
 {
 	const char *owner = sec == SEC_EXP_TAGS				       ? ref->experiment_id
 			    : sec == SEC_MODEL_TAGS || sec == SEC_VERSION_TAGS ? ref->model
+			    : is_logged_model_section(sec)		       ? ref->logged_model
 									       : ref->run_id;
 
 	if (sec == SEC_VERSION_TAGS)
@@ -1018,10 +1085,14 @@ static int sqlite_list_kv(struct store *s, enum store_section sec, const struct 
 			  const char *prefix, store_kv_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct cb_ctx cc = { .cb.kv = cb, .ctx = ctx, .metric = sec == SEC_METRICS };
-	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
+	struct cb_ctx cc = { .cb.kv = cb, .ctx = ctx, .metric = is_metric_section(sec) };
+	struct sqldb_conn *c;
 	int err;
 
+	/* MLflow 2.x's schema: no logged model, so none has a key. */
+	if (is_logged_model_section(sec) && !ss->has_logged_models)
+		return 0;
+	c = sqldb_read_begin(&ss->sql);
 	if (!c)
 		return done(-EIO);
 	err = sqldb_each_row(
@@ -1041,11 +1112,11 @@ static int get_kv_on(struct sqldb_conn *c, enum store_section sec, const struct 
 	memset(out, 0, sizeof(*out));
 	if (err != 1)
 		return err ? err : -ENOENT;
-	read_kv(st, sec == SEC_METRICS, out);
+	read_kv(st, is_metric_section(sec), out);
 	out->key = strdup(out->key);
 	if (out->value)
 		out->value = strdup(out->value);
-	err = !out->key || (sec != SEC_METRICS && !out->value) ? -ENOMEM : 0;
+	err = !out->key || (!is_metric_section(sec) && !out->value) ? -ENOMEM : 0;
 	sqlite3_reset(st);
 	if (err)
 		store_kv_release(out);
@@ -1056,9 +1127,14 @@ static int sqlite_get_kv(struct store *s, enum store_section sec, const struct s
 			 const char *key, struct store_kv *out)
 {
 	struct sqlite_store *ss = to_sqlite(s);
-	struct sqldb_conn *c = sqldb_read_begin(&ss->sql);
+	struct sqldb_conn *c;
 	int err;
 
+	if (is_logged_model_section(sec) && !ss->has_logged_models) {
+		memset(out, 0, sizeof(*out));
+		return -ENOENT;
+	}
+	c = sqldb_read_begin(&ss->sql);
 	if (!c)
 		return done(-EIO);
 	err = get_kv_on(c, sec, ref, key, out);
@@ -1217,6 +1293,12 @@ static int tag_owner_writable(struct sqlite_store *ss, enum store_section sec,
 		return model_there(ss, ref->model);
 	case SEC_VERSION_TAGS:
 		return version_there(ss, ref->model, ref->version);
+	case SEC_LM_PARAMS:
+	case SEC_LM_METRICS:
+	case SEC_LM_TAGS:
+		/* MLflow could tag one; mlflowfs only shows them. */
+		store_set_errmsg("logged model '%s' is read-only", ref->logged_model);
+		return -EROFS;
 	default:
 		store_set_errmsg("this section has no tags to change");
 		return -EINVAL;
@@ -1604,6 +1686,98 @@ out:
 	sqldb_read_end(&ss->sql, c);
 	return done(err);
 }
+
+/* ---- MLflow 3's logged models ----------------------------------------- */
+
+/* LoggedModelStatus by its number in logged_models.status. */
+static const char *const lm_status[] = { "UNSPECIFIED", "PENDING", "READY", "FAILED" };
+
+/* Reads LM_COLS; strings borrowed from the row, folder left NULL. */
+static void read_logged_model(sqlite3_stmt *st, struct store_logged_model *m)
+{
+	int64_t status = sqlite3_column_int64(st, 4);
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->id, sizeof(m->id), "%s", sqldb_text(st, 0));
+	snprintf(m->experiment_id, sizeof(m->experiment_id), "%lld",
+		 (long long)sqlite3_column_int64(st, 1));
+	m->name = (char *)sqldb_text(st, 2);
+	m->artifact_location = (char *)sqldb_text(st, 3);
+	/* A number MLflow does not know would fail its from_int(): shown as
+	 * UNSPECIFIED rather than hiding the model. */
+	m->status = status >= 0 && status < (int64_t)(sizeof(lm_status) / sizeof(lm_status[0]))
+			    ? lm_status[status]
+			    : lm_status[0];
+	m->model_type = (char *)sqldb_text(st, 5);
+	m->source_run_id = (char *)sqldb_text(st, 6);
+	m->creation_time = sqldb_time(st, 7);
+	m->last_updated_time = sqldb_time(st, 8);
+}
+
+static int logged_model_row(void *ctx, sqlite3_stmt *st)
+{
+	struct cb_ctx *c = ctx;
+	struct store_logged_model m;
+
+	read_logged_model(st, &m);
+	return c->cb.logged_model(c->ctx, &m);
+}
+
+static int sqlite_list_logged_models(struct store *s, const char *experiment_id,
+				     store_logged_model_cb *cb, void *ctx)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct cb_ctx c = { .cb.logged_model = cb, .ctx = ctx };
+
+	if (!ss->has_logged_models)
+		return 0;
+	return done(sqldb_list(&ss->sql, Q_LM_LIST, "cannot list logged models", logged_model_row,
+			       &c, "t", experiment_id));
+}
+
+/* One active logged model by id into out, strings copied; on c. */
+static int logged_model_on(struct sqlite_store *ss, struct sqldb_conn *c, const char *id,
+			   struct store_logged_model *out)
+{
+	sqlite3_stmt *st;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!ss->has_logged_models)
+		return -ENOENT;
+	st = sqldb_query(c, Q_LM_GET, "t", id);
+	err = sqldb_step_row(c, st, "cannot read a logged model");
+	if (err != 1)
+		return err ? err : -ENOENT;
+	read_logged_model(st, out);
+	out->name = strdup(out->name);
+	out->artifact_location = strdup(out->artifact_location);
+	out->model_type = strdup(out->model_type);
+	out->source_run_id = strdup(out->source_run_id);
+	sqlite3_reset(st);
+	if (out->name && out->artifact_location && out->model_type && out->source_run_id)
+		return 0;
+	store_logged_model_release(out);
+	return -ENOMEM;
+}
+
+static int sqlite_get_logged_model(struct store *s, const char *id, struct store_logged_model *out)
+{
+	struct sqlite_store *ss = to_sqlite(s);
+	struct sqldb_conn *c;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!ss->has_logged_models)
+		return -ENOENT;
+	c = sqldb_read_begin(&ss->sql);
+	if (!c)
+		return done(-EIO);
+	err = logged_model_on(ss, c, id, out);
+	sqldb_read_end(&ss->sql, c);
+	return done(err);
+}
+
 /* ---- registry -------------------------------------------------------- */
 
 static int model_row(void *ctx, sqlite3_stmt *st)
@@ -1861,18 +2035,63 @@ static int sqlite_set_description(struct store *s, struct store_batch *b, const 
 	return done(sqldb_write_end(&ss->sql, err));
 }
 
+/*
+ * Whether a version's source names a logged model, models:/<id>: 1 with
+ * *id pointing at the id in source, 0 for any other source (an artifact
+ * URI), -EINVAL for the models:/ URIs of registered models (<name>/<version>,
+ * <name>/<stage>, <name>@<alias>), which MLflow resolves through the registry
+ * and mlflowfs does not.  MLflow takes the scheme in any case.
+ */
+static int source_logged_model(const char *source, const char **id)
+{
+	if (strncasecmp(source, "models:", 7))
+		return 0;
+	if (source[7] != '/' || !source[8] || strpbrk(source + 8, "/@")) {
+		store_set_errmsg(
+			"'%s' is not models:/<logged model id>, the one models:/ URI taken",
+			source);
+		return -EINVAL;
+	}
+	*id = source + 8;
+	return 1;
+}
+
+/*
+ * From models:/<id> MLflow's registry records the logged model's artifact
+ * location as the storage location, and its source run unless a run is
+ * given; from anything else, the source itself.  The model must be there
+ * and active, as MLflow's get_logged_model() finds it.  Linking the version
+ * back in the logged model's mlflow.modelVersions tag is the fluent
+ * mlflow.register_model()'s doing (and the REST server's when given a
+ * model_id), not create_model_version()'s, the call this one stands for.
+ */
 static int sqlite_create_version(struct store *s, struct store_batch *b, const char *model,
 				 const char *source, const char *run_id, int64_t *version)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct sqldb_conn *c = sqldb_writer(&ss->sql);
+	struct store_logged_model lm = { 0 };
+	const char *storage = source, *lm_id = NULL;
 	int64_t now = now_ms(), n = 0;
 	sqlite3_stmt *st;
-	int err;
+	int err, from_lm;
 
+	from_lm = source_logged_model(source, &lm_id);
+	if (from_lm < 0)
+		return from_lm;
 	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
 	if (!err)
 		err = model_there(ss, model);
+	if (!err && from_lm) {
+		err = logged_model_on(ss, c, lm_id, &lm);
+		if (err == -ENOENT)
+			store_set_errmsg("no logged model '%s'", lm_id);
+		if (!err) {
+			storage = lm.artifact_location;
+			if (!run_id || !run_id[0])
+				run_id = lm.source_run_id;
+		}
+	}
 	if (!err) {
 		st = sqldb_query(c, Q_VERSION_MAX, "t", model);
 		err = sqldb_step_row(c, st, "cannot number the new version");
@@ -1886,12 +2105,13 @@ static int sqlite_create_version(struct store *s, struct store_batch *b, const c
 	}
 	if (!err)
 		err = reg_write(ss,
-				sqldb_query(c, Q_VERSION_INSERT, "tiitt", model, n, now, source,
-					    run_id && run_id[0] ? run_id : NULL),
+				sqldb_query(c, Q_VERSION_INSERT, "tiittt", model, n, now, source,
+					    run_id && run_id[0] ? run_id : NULL, storage),
 				"cannot create the model version");
 	if (!err)
 		err = reg_touch(ss, Q_MODEL_TOUCH, model, now);
 	err = sqldb_write_end(&ss->sql, err);
+	store_logged_model_release(&lm);
 	if (!err)
 		*version = n;
 	return done(err);
@@ -2215,6 +2435,29 @@ static int open_database(struct sqlite_store *ss, sqlite3 **dbp, char **errmsg)
 }
 
 /*
+ * Whether db has MLflow 3's four logged-model tables, which one migration
+ * (400f98739977) adds together: 1, 0, or -1 with *errmsg.
+ */
+static int find_logged_models(struct sqlite_store *ss, sqlite3 *db, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, n = -1;
+
+	rc = sqlite3_prepare_v2(db,
+				"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name "
+				"IN ('logged_models', 'logged_model_params', "
+				"'logged_model_metrics', 'logged_model_tags')",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (n < 0)
+		return open_fail(errmsg, ss->db_path, sqlite3_errmsg(db));
+	ss->has_logged_models = n == 4;
+	return ss->has_logged_models;
+}
+
+/*
  * The statement texts for this database: @EWS@ and @MWS@ become a filter on
  * MLflow 3's workspace column where the experiments or the registry have it.
  */
@@ -2323,7 +2566,7 @@ struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg)
 	ss->busy_ms = (int)(cfg->lock_timeout * 1000);
 	if (sqldb_init(&ss->sql, ss->db_path, ss->busy_ms))
 		goto nomem;
-	if (open_database(ss, &db, errmsg))
+	if (open_database(ss, &db, errmsg) || find_logged_models(ss, db, errmsg) < 0)
 		goto fail;
 	texts = statement_texts(&ss->info);
 	if (!texts)
@@ -2382,6 +2625,8 @@ static const struct store_ops sqlite_ops = {
 	.list_versions = sqlite_list_versions,
 	.get_version = sqlite_get_version,
 	.list_aliases = sqlite_list_aliases,
+	.list_logged_models = sqlite_list_logged_models,
+	.get_logged_model = sqlite_get_logged_model,
 	.create_model = sqlite_create_model,
 	.rename_model = sqlite_rename_model,
 	.delete_model = sqlite_delete_model,

@@ -3718,6 +3718,311 @@ static void test_registry_workspace(void)
 	fx_teardown(&f);
 }
 
+/* ---- MLflow 3's logged models ---------------------------------------- */
+
+/* The logged-model tables as MLflow 3.17.2 creates them (sqlite3 .schema of
+ * a database it made), and the workspace column it adds to experiments. */
+static const char *const mlflow3_logged_models[] = {
+	"CREATE TABLE logged_models (model_id VARCHAR(36) NOT NULL, "
+	"experiment_id INTEGER NOT NULL, name VARCHAR(500) NOT NULL, "
+	"artifact_location VARCHAR(1000) NOT NULL, creation_timestamp_ms BIGINT NOT NULL, "
+	"last_updated_timestamp_ms BIGINT NOT NULL, status INTEGER NOT NULL, "
+	"lifecycle_stage VARCHAR(32), model_type VARCHAR(500), source_run_id VARCHAR(32), "
+	"status_message VARCHAR(1000), CONSTRAINT logged_models_pk PRIMARY KEY (model_id), "
+	"CONSTRAINT logged_models_lifecycle_stage_check CHECK (lifecycle_stage IN ('active', "
+	"'deleted')), CONSTRAINT fk_logged_models_experiment_id FOREIGN KEY(experiment_id) "
+	"REFERENCES experiments (experiment_id) ON DELETE CASCADE)",
+	"CREATE TABLE logged_model_params (model_id VARCHAR(36) NOT NULL, "
+	"experiment_id INTEGER NOT NULL, param_key VARCHAR(255) NOT NULL, "
+	"param_value TEXT NOT NULL, CONSTRAINT logged_model_params_pk PRIMARY KEY (model_id, "
+	"param_key), CONSTRAINT fk_logged_model_params_experiment_id FOREIGN KEY(experiment_id) "
+	"REFERENCES experiments (experiment_id), CONSTRAINT fk_logged_model_params_model_id "
+	"FOREIGN KEY(model_id) REFERENCES logged_models (model_id) ON DELETE CASCADE)",
+	"CREATE TABLE logged_model_tags (model_id VARCHAR(36) NOT NULL, "
+	"experiment_id INTEGER NOT NULL, tag_key VARCHAR(255) NOT NULL, "
+	"tag_value TEXT NOT NULL, CONSTRAINT logged_model_tags_pk PRIMARY KEY (model_id, "
+	"tag_key), CONSTRAINT fk_logged_model_tags_experiment_id FOREIGN KEY(experiment_id) "
+	"REFERENCES experiments (experiment_id), CONSTRAINT fk_logged_model_tags_model_id "
+	"FOREIGN KEY(model_id) REFERENCES logged_models (model_id) ON DELETE CASCADE)",
+	"CREATE TABLE logged_model_metrics (model_id VARCHAR(36) NOT NULL, "
+	"metric_name VARCHAR(500) NOT NULL, metric_timestamp_ms BIGINT NOT NULL, "
+	"metric_step BIGINT NOT NULL, metric_value FLOAT, experiment_id INTEGER NOT NULL, "
+	"run_id VARCHAR(32) NOT NULL, dataset_uuid VARCHAR(36), dataset_name VARCHAR(500), "
+	"dataset_digest VARCHAR(36), CONSTRAINT logged_model_metrics_pk PRIMARY KEY (model_id, "
+	"metric_name, metric_timestamp_ms, metric_step, run_id), "
+	"CONSTRAINT fk_logged_model_metrics_experiment_id FOREIGN KEY(experiment_id) "
+	"REFERENCES experiments (experiment_id), CONSTRAINT fk_logged_model_metrics_model_id "
+	"FOREIGN KEY(model_id) REFERENCES logged_models (model_id) ON DELETE CASCADE, "
+	"CONSTRAINT fk_logged_model_metrics_run_id FOREIGN KEY(run_id) REFERENCES runs "
+	"(run_uuid) ON DELETE CASCADE)",
+	"CREATE INDEX index_logged_model_metrics_model_id ON logged_model_metrics (model_id)",
+	"ALTER TABLE experiments ADD COLUMN workspace VARCHAR(63) DEFAULT 'default' NOT NULL",
+};
+
+#define LM_A "m-aaaaaaaa000000000000000000000001" /* READY, from run 1 */
+#define LM_B "m-bbbbbbbb000000000000000000000002" /* the oldest, PENDING, no run */
+#define LM_C "m-cccccccc000000000000000000000003" /* as old as A, FAILED */
+#define LM_D "m-dddddddd000000000000000000000004" /* deleted */
+#define LM_E "m-eeeeeeee000000000000000000000005" /* of the second experiment */
+#define LM_X "m-ffffffff000000000000000000000006" /* nowhere */
+
+static int collect_logged_model(void *ctx, const struct store_logged_model *m)
+{
+	return list_add(ctx, "%s:%s:%s:%s:%s:%.10s", m->folder ? m->folder : "(null)", m->name,
+			m->status, m->model_type, m->source_run_id[0] ? "run" : "-", m->id);
+}
+
+static char *lm_keys(struct store *s, enum store_section sec, const char *id, const char *prefix)
+{
+	struct store_ref ref = { .logged_model = id };
+	struct buf b = BUF_INIT;
+	int err = store_list_kv(s, sec, &ref, prefix,
+				sec == SEC_LM_METRICS ? collect_metric : collect_kv, &b);
+
+	if (err) {
+		tap_diag("store_list_kv(%d, %s): %d %s", (int)sec, id, err, store_errmsg());
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
+}
+
+static void lm_keys_are(struct store *s, enum store_section sec, const char *id, const char *prefix,
+			const char *want, const char *name)
+{
+	char *got = lm_keys(s, sec, id, prefix);
+
+	is_str(got, want, name);
+	free(got);
+}
+
+/* A database mlflowfs made has MLflow 2.x's schema: no logged model. */
+static void test_logged_models_absent(void)
+{
+	struct store_ref ref = { .logged_model = LM_A };
+	struct store_logged_model m;
+	struct buf b = BUF_INIT;
+	struct store_kv kv;
+	int64_t ver = -1;
+	char exp[STORE_ID_MAX];
+	struct fx f;
+
+	if (fx_setup(&f, "lmabsent") || new_exp(&f, "e", exp)) {
+		fx_teardown(&f);
+		return;
+	}
+	is_int(store_list_logged_models(f.s, exp, collect_logged_model, &b), 0,
+	       "no logged-model tables: listing them is no error");
+	is_str(buf_str(&b), "", "  and lists none");
+	is_int(store_get_logged_model(f.s, LM_A, &m), -ENOENT, "  a logged model is -ENOENT");
+	is_int(store_list_kv(f.s, SEC_LM_PARAMS, &ref, NULL, collect_kv, &b), 0,
+	       "  its params list as none");
+	is_str(buf_str(&b), "", "  none at all");
+	is_int(store_get_kv(f.s, SEC_LM_TAGS, &ref, "k", &kv), -ENOENT, "  a tag is -ENOENT");
+	is_int(store_create_model(f.s, NULL, "reg"), 0, "a registered model");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_A, NULL, &ver), -ENOENT,
+	       "  a version from models:/<id> is -ENOENT");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions"), 0, "  and none is made");
+	buf_release(&b);
+	fx_teardown(&f);
+}
+
+static void test_logged_models(void)
+{
+	struct store_ref ref = { .logged_model = LM_A };
+	char exp[STORE_ID_MAX], exp2[STORE_ID_MAX], run1[STORE_RUN_ID_MAX], run2[STORE_RUN_ID_MAX],
+		*loc = NULL, *want = NULL, *got;
+	const char *first_run;
+	struct store_logged_model m;
+	struct buf b = BUF_INIT;
+	struct store_kv kv;
+	int64_t ver = -1;
+	char *why = NULL;
+	size_t i;
+	int err;
+	struct fx f;
+
+	if (fx_setup(&f, "lm") || new_exp(&f, "e", exp) || new_exp(&f, "e2", exp2) ||
+	    new_run(&f, exp, "r1", run1) || new_run(&f, exp, "r2", run2)) {
+		fx_teardown(&f);
+		return;
+	}
+	store_close(f.s);
+	f.s = NULL;
+	for (i = 0, err = 0;
+	     !err && i < sizeof(mlflow3_logged_models) / sizeof(mlflow3_logged_models[0]); i++)
+		err = raw_exec(f.raw, "%s", mlflow3_logged_models[i]);
+	/* Rows as MLflow writes them: its location is the experiment's + models/<id>/artifacts. */
+	loc = raw_text(f.raw,
+		       "SELECT artifact_location || '/models/" LM_A "/artifacts' FROM experiments "
+		       "WHERE experiment_id = %s",
+		       exp);
+	err = err || !loc ||
+	      raw_exec(f.raw,
+		       "INSERT INTO logged_models VALUES "
+		       "(%Q, %s, 'model', %Q, 2000, 2100, 2, 'active', NULL, %Q, NULL), "
+		       "(%Q, %s, 'model', '/b', 1000, 1000, 1, 'active', 'agent', NULL, NULL), "
+		       "(%Q, %s, 'other', '/c', 2000, 2000, 3, 'active', NULL, %Q, 'upload "
+		       "failed'), "
+		       "(%Q, %s, 'model', '/d', 500, 600, 2, 'deleted', NULL, %Q, NULL), "
+		       "(%Q, %s, 'model', '/e', 100, 100, 2, 'active', NULL, NULL, NULL);"
+		       "INSERT INTO logged_model_params VALUES (%Q, %s, 'alpha', '0.5'), "
+		       "(%Q, %s, 'beta', 'x'), (%Q, %s, 'alpha', '0.9');"
+		       "INSERT INTO logged_model_tags VALUES (%Q, %s, 'mlflow.user', 'root'), "
+		       "(%Q, %s, 'mlflow.source.type', 'LOCAL'), (%Q, %s, 'k', 'v');"
+		       "INSERT INTO logged_model_metrics (model_id, metric_name, "
+		       "metric_timestamp_ms, metric_step, metric_value, experiment_id, run_id) "
+		       "VALUES (%Q, 'rmse', 10, 0, 0.25, %s, %Q), (%Q, 'rmse', 20, 0, 0.125, %s, "
+		       "%Q), "
+		       "(%Q, 'acc', 30, 5, 0.8, %s, %Q), (%Q, 'acc', 40, 0, 0.7, %s, %Q), "
+		       "(%Q, 'tie', 50, 1, 1.5, %s, %Q), (%Q, 'tie', 50, 1, 2.5, %s, %Q), "
+		       "(%Q, 'none', 60, 0, NULL, %s, %Q), (%Q, 'inf', 70, 0, "
+		       "1.7976931348623157e308, "
+		       "%s, %Q), (%Q, 'rmse', 99, 9, 7, %s, %Q)",
+		       LM_A, exp, loc, run1, LM_B, exp, LM_C, exp, run2, LM_D, exp, run1, LM_E,
+		       exp2, LM_A, exp, LM_A, exp, LM_B, exp, LM_A, exp, LM_A, exp, LM_B, exp, LM_A,
+		       exp, run1, LM_A, exp, run1, LM_A, exp, run1, LM_A, exp, run1, LM_A, exp,
+		       run1, LM_A, exp, run2, LM_A, exp, run1, LM_A, exp, run1, LM_B, exp, run1);
+	ok(!err, "MLflow 3.17.2's logged-model tables, with models in two experiments");
+	f.s = open_cached(&f.cfg, &f.bare, &why);
+	if (!ok(f.s != NULL, "the store opens it")) {
+		tap_diag("store_open: %s", why ? why : "(no message)");
+		free(why);
+		free(loc);
+		fx_teardown(&f);
+		return;
+	}
+	free(why);
+
+	is_int(store_list_logged_models(f.s, exp, collect_logged_model, &b), 0, "list them");
+	is_str(buf_str(&b),
+	       "model:model:PENDING:agent:-:m-bbbbbbbb,model@aaaaaaaa:model:READY::run:m-aaaaaaaa,"
+	       "other:other:FAILED::run:m-cccccccc",
+	       "oldest first, then by id; the deleted one and the other experiment's left out");
+	buf_reset(&b);
+	is_int(store_list_logged_models(f.s, exp2, collect_logged_model, &b), 0,
+	       "list the other experiment's");
+	is_str(buf_str(&b), "model:model:READY::-:m-eeeeeeee", "  its one model");
+	buf_reset(&b);
+
+	is_int(store_get_logged_model(f.s, LM_A, &m), 0, "get one by id");
+	ok(!strcmp(m.id, LM_A) && !strcmp(m.experiment_id, exp) && !strcmp(m.name, "model") &&
+		   !strcmp(m.artifact_location, loc) && !strcmp(m.source_run_id, run1) &&
+		   !strcmp(m.model_type, "") && !strcmp(m.status, "READY") &&
+		   m.creation_time == 2000 && m.last_updated_time == 2100 && !m.folder,
+	   "  every field, a missing model type as \"\", no folder from the backend");
+	store_logged_model_release(&m);
+	is_int(store_get_logged_model(f.bare, LM_B, &m), 0, "get the PENDING one from the backend");
+	ok(!strcmp(m.model_type, "agent") && !strcmp(m.source_run_id, "") &&
+		   !strcmp(m.status, "PENDING") && !strcmp(m.artifact_location, "/b"),
+	   "  a missing source run as \"\"");
+	store_logged_model_release(&m);
+	is_int(store_get_logged_model(f.s, LM_D, &m), -ENOENT, "a deleted one is -ENOENT");
+	is_int(store_get_logged_model(f.s, LM_X, &m), -ENOENT, "an unknown one is -ENOENT");
+	is_int(store_find_logged_model(f.s, exp, "model@aaaaaaaa", &m), 0,
+	       "find one by its folder");
+	is_str(m.id, LM_A, "  the right one");
+	store_logged_model_release(&m);
+
+	lm_keys_are(f.s, SEC_LM_PARAMS, LM_A, NULL, "alpha=0.5,beta=x", "its params");
+	lm_keys_are(f.s, SEC_LM_PARAMS, LM_A, "al", "alpha=0.5", "  by prefix");
+	lm_keys_are(f.s, SEC_LM_TAGS, LM_A, NULL, "mlflow.source.type=LOCAL,mlflow.user=root",
+		    "its tags");
+	lm_keys_are(f.s, SEC_LM_TAGS, LM_A, "mlflow.u", "mlflow.user=root", "  by prefix");
+	/* The least run id wins a tie of timestamp and step. */
+	first_run = strcmp(run1, run2) < 0 ? "1.5" : "2.5";
+	want = strf("acc=0.7@0,inf=inf@0,none=nan@0,rmse=0.125@0,tie=%s@1", first_run);
+	lm_keys_are(f.s, SEC_LM_METRICS, LM_A, NULL, want,
+		    "its metrics: each one's point with the newest timestamp, then step");
+	lm_keys_are(f.s, SEC_LM_METRICS, LM_A, "r", "rmse=0.125@0", "  by prefix");
+	lm_keys_are(f.s, SEC_LM_METRICS, LM_B, NULL, "rmse=7@9", "  another model's");
+	lm_keys_are(f.s, SEC_LM_PARAMS, LM_X, NULL, "", "an unknown model has no params");
+	is_int(store_get_kv(f.s, SEC_LM_METRICS, &ref, "acc", &kv), 0, "get a metric");
+	ok(kv.num == 0.7 && kv.step == 0 && kv.timestamp == 40 && !kv.value,
+	   "  its value, step and timestamp");
+	store_kv_release(&kv);
+	is_int(store_get_kv(f.s, SEC_LM_METRICS, &ref, "tie", &kv), 0, "get the tied metric");
+	ok(kv.num == (first_run[0] == '1' ? 1.5 : 2.5) && kv.timestamp == 50,
+	   "  the least run id's point");
+	store_kv_release(&kv);
+	is_int(store_get_kv(f.s, SEC_LM_PARAMS, &ref, "beta", &kv), 0, "get a param");
+	is_str(kv.value, "x", "  its value");
+	store_kv_release(&kv);
+	is_int(store_get_kv(f.s, SEC_LM_TAGS, &ref, "mlflow.user", &kv), 0, "get a tag");
+	is_str(kv.value, "root", "  its value");
+	store_kv_release(&kv);
+	is_int(store_get_kv(f.s, SEC_LM_TAGS, &ref, "nope", &kv), -ENOENT,
+	       "an unknown tag is -ENOENT");
+	is_int(store_set_tag(f.s, NULL, SEC_LM_TAGS, &ref, "k", "v"), -EROFS,
+	       "a logged model's tags are read-only");
+	is_int(store_delete_tag(f.s, NULL, SEC_LM_TAGS, &ref, "mlflow.user"), -EROFS,
+	       "  none is deleted");
+	is_int(store_rename_tag(f.s, NULL, SEC_LM_TAGS, &ref, "mlflow.user", "u"), -EROFS,
+	       "  nor renamed");
+	is_int(store_set_tag(f.s, NULL, SEC_LM_PARAMS, &ref, "alpha", "1"), -EROFS,
+	       "  nor its params");
+	is_int(raw_count(f.raw,
+			 "SELECT count(*) FROM logged_model_tags WHERE model_id = '" LM_A "'"),
+	       2, "  its tags are as they were");
+
+	/* Registering from models:/<id>, as MLflow's registry store records it. */
+	is_int(store_create_model(f.s, NULL, "reg"), 0, "a registered model");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_A, NULL, &ver), 0,
+	       "a version from models:/<id>");
+	is_int(ver, 1, "  version 1");
+	got = raw_text(f.raw, "SELECT source || '|' || storage_location || '|' || run_id || '|' "
+			      "|| status || '|' || current_stage FROM model_versions WHERE "
+			      "name = 'reg' AND version = 1");
+	free(want);
+	want = strf("models:/%s|%s|%s|READY|None", LM_A, loc, run1);
+	is_str(got, want, "  stored at the model's artifact location, from its source run");
+	free(got);
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_A, run2, &ver), 0,
+	       "a version from models:/<id> and another run");
+	got = raw_text(f.raw, "SELECT run_id FROM model_versions WHERE name = 'reg' AND "
+			      "version = 2");
+	is_str(got, run2, "  the run given wins");
+	free(got);
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_B, "", &ver), 0,
+	       "a version from a model without a source run");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions WHERE name = 'reg' AND "
+				"version = 3 AND run_id IS NULL AND storage_location = '/b'"),
+	       1, "  has no run id");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_X, NULL, &ver), -ENOENT,
+	       "an unknown models:/ id is -ENOENT");
+	ok(strstr(store_errmsg(), LM_X) != NULL, "  said so: %s", store_errmsg());
+	is_int(store_create_version(f.s, NULL, "reg", "models:/" LM_D, NULL, &ver), -ENOENT,
+	       "a deleted one is -ENOENT");
+	is_int(store_create_version(f.s, NULL, "reg", "models:/reg/1", NULL, &ver), -EINVAL,
+	       "a registered model's models:/ URI is -EINVAL");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM model_versions"), 3,
+	       "  and none of these made a version");
+	is_int(raw_count(f.raw, "SELECT count(*) FROM logged_model_tags WHERE tag_key = "
+				"'mlflow.modelVersions'"),
+	       0, "no mlflow.modelVersions tag: create_model_version writes none");
+
+	/* MLflow scopes a logged model by its experiment's workspace. */
+	ok(!raw_exec(f.raw, "UPDATE experiments SET workspace = 'other' WHERE experiment_id = %s",
+		     exp2),
+	   "move the second experiment to another workspace");
+	store_close(f.s);
+	f.s = open_cached(&f.cfg, &f.bare, &why);
+	free(why);
+	if (ok(f.s != NULL, "the store reopens")) {
+		is_int(store_get_logged_model(f.s, LM_E, &m), -ENOENT,
+		       "  another workspace's model is -ENOENT");
+		is_int(store_list_logged_models(f.s, exp2, collect_logged_model, &b), 0,
+		       "  listing its experiment's");
+		is_str(buf_str(&b), "", "  finds none");
+		is_int(store_get_logged_model(f.s, LM_A, &m), 0, "  ours is there");
+		store_logged_model_release(&m);
+	}
+	free(want);
+	free(loc);
+	buf_release(&b);
+	fx_teardown(&f);
+}
+
 /* ---- the runs/ index ------------------------------------------------- */
 
 /* Every active run of every active experiment, as the runs/ index lists
@@ -3982,6 +4287,8 @@ int main(void)
 	test_registry();
 	test_registry_writes();
 	test_registry_workspace();
+	test_logged_models_absent();
+	test_logged_models();
 	test_all_runs();
 	test_threads();
 	return tap_done();
