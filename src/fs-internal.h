@@ -80,7 +80,8 @@ struct target {
 	struct store_run run;
 	struct store_model model;
 	struct store_version version;
-	int has_exp, has_run, has_model, has_version;
+	struct store_logged_model lm; /* an MLflow 3 logged model and what is in it */
+	int has_exp, has_run, has_model, has_version, has_lm;
 	int parsed;	/* n is valid: the path can name something in the tree */
 	int lookup_err; /* rename's new name: -ENOENT when a folder above it is missing */
 	/* The object the last component names (an experiment, run or model)
@@ -128,7 +129,8 @@ struct kind_ops {
 extern const struct kind_ops fs_experiments_ops, fs_experiment_ops, fs_run_ops, fs_fixed_dir_ops,
 	fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops, fs_model_ops,
 	fs_aliases_ops, fs_alias_ops, fs_versions_ops, fs_version_ops, fs_keys_ops,
-	fs_artifacts_ops;
+	fs_artifacts_ops, fs_run_models_ops, fs_logged_models_ops, fs_logged_model_ops,
+	fs_lm_files_ops;
 
 #define DIR_MODE  (S_IFDIR | 0755)
 #define RO_MODE	  (S_IFREG | 0444)

@@ -53,6 +53,15 @@ static const struct kind_ops *const kinds[NODE_COUNT] = {
 	[NODE_VERSION_FIELD] = &fs_ro_file_ops,
 	[NODE_VERSION_TAGS] = &fs_keys_ops,
 	[NODE_VERSION_ARTIFACTS] = &fs_link_ops,
+	[NODE_RUN_MODELS] = &fs_run_models_ops,
+	[NODE_RUN_MODEL] = &fs_link_ops,
+	[NODE_LOGGED_MODELS] = &fs_logged_models_ops,
+	[NODE_LOGGED_MODEL] = &fs_logged_model_ops,
+	[NODE_LM_STATUS] = &fs_ro_file_ops,
+	[NODE_LM_PARAMS] = &fs_keys_ops,
+	[NODE_LM_METRICS] = &fs_keys_ops,
+	[NODE_LM_TAGS] = &fs_keys_ops,
+	[NODE_LM_FILE] = &fs_lm_files_ops,
 };
 
 static const struct kind_ops *ops_of(const struct target *t)

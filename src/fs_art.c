@@ -32,7 +32,10 @@ static int art_err(const char *path, int err)
 /* The location a target below artifacts/ names (borrowed from t). */
 static void loc_of(const struct target *t, struct art_loc *loc)
 {
-	loc->uri = t->run.artifact_uri ? t->run.artifact_uri : "";
+	/* A logged model's files are in a folder of their own, not the run's. */
+	loc->uri = t->has_lm		 ? t->lm.artifact_location
+		   : t->run.artifact_uri ? t->run.artifact_uri
+					 : "";
 	loc->path = t->n.subpath ? t->n.subpath : "";
 }
 
@@ -432,5 +435,71 @@ const struct kind_ops fs_artifacts_ops = {
 	.chown = art_chown_kind,
 	.utimens = art_utimens_kind,
 	.access = art_access_kind,
+	.statfs = art_statfs_kind,
+};
+
+/* ---- MLflow 3's logged models: their files, read-only ------------------- */
+
+static int lm_getattr(struct fs *fs, struct target *t, struct stat *st)
+{
+	int err;
+
+	if (t->n.kind == NODE_LOGGED_MODEL) {
+		fs_fill_stat(fs, st, DIR_MODE, 0, fs_node_ms(fs, t));
+		return 0;
+	}
+	err = art_getattr(fs, t, st);
+	/* What MLflow logged stays as it was logged. */
+	if (!err)
+		st->st_mode &= ~(mode_t)0222;
+	return err;
+}
+
+static int lm_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	struct art_loc loc;
+	int err;
+
+	listing_untracked(l);
+	loc_of(t, &loc);
+	err = art_list(fs->art, &loc, list_cb, l);
+	/* The model's own folder lists its params and such without files. */
+	if (t->n.kind == NODE_LOGGED_MODEL && (err == -ENOENT || err == -ENOTSUP)) {
+		if (err == -ENOTSUP)
+			log_warn("%s: the model's files are out of reach: %s", t->path,
+				 art_errmsg()[0] ? art_errmsg() : strerror(ENOTSUP));
+		return 0;
+	}
+	return art_err(t->path, err);
+}
+
+static int lm_open(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,
+		   mode_t mode)
+{
+	if (create || fs_open_writes(fi->flags) || (fi->flags & O_TRUNC))
+		return log_refusal(t->path, EACCES, "a logged model's files are read-only");
+	return art_open_kind(fs, t, fi, 0, mode);
+}
+
+static int lm_access(struct fs *fs, struct target *t, int mask)
+{
+	if (mask & W_OK)
+		return -EACCES;
+	return art_access_kind(fs, t, mask);
+}
+
+/* experiments/E/.models/M/: params/ metrics/ tags/ status, and its files. */
+const struct kind_ops fs_logged_model_ops = {
+	.getattr = lm_getattr,
+	.list = lm_list,
+};
+
+/* experiments/E/.models/M/SUBPATH: a file or folder of the model's. */
+const struct kind_ops fs_lm_files_ops = {
+	.getattr = lm_getattr,
+	.list = lm_list,
+	.open = lm_open,
+	.readlink = art_readlink_kind,
+	.access = lm_access,
 	.statfs = art_statfs_kind,
 };

@@ -31,7 +31,10 @@ static const struct key_kind *key_kind_of(enum node_kind kind)
 				     model_tags = { SEC_MODEL_TAGS, H_TAG, REGISTRY_TAG_VALUE_MAX,
 						    0 },
 				     version_tags = { SEC_VERSION_TAGS, H_TAG,
-						      REGISTRY_TAG_VALUE_MAX, 0 };
+						      REGISTRY_TAG_VALUE_MAX, 0 },
+				     lm_params = { SEC_LM_PARAMS, H_READ, 0, 0 },
+				     lm_metrics = { SEC_LM_METRICS, H_READ, 0, 0 },
+				     lm_tags = { SEC_LM_TAGS, H_READ, 0, 0 };
 
 	switch (kind) {
 	case NODE_PARAMS:
@@ -46,6 +49,12 @@ static const struct key_kind *key_kind_of(enum node_kind kind)
 		return &exp_tags;
 	case NODE_MODEL_TAGS:
 		return &model_tags;
+	case NODE_LM_PARAMS:
+		return &lm_params;
+	case NODE_LM_METRICS:
+		return &lm_metrics;
+	case NODE_LM_TAGS:
+		return &lm_tags;
 	default:
 		return &version_tags;
 	}
@@ -56,7 +65,8 @@ static struct store_ref ref_of(const struct target *t)
 	struct store_ref ref = { .run_id = t->run.run_id,
 				 .experiment_id = t->exp.id,
 				 .model = t->n.model,
-				 .version = t->n.version };
+				 .version = t->n.version,
+				 .logged_model = t->lm.id };
 
 	return ref;
 }
@@ -142,7 +152,7 @@ out:
 /* A key's value as its file shows it. */
 static int render_value(const struct target *t, const struct store_kv *kv, struct buf *out)
 {
-	if (t->n.kind == NODE_METRICS)
+	if (t->n.kind == NODE_METRICS || t->n.kind == NODE_LM_METRICS)
 		return content_metric(out, kv->num);
 	if (buf_adds(out, kv->value))
 		return -ENOMEM;
@@ -175,9 +185,9 @@ static int key_stat(struct fs *fs, const struct target *t, const struct store_kv
 	}
 	if (!err)
 		fs_fill_stat(fs, st, kk->writer == H_READ ? RO_MODE : RW_MODE, size,
-			     kk->sec == SEC_METRICS ? kv->timestamp
-			     : t->has_run	    ? t->run.start_time
-						    : fs_node_ms(fs, t));
+			     kk->sec == SEC_METRICS || kk->sec == SEC_LM_METRICS ? kv->timestamp
+			     : t->has_run					 ? t->run.start_time
+					  : fs_node_ms(fs, t));
 	buf_release(&text);
 	return err;
 }

@@ -415,6 +415,8 @@ void fs_target_release(struct target *t)
 		store_model_release(&t->model);
 	if (t->has_version)
 		store_version_release(&t->version);
+	if (t->has_lm)
+		store_logged_model_release(&t->lm);
 	store_snapshot_put(t->snap);
 	store_kv_release(&t->kv_own);
 	memset(t, 0, sizeof(*t));
@@ -487,6 +489,14 @@ static int resolve(struct fs *fs, const char *path, struct target *t, int make)
 			return err;
 		t->has_version = 1;
 	}
+	/* A logged model by its folder (or id); a run's link to one is looked
+	 * up by its kind, among the run's. */
+	if (t->n.logged_model && kind != NODE_RUN_MODEL) {
+		err = store_find_logged_model(fs->store, t->exp.id, t->n.logged_model, &t->lm);
+		if (err)
+			return err;
+		t->has_lm = 1;
+	}
 	return 0;
 missing:
 	/* What the last component names may be missing for a request making it. */
@@ -516,6 +526,8 @@ int64_t fs_node_ms(struct fs *fs, const struct target *t)
 {
 	if (t->has_version)
 		return t->version.last_updated_time;
+	if (t->has_lm)
+		return t->lm.last_updated_time;
 	if (t->has_model)
 		return t->model.last_updated_time;
 	if (t->has_run)

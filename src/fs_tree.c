@@ -241,9 +241,148 @@ static int run_link_target(const struct store_experiment *e, const struct store_
 	return err ? err : path_encode(out, r->folder);
 }
 
+/* ---- MLflow 3's logged models ------------------------------------------ */
+
+struct lm_find {
+	const char *id;	    /* find the folder of this model, or */
+	const char *run_id; /* list the models of this run: */
+	struct listing *l;  /* into l, named as its models/ shows them */
+	const char *name;   /* or find the one named so */
+	struct buf *out;    /* the folder found */
+	char **names;	    /* the run's names taken so far */
+	size_t n;
+	int err;
+};
+
+/* The name a run's model shows under its models/: its name, or for each
+ * but the oldest of a name in the run, <name>@<first 8 hex of its id>. */
+static int lm_run_name(struct lm_find *f, const struct store_logged_model *m, char **out)
+{
+	size_t i;
+	char **v;
+
+	for (i = 0; i < f->n; i++)
+		if (!strcmp(f->names[i], m->name))
+			return asprintf(out, "%s@%.8s", m->name, m->id + 2) < 0 ? -ENOMEM : 0;
+	v = realloc(f->names, (f->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	f->names = v;
+	if (!(f->names[f->n] = strdup(m->name)))
+		return -ENOMEM;
+	f->n++;
+	*out = strdup(m->name);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int lm_find_cb(void *ctx, const struct store_logged_model *m)
+{
+	struct lm_find *f = ctx;
+	struct buf target = BUF_INIT;
+	struct stat st;
+	char *name = NULL;
+	int err;
+
+	if (f->id)
+		return strcmp(m->id, f->id) ? 0 : path_encode(f->out, m->folder) ? -ENOMEM : 1;
+	if (strcmp(m->source_run_id, f->run_id))
+		return 0;
+	err = lm_run_name(f, m, &name);
+	if (!err && !(err = buf_adds(&target, "../../.models/")))
+		err = path_encode(&target, m->folder);
+	if (!err && f->l) {
+		fs_fill_stat(fs_get(), &st, LINK_MODE, (off_t)target.len, m->last_updated_time);
+		err = listing_add_encoded(f->l, name, &st);
+	} else if (!err && !strcmp(name, f->name)) {
+		err = buf_add(f->out, target.data, target.len) ? -ENOMEM : 1;
+	}
+	free(name);
+	buf_release(&target);
+	return err;
+}
+
+static void lm_find_release(struct lm_find *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		free(f->names[i]);
+	free(f->names);
+}
+
+/* experiments/E/R/models/NAME: "../../.models/<its folder>". */
+static int run_model_target(struct fs *fs, const struct target *t, struct buf *out)
+{
+	struct lm_find f = { .run_id = t->run.run_id, .name = t->n.logged_model, .out = out };
+	int err = store_list_logged_models(fs->store, t->exp.id, lm_find_cb, &f);
+
+	lm_find_release(&f);
+	return err < 0 ? err : err ? 0 : -ENOENT;
+}
+
+static int run_models_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	struct lm_find f = { .run_id = t->run.run_id, .l = l };
+	int err = store_list_logged_models(fs->store, t->exp.id, lm_find_cb, &f);
+
+	lm_find_release(&f);
+	return err;
+}
+
+static int lm_folder_cb(void *ctx, const struct store_logged_model *m)
+{
+	struct listing *l = ctx;
+	struct stat st;
+
+	fs_fill_stat(fs_get(), &st, DIR_MODE, 0, m->last_updated_time);
+	return listing_add_encoded(l, m->folder, &st);
+}
+
+static int logged_models_list(struct fs *fs, struct target *t, struct listing *l)
+{
+	return store_list_logged_models(fs->store, t->exp.id, lm_folder_cb, l);
+}
+
+/* experiments/E/R/models/: links to the models the run made. */
+const struct kind_ops fs_run_models_ops = {
+	.getattr = dir_getattr,
+	.list = run_models_list,
+};
+
+/* experiments/E/.models/: the experiment's logged models. */
+const struct kind_ops fs_logged_models_ops = {
+	.getattr = dir_getattr,
+	.list = logged_models_list,
+};
+
+/* A version registered from a logged model (source models:/<id>) points
+ * at its folder: "../../../../experiments/<E>/.models/<folder>". */
+static int version_model_target(struct fs *fs, const char *id, struct buf *out)
+{
+	struct store_logged_model m;
+	struct store_experiment e = { 0 };
+	struct lm_find f = { .id = id, .out = out };
+	int err = store_get_logged_model(fs->store, id, &m);
+
+	if (err)
+		return err;
+	err = store_get_experiment_by_id(fs->store, m.experiment_id, &e);
+	if (!err && e.deleted)
+		err = -ENOENT;
+	if (!err && !(err = buf_adds(out, "../../../../experiments/")) &&
+	    !(err = path_encode(out, e.name)) && !(err = buf_adds(out, "/.models/"))) {
+		err = store_list_logged_models(fs->store, m.experiment_id, lm_find_cb, &f);
+		err = err < 0 ? err : err ? 0 : -ENOENT;
+	}
+	store_experiment_release(&e);
+	store_logged_model_release(&m);
+	return err;
+}
+
 /*
  * Where versions/<n>/artifacts points: the run's artifact folder in this
- * mount, with the path below it that the version's source names.
+ * mount, with the path below it that the version's source names; or the
+ * logged model's folder, for a version made from one.
  */
 static int version_link_target(struct fs *fs, const struct target *t, struct buf *out)
 {
@@ -254,6 +393,8 @@ static int version_link_target(struct fs *fs, const struct target *t, struct buf
 	size_t n;
 	int err;
 
+	if (!strncmp(v->source, "models:/m-", 10) && !strchr(v->source + 8, '/'))
+		return version_model_target(fs, v->source + 8, out);
 	if (!v->run_id[0])
 		return -ENOENT;
 	err = store_get_run(fs->store, v->run_id, &r);
@@ -311,6 +452,8 @@ static int link_readlink(struct fs *fs, struct target *t, struct buf *out)
 	switch (t->n.kind) {
 	case NODE_RUNS_LINK:
 		return run_link_target(&t->exp, &t->run, "../", out);
+	case NODE_RUN_MODEL:
+		return run_model_target(fs, t, out);
 	case NODE_MODEL_ALIAS:
 		err = store_list_aliases(fs->store, t->n.model, alias_find_cb, &a);
 		if (err <= 0)
@@ -716,12 +859,23 @@ static int version_symlink(struct fs *fs, const char *text, struct target *t)
 	if (err)
 		goto out;
 	err = fs_resolve(fs, buf_str(&to), &r, 0);
-	if (err == -ENOENT && r.parsed && r.n.kind == NODE_ARTIFACTS)
+	if (!err && r.n.kind == NODE_LOGGED_MODEL) {
+		/* An MLflow 3 logged model: registered as MLflow's client does. */
+		err = buf_addf(&source, "models:/%s", r.lm.id);
+		if (err)
+			goto out;
+		err = store_create_version(fs->store, NULL, t->n.model, buf_str(&source),
+					   r.lm.source_run_id[0] ? r.lm.source_run_id : NULL,
+					   &version);
+		goto made;
+	}
+	if (err == -ENOENT && r.parsed &&
+	    (r.n.kind == NODE_ARTIFACTS || r.n.kind == NODE_LOGGED_MODEL))
 		err = log_refusal(t->path, ENOENT, "'%s' does not exist", text);
 	else if (err || r.n.kind != NODE_ARTIFACTS)
 		err = log_refusal(t->path, EINVAL,
 				  "a version is registered from a folder under a run's artifacts/, "
-				  "not from '%s'",
+				  "or from a logged model's folder, not from '%s'",
 				  text);
 	if (!err && (err = fs_art_folder(fs, &r)))
 		err = log_refusal(t->path, -err, "'%s' is not a folder of the run's artifacts",
@@ -734,6 +888,7 @@ static int version_symlink(struct fs *fs, const char *text, struct target *t)
 		goto out;
 	err = store_create_version(fs->store, NULL, t->n.model, buf_str(&source), r.run.run_id,
 				   &version);
+made:
 	if (err) {
 		err = log_refusal(t->path, -err, "cannot register a version of '%s': %s",
 				  t->n.model, fs_store_why(err));
@@ -802,6 +957,8 @@ static int render(struct fs *fs, struct target *t, struct buf *out)
 		return log_render_errors(out);
 	case NODE_MODEL_DESC:
 		return buf_addf(out, "%s\n", t->model.description);
+	case NODE_LM_STATUS:
+		return buf_addf(out, "%s\n", t->lm.status);
 	default:
 		return buf_addf(out, "%s\n", version_field(&t->version, t->n.field));
 	}
@@ -834,7 +991,8 @@ static int file_getattr(struct fs *fs, struct target *t, struct stat *st)
 
 	if (!err)
 		fs_fill_stat(fs, st, writer_of(t) != H_READ ? RW_MODE : RO_MODE, (off_t)text.len,
-			     t->has_exp || t->has_model ? fs_node_ms(fs, t) : fs_now_ms());
+			     t->has_exp || t->has_model || t->has_lm ? fs_node_ms(fs, t)
+								     : fs_now_ms());
 	buf_release(&text);
 	return err;
 }

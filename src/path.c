@@ -384,7 +384,8 @@ int path_parse(const char *path, struct node *n)
 
 			err = path_dup_rest(&it, &rest);
 			if (!err && rest[0]) {
-				err = asprintf(&joined, "%s/%s", n->subpath, rest) < 0 ? -ENOMEM : 0;
+				err = asprintf(&joined, "%s/%s", n->subpath, rest) < 0 ? -ENOMEM
+										       : 0;
 				if (!err) {
 					free(n->subpath);
 					n->subpath = joined;
