@@ -158,8 +158,14 @@ int rest_error_to_errno(long status, const char *code, const char *message)
 	return EIO;
 }
 
-/* The one line a failed answer leaves in store_errmsg(): status, code, message. */
-static int answer_error(const char *what, const struct http_reply *r)
+/*
+ * The one line a failed answer leaves in store_errmsg(): status, code,
+ * message.  *no_route (if not NULL) says whether the server has no such
+ * endpoint at all: a server older than the endpoint answers a bare 404
+ * (Flask's page) or MLflow's ENDPOINT_NOT_FOUND, never
+ * RESOURCE_DOES_NOT_EXIST, which names a missing object.
+ */
+static int answer_error(const char *what, const struct http_reply *r, int *no_route)
 {
 	json_t *doc = json_loads(buf_str(&r->body), 0, NULL);
 	const char *code = NULL, *message = NULL;
@@ -179,6 +185,8 @@ static int answer_error(const char *what, const struct http_reply *r)
 		log_escape(shown, sizeof(shown), message, strlen(message));
 	}
 	err = rest_error_to_errno(r->status, code, message);
+	if (no_route)
+		*no_route = r->status == 404 && (!code || !strcmp(code, "ENDPOINT_NOT_FOUND"));
 	if (r->status == 403 && strstr(shown, "Invalid Host header"))
 		store_set_errmsg("%s: HTTP 403: the server refuses this host name (start it with "
 				 "--allowed-hosts naming it): %s",
@@ -193,10 +201,11 @@ static int answer_error(const char *what, const struct http_reply *r)
 /*
  * One call: method and API path (after /api/2.0/mlflow), a JSON body for
  * POST (stolen), and the parsed answer in *out (NULL: not wanted).
- * Returns 0 or a negative errno, with store_errmsg() saying why.
+ * Returns 0 or a negative errno, with store_errmsg() saying why; with
+ * no_route not NULL, *no_route says whether the server lacks the endpoint.
  */
-static int call(struct rest_store *rs, const char *what, const char *method, const char *path,
-		json_t *body, int flags, json_t **out)
+static int call_route(struct rest_store *rs, const char *what, const char *method, const char *path,
+		      json_t *body, int flags, json_t **out, int *no_route)
 {
 	struct http_reply r;
 	char *json = NULL, *full = NULL;
@@ -204,6 +213,8 @@ static int call(struct rest_store *rs, const char *what, const char *method, con
 
 	if (out)
 		*out = NULL;
+	if (no_route)
+		*no_route = 0;
 	if (body) {
 		json = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
@@ -223,7 +234,7 @@ static int call(struct rest_store *rs, const char *what, const char *method, con
 		return err == -ETIMEDOUT || err == -ENOMEM ? err : -EIO;
 	}
 	if (r.status < 200 || r.status > 299) {
-		err = answer_error(what, &r);
+		err = answer_error(what, &r, no_route);
 	} else if (out) {
 		json_error_t je;
 
@@ -238,6 +249,12 @@ static int call(struct rest_store *rs, const char *what, const char *method, con
 	}
 	buf_release(&r.body);
 	return err;
+}
+
+static int call(struct rest_store *rs, const char *what, const char *method, const char *path,
+		json_t *body, int flags, json_t **out)
+{
+	return call_route(rs, what, method, path, body, flags, out, NULL);
 }
 
 /* A GET path with query parameters: fmt holds %s for each escaped value. */
@@ -396,9 +413,10 @@ typedef int item_fn(json_t *o, void *ctx);
  * gets the page token) or, with body NULL, a GET of path (a query, to which
  * the page token is added).  Calls item for each element of the answer's
  * array field; stops at the first page without any, or when item stops.
+ * *no_route as call_route() sets it (no_route may be NULL).
  */
-static int pages(struct rest_store *rs, const char *what, const char *path, json_t *body,
-		 const char *field, item_fn *item, void *ctx)
+static int pages_route(struct rest_store *rs, const char *what, const char *path, json_t *body,
+		       const char *field, item_fn *item, void *ctx, int *no_route)
 {
 	char *token = NULL;
 	int err;
@@ -412,7 +430,9 @@ static int pages(struct rest_store *rs, const char *what, const char *path, json
 			b = json_deep_copy(body);
 			if (b && token)
 				json_object_set_new(b, "page_token", json_string(token));
-			err = b ? call(rs, what, "POST", path, b, HTTP_IDEMPOTENT, &doc) : -ENOMEM;
+			err = b ? call_route(rs, what, "POST", path, b, HTTP_IDEMPOTENT, &doc,
+					     no_route)
+				: -ENOMEM;
 		} else {
 			if (!token)
 				p = strdup(path);
@@ -420,7 +440,10 @@ static int pages(struct rest_store *rs, const char *what, const char *path, json
 				 asprintf(&p, "%s&page_token=%s", path, esc) < 0)
 				p = NULL;
 			free(esc);
-			err = get(rs, what, p, &doc);
+			err = p ? call_route(rs, what, "GET", p, NULL, HTTP_IDEMPOTENT, &doc,
+					     no_route)
+				: -ENOMEM;
+			free(p);
 		}
 		free(token);
 		token = NULL;
@@ -442,6 +465,12 @@ static int pages(struct rest_store *rs, const char *what, const char *path, json
 	} while (!err && token);
 	free(token);
 	return err;
+}
+
+static int pages(struct rest_store *rs, const char *what, const char *path, json_t *body,
+		 const char *field, item_fn *item, void *ctx)
+{
+	return pages_route(rs, what, path, body, field, item, ctx, NULL);
 }
 
 /* ---- batches ---------------------------------------------------------- */
