@@ -69,6 +69,7 @@ struct rest_store {
 	 */
 	struct history *kept;
 	long ttl_ms;
+	int lm_missing; /* the server has no logged-model API: said; protected by lock */
 };
 
 /* A metric's points, sorted, with the size of history/<key>'s text. */
@@ -1663,6 +1664,209 @@ static int rest_list_aliases(struct store *s, const char *model, store_alias_cb 
 	return err;
 }
 
+/* ---- MLflow 3's logged models ----------------------------------------- */
+
+/*
+ * A server without the logged-model API (MLflow 2.x) has none to show:
+ * said once in the log, not at every listing.
+ */
+static void lm_no_api(struct rest_store *rs)
+{
+	int first;
+
+	pthread_mutex_lock(&rs->lock);
+	first = !rs->lm_missing;
+	rs->lm_missing = 1;
+	pthread_mutex_unlock(&rs->lock);
+	if (first)
+		log_info("'%s' has no logged-model API (an MLflow 2 server): experiments show "
+			 "no logged models",
+			 rs->display);
+}
+
+/* MLflow's LoggedModelStatus, by name (proto JSON) or by number. */
+static const char *lm_status(json_t *v)
+{
+	static const struct {
+		const char *name, *shown;
+	} names[] = {
+		{ "LOGGED_MODEL_STATUS_UNSPECIFIED", "UNSPECIFIED" },
+		{ "LOGGED_MODEL_PENDING", "PENDING" },
+		{ "LOGGED_MODEL_READY", "READY" },
+		{ "LOGGED_MODEL_UPLOAD_FAILED", "FAILED" },
+	};
+	const char *s = json_string_value(v);
+	size_t i;
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) < (json_int_t)(sizeof(names) / sizeof(names[0])))
+		return names[json_integer_value(v)].shown;
+	for (i = 0; s && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name))
+			return names[i].shown;
+	return "UNSPECIFIED";
+}
+
+/*
+ * Fills m from a LoggedModel; strings borrowed from o.  -EIO for one whose
+ * id or experiment does not fit (cut short, it would name another).
+ */
+static int read_logged_model(json_t *o, struct store_logged_model *m)
+{
+	json_t *info = json_object_get(o, "info");
+	const char *id = str_field(info, "model_id"), *exp = str_field(info, "experiment_id");
+
+	memset(m, 0, sizeof(*m));
+	if (!id[0] || strlen(id) >= sizeof(m->id) || strlen(exp) >= sizeof(m->experiment_id))
+		return -EIO;
+	memcpy(m->id, id, strlen(id) + 1);
+	memcpy(m->experiment_id, exp, strlen(exp) + 1);
+	m->name = (char *)str_field(info, "name");
+	m->source_run_id = (char *)str_field(info, "source_run_id");
+	m->artifact_location = (char *)str_field(info, "artifact_uri");
+	m->model_type = (char *)str_field(info, "model_type");
+	m->status = lm_status(json_object_get(info, "status"));
+	m->creation_time = int_field(info, "creation_timestamp_ms", -1);
+	m->last_updated_time = int_field(info, "last_updated_timestamp_ms", -1);
+	return 0;
+}
+
+/* The models of every page, held until sorted. */
+struct lm_gathered {
+	json_t **v;
+	size_t n, cap;
+};
+
+static int lm_gather(json_t *o, void *ctx)
+{
+	struct lm_gathered *g = ctx;
+
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		json_t **v = realloc(g->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		g->v = v;
+		g->cap = cap;
+	}
+	g->v[g->n++] = json_incref(o);
+	return 0;
+}
+
+/* Oldest first: creation time, then id. */
+static int lm_cmp(const void *a, const void *b)
+{
+	json_t *p = json_object_get(*(json_t *const *)a, "info");
+	json_t *q = json_object_get(*(json_t *const *)b, "info");
+	int64_t tp = int_field(p, "creation_timestamp_ms", -1);
+	int64_t tq = int_field(q, "creation_timestamp_ms", -1);
+
+	if (tp != tq)
+		return tp < tq ? -1 : 1;
+	return strcmp(str_field(p, "model_id"), str_field(q, "model_id"));
+}
+
+/* Logged models a page: each carries every point of its metrics. */
+#define REST_LM_PAGE 100
+
+/*
+ * Asked oldest first, so that a model made while the pages are read comes
+ * last, behind the offset MLflow's page token holds, and no model is seen
+ * twice or missed; sorted here as well, because the folders' names hang
+ * on the order and a server owes it only when it honours order_by.
+ */
+static int rest_list_logged_models(struct store *s, const char *experiment_id,
+				   store_logged_model_cb *cb, void *ctx)
+{
+	struct rest_store *rs = to_rest(s);
+	struct lm_gathered g = { 0 };
+	struct store_logged_model m;
+	json_t *body;
+	size_t i;
+	int err, no_route = 0;
+
+	body = json_pack("{s:[s], s:i, s:[{s:s, s:b}, {s:s, s:b}]}", "experiment_ids",
+			 experiment_id, "max_results", REST_LM_PAGE, "order_by", "field_name",
+			 "creation_timestamp_ms", "ascending", 1, "field_name", "model_id",
+			 "ascending", 1);
+	err = body ? pages_route(rs, "cannot list logged models", "logged-models/search", body,
+				 "models", lm_gather, &g, &no_route)
+		   : -ENOMEM;
+	json_decref(body);
+	if (err && no_route) {
+		lm_no_api(rs);
+		store_set_errmsg("%s", "");
+		err = 0;
+	}
+	if (!err && g.n)
+		qsort(g.v, g.n, sizeof(*g.v), lm_cmp);
+	for (i = 0; !err && i < g.n; i++) {
+		if (read_logged_model(g.v[i], &m)) {
+			log_warn("'%s': not listing a logged model of experiment %s: its id is "
+				 "too long",
+				 rs->display, experiment_id);
+			continue;
+		}
+		err = cb(ctx, &m);
+	}
+	for (i = 0; i < g.n; i++)
+		json_decref(g.v[i]);
+	free(g.v);
+	return err;
+}
+
+/* A LoggedModel answer by id: active ones only (MLflow hides deleted ones
+ * unless asked with allow_deleted). */
+static int logged_model_doc(struct rest_store *rs, const char *id, json_t **doc)
+{
+	char *esc = http_escape(id), *path = NULL;
+	int err, no_route = 0;
+
+	if (!esc || asprintf(&path, "logged-models/%s", esc) < 0) {
+		free(esc);
+		return -ENOMEM;
+	}
+	free(esc);
+	err = call_route(rs, "cannot read a logged model", "GET", path, NULL, HTTP_IDEMPOTENT, doc,
+			 &no_route);
+	free(path);
+	/* Not taken as a server without the API: an id with a slash finds
+	 * no route either. */
+	if (err && no_route) {
+		store_set_errmsg("no logged model '%s'", id);
+		err = -ENOENT;
+	}
+	/* A malformed id is an unknown one. */
+	if (err == -EINVAL)
+		err = -ENOENT;
+	return err;
+}
+
+static int rest_get_logged_model(struct store *s, const char *id, struct store_logged_model *out)
+{
+	struct store_logged_model m;
+	json_t *doc = NULL;
+	int err = logged_model_doc(to_rest(s), id, &doc);
+
+	if (!err)
+		err = read_logged_model(json_object_get(doc, "model"), &m);
+	if (!err) {
+		*out = m;
+		out->name = strdup(m.name);
+		out->source_run_id = strdup(m.source_run_id);
+		out->artifact_location = strdup(m.artifact_location);
+		out->model_type = strdup(m.model_type);
+		if (!out->name || !out->source_run_id || !out->artifact_location ||
+		    !out->model_type) {
+			store_logged_model_release(out);
+			err = -ENOMEM;
+		}
+	}
+	json_decref(doc);
+	return err;
+}
+
 /* ---- the registry: writes --------------------------------------------- */
 
 /*
@@ -2071,6 +2275,8 @@ static const struct store_ops rest_ops = {
 	.list_versions = rest_list_versions,
 	.get_version = rest_get_version,
 	.list_aliases = rest_list_aliases,
+	.list_logged_models = rest_list_logged_models,
+	.get_logged_model = rest_get_logged_model,
 	.create_model = rest_create_model,
 	.rename_model = rest_rename_model,
 	.delete_model = rest_delete_model,
