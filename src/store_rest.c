@@ -841,9 +841,28 @@ static int kv_cmp(const void *a, const void *b)
 	return strcmp(((const struct store_kv *)a)->key, ((const struct store_kv *)b)->key);
 }
 
+/* Metrics by key, then as MLflow picks a key's latest point: by step,
+ * then time, then value (a NaN below every number). */
+static int kv_point_cmp(const void *a, const void *b)
+{
+	const struct store_kv *p = a, *q = b;
+	int c = strcmp(p->key, q->key);
+
+	if (c)
+		return c;
+	if (p->step != q->step)
+		return p->step < q->step ? -1 : 1;
+	if (p->timestamp != q->timestamp)
+		return p->timestamp < q->timestamp ? -1 : 1;
+	if (!isnan(p->num) != !isnan(q->num))
+		return isnan(p->num) ? -1 : 1;
+	return p->num < q->num ? -1 : p->num > q->num;
+}
+
 /*
  * A JSON array of {key, value} (or of Metrics) into a new kvs sorted by
- * key, keeping those that start with prefix (NULL: all).
+ * key, keeping those that start with prefix (NULL: all).  A metric given
+ * several times (a logged model's: every point of it) keeps its latest.
  */
 static int kvs_from(json_t *arr, int metric, const char *prefix, struct store_kvs **out)
 {
@@ -875,9 +894,10 @@ static int kvs_from(json_t *arr, int metric, const char *prefix, struct store_kv
 		}
 		k++;
 	}
-	qsort(v, k, sizeof(*v), kv_cmp);
+	qsort(v, k, sizeof(*v), metric ? kv_point_cmp : kv_cmp);
 	for (i = 0; i < k && !err; i++)
-		err = store_kvs_add(kvs, &v[i]);
+		if (!metric || i + 1 == k || strcmp(v[i].key, v[i + 1].key))
+			err = store_kvs_add(kvs, &v[i]);
 	free(v);
 	if (err) {
 		store_kvs_put(kvs);
@@ -937,12 +957,15 @@ static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
 	return err;
 }
 
-/* The tags of an experiment, a registered model or a model version. */
+static int logged_model_doc(struct rest_store *rs, const char *id, json_t **doc);
+
+/* The tags of an experiment, a registered model or a model version, or a
+ * section of a logged model. */
 static int tags_of(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
 		   const char *prefix, struct store_kvs **out)
 {
 	char version[24];
-	json_t *doc = NULL, *owner = NULL;
+	json_t *doc = NULL, *owner = NULL, *keys;
 	int err;
 
 	switch (sec) {
@@ -963,12 +986,27 @@ static int tags_of(struct rest_store *rs, enum store_section sec, const struct s
 			  &doc);
 		owner = json_object_get(doc, "model_version");
 		break;
+	case SEC_LM_PARAMS:
+	case SEC_LM_METRICS:
+	case SEC_LM_TAGS:
+		/* One answer holds its three sections. */
+		err = logged_model_doc(rs, ref->logged_model, &doc);
+		owner = json_object_get(doc, "model");
+		break;
 	default:
 		store_set_errmsg("a run's keys are in its snapshot");
 		return -EINVAL;
 	}
+	if (sec == SEC_LM_PARAMS)
+		keys = json_object_get(json_object_get(owner, "data"), "params");
+	else if (sec == SEC_LM_METRICS)
+		keys = json_object_get(json_object_get(owner, "data"), "metrics");
+	else if (sec == SEC_LM_TAGS)
+		keys = json_object_get(json_object_get(owner, "info"), "tags");
+	else
+		keys = json_object_get(owner, "tags");
 	if (!err)
-		err = kvs_from(json_object_get(owner, "tags"), 0, prefix, out);
+		err = kvs_from(keys, sec == SEC_LM_METRICS, prefix, out);
 	json_decref(doc);
 	return err;
 }
@@ -1003,7 +1041,9 @@ static int rest_get_kv(struct store *s, enum store_section sec, const struct sto
 	} else {
 		out->key = strdup(kv->key);
 		out->value = kv->value ? strdup(kv->value) : NULL;
-		out->timestamp = -1;
+		out->num = kv->num;
+		out->step = kv->step;
+		out->timestamp = kv->timestamp;
 		if (!out->key || (kv->value && !out->value)) {
 			store_kv_release(out);
 			err = -ENOMEM;
@@ -1038,10 +1078,22 @@ static int rest_log_param(struct store *s, struct store_batch *b, const char *ru
 		    HTTP_IDEMPOTENT, NULL);
 }
 
+/* MLflow's client could change a logged model's keys; mlflowfs only shows
+ * them.  -EROFS for a logged model's section, else 0. */
+static int lm_read_only(enum store_section sec, const struct store_ref *ref)
+{
+	if (sec != SEC_LM_PARAMS && sec != SEC_LM_METRICS && sec != SEC_LM_TAGS)
+		return 0;
+	store_set_errmsg("logged model '%s' is read-only", ref->logged_model);
+	return -EROFS;
+}
+
 static int rest_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
 			const struct store_ref *ref, const char *key, const char *value)
 {
 	(void)b;
+	if (lm_read_only(sec, ref))
+		return -EROFS;
 	if (sec == SEC_RUN_TAGS)
 		return call(to_rest(s), "cannot set the tag", "POST", "runs/set-tag",
 			    json_pack("{s:s, s:s, s:s}", "run_id", ref->run_id, "key", key, "value",
@@ -1063,6 +1115,8 @@ static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_se
 	int err;
 
 	(void)b;
+	if (lm_read_only(sec, ref))
+		return -EROFS;
 	/* Resent after a lost answer, a delete finds nothing: ENOENT then
 	 * means done, so it is not resent. */
 	if (sec == SEC_RUN_TAGS)
@@ -1089,6 +1143,8 @@ static int rest_rename_tag(struct store *s, struct store_batch *b, enum store_se
 	struct store_kv old = { 0 };
 	int err;
 
+	if (lm_read_only(sec, ref))
+		return -EROFS;
 	if (sec == SEC_RUN_TAGS) {
 		struct store_snapshot *snap;
 		const struct store_kv *kv;
