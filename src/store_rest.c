@@ -2026,14 +2026,42 @@ static int rest_set_description(struct store *s, struct store_batch *b, const ch
 			     HTTP_IDEMPOTENT, NULL);
 }
 
+/* The logged model's id in a models:/<id> source, else NULL (a registered
+ * model's models:/<name>/<version> or models:/<name>@<alias> has none). */
+static const char *source_model_id(const char *source)
+{
+	const char *id = source + strlen("models:/");
+
+	if (strncmp(source, "models:/", strlen("models:/")) || !id[0] || strpbrk(id, "/@"))
+		return NULL;
+	return id;
+}
+
+/*
+ * A models:/<id> source goes with model_id, which MLflow 3's server
+ * requires to name that very model; it then records the model's artifact
+ * location as the version's storage location, its source run as the
+ * version's run (unless run_id names one) and the version in the model's
+ * mlflow.modelVersions tag, as mlflow.register_model() does.
+ */
 static int rest_create_version(struct store *s, struct store_batch *b, const char *model,
 			       const char *source, const char *run_id, int64_t *version)
 {
 	json_t *body = json_pack("{s:s, s:s}", "name", model, "source", source), *doc = NULL;
+	const char *model_id = source_model_id(source);
 	int err;
 
 	(void)b;
-	if (body && run_id && json_object_set_new(body, "run_id", json_string(run_id))) {
+	/* The server answers a deleted or unknown one with an internal
+	 * error: looked for first, it is ENOENT. */
+	if (model_id && (err = logged_model_doc(to_rest(s), model_id, &doc))) {
+		json_decref(body);
+		return err;
+	}
+	json_decref(doc);
+	doc = NULL;
+	if (body && ((run_id && json_object_set_new(body, "run_id", json_string(run_id))) ||
+		     (model_id && json_object_set_new(body, "model_id", json_string(model_id))))) {
 		json_decref(body);
 		body = NULL;
 	}
