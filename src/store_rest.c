@@ -69,6 +69,7 @@ struct rest_store {
 	 */
 	struct history *kept;
 	long ttl_ms;
+	int lm_missing; /* the server has no logged-model API: said; protected by lock */
 };
 
 /* A metric's points, sorted, with the size of history/<key>'s text. */
@@ -158,8 +159,14 @@ int rest_error_to_errno(long status, const char *code, const char *message)
 	return EIO;
 }
 
-/* The one line a failed answer leaves in store_errmsg(): status, code, message. */
-static int answer_error(const char *what, const struct http_reply *r)
+/*
+ * The one line a failed answer leaves in store_errmsg(): status, code,
+ * message.  *no_route (if not NULL) says whether the server has no such
+ * endpoint at all: a server older than the endpoint answers a bare 404
+ * (Flask's page) or MLflow's ENDPOINT_NOT_FOUND, never
+ * RESOURCE_DOES_NOT_EXIST, which names a missing object.
+ */
+static int answer_error(const char *what, const struct http_reply *r, int *no_route)
 {
 	json_t *doc = json_loads(buf_str(&r->body), 0, NULL);
 	const char *code = NULL, *message = NULL;
@@ -179,6 +186,8 @@ static int answer_error(const char *what, const struct http_reply *r)
 		log_escape(shown, sizeof(shown), message, strlen(message));
 	}
 	err = rest_error_to_errno(r->status, code, message);
+	if (no_route)
+		*no_route = r->status == 404 && (!code || !strcmp(code, "ENDPOINT_NOT_FOUND"));
 	if (r->status == 403 && strstr(shown, "Invalid Host header"))
 		store_set_errmsg("%s: HTTP 403: the server refuses this host name (start it with "
 				 "--allowed-hosts naming it): %s",
@@ -193,10 +202,11 @@ static int answer_error(const char *what, const struct http_reply *r)
 /*
  * One call: method and API path (after /api/2.0/mlflow), a JSON body for
  * POST (stolen), and the parsed answer in *out (NULL: not wanted).
- * Returns 0 or a negative errno, with store_errmsg() saying why.
+ * Returns 0 or a negative errno, with store_errmsg() saying why; with
+ * no_route not NULL, *no_route says whether the server lacks the endpoint.
  */
-static int call(struct rest_store *rs, const char *what, const char *method, const char *path,
-		json_t *body, int flags, json_t **out)
+static int call_route(struct rest_store *rs, const char *what, const char *method, const char *path,
+		      json_t *body, int flags, json_t **out, int *no_route)
 {
 	struct http_reply r;
 	char *json = NULL, *full = NULL;
@@ -204,6 +214,8 @@ static int call(struct rest_store *rs, const char *what, const char *method, con
 
 	if (out)
 		*out = NULL;
+	if (no_route)
+		*no_route = 0;
 	if (body) {
 		json = json_dumps(body, JSON_COMPACT);
 		json_decref(body);
@@ -223,7 +235,7 @@ static int call(struct rest_store *rs, const char *what, const char *method, con
 		return err == -ETIMEDOUT || err == -ENOMEM ? err : -EIO;
 	}
 	if (r.status < 200 || r.status > 299) {
-		err = answer_error(what, &r);
+		err = answer_error(what, &r, no_route);
 	} else if (out) {
 		json_error_t je;
 
@@ -238,6 +250,12 @@ static int call(struct rest_store *rs, const char *what, const char *method, con
 	}
 	buf_release(&r.body);
 	return err;
+}
+
+static int call(struct rest_store *rs, const char *what, const char *method, const char *path,
+		json_t *body, int flags, json_t **out)
+{
+	return call_route(rs, what, method, path, body, flags, out, NULL);
 }
 
 /* A GET path with query parameters: fmt holds %s for each escaped value. */
@@ -396,9 +414,10 @@ typedef int item_fn(json_t *o, void *ctx);
  * gets the page token) or, with body NULL, a GET of path (a query, to which
  * the page token is added).  Calls item for each element of the answer's
  * array field; stops at the first page without any, or when item stops.
+ * *no_route as call_route() sets it (no_route may be NULL).
  */
-static int pages(struct rest_store *rs, const char *what, const char *path, json_t *body,
-		 const char *field, item_fn *item, void *ctx)
+static int pages_route(struct rest_store *rs, const char *what, const char *path, json_t *body,
+		       const char *field, item_fn *item, void *ctx, int *no_route)
 {
 	char *token = NULL;
 	int err;
@@ -412,7 +431,9 @@ static int pages(struct rest_store *rs, const char *what, const char *path, json
 			b = json_deep_copy(body);
 			if (b && token)
 				json_object_set_new(b, "page_token", json_string(token));
-			err = b ? call(rs, what, "POST", path, b, HTTP_IDEMPOTENT, &doc) : -ENOMEM;
+			err = b ? call_route(rs, what, "POST", path, b, HTTP_IDEMPOTENT, &doc,
+					     no_route)
+				: -ENOMEM;
 		} else {
 			if (!token)
 				p = strdup(path);
@@ -420,7 +441,10 @@ static int pages(struct rest_store *rs, const char *what, const char *path, json
 				 asprintf(&p, "%s&page_token=%s", path, esc) < 0)
 				p = NULL;
 			free(esc);
-			err = get(rs, what, p, &doc);
+			err = p ? call_route(rs, what, "GET", p, NULL, HTTP_IDEMPOTENT, &doc,
+					     no_route)
+				: -ENOMEM;
+			free(p);
 		}
 		free(token);
 		token = NULL;
@@ -442,6 +466,12 @@ static int pages(struct rest_store *rs, const char *what, const char *path, json
 	} while (!err && token);
 	free(token);
 	return err;
+}
+
+static int pages(struct rest_store *rs, const char *what, const char *path, json_t *body,
+		 const char *field, item_fn *item, void *ctx)
+{
+	return pages_route(rs, what, path, body, field, item, ctx, NULL);
 }
 
 /* ---- batches ---------------------------------------------------------- */
@@ -811,9 +841,28 @@ static int kv_cmp(const void *a, const void *b)
 	return strcmp(((const struct store_kv *)a)->key, ((const struct store_kv *)b)->key);
 }
 
+/* Metrics by key, then as MLflow picks a key's latest point: by step,
+ * then time, then value (a NaN below every number). */
+static int kv_point_cmp(const void *a, const void *b)
+{
+	const struct store_kv *p = a, *q = b;
+	int c = strcmp(p->key, q->key);
+
+	if (c)
+		return c;
+	if (p->step != q->step)
+		return p->step < q->step ? -1 : 1;
+	if (p->timestamp != q->timestamp)
+		return p->timestamp < q->timestamp ? -1 : 1;
+	if (!isnan(p->num) != !isnan(q->num))
+		return isnan(p->num) ? -1 : 1;
+	return p->num < q->num ? -1 : p->num > q->num;
+}
+
 /*
  * A JSON array of {key, value} (or of Metrics) into a new kvs sorted by
- * key, keeping those that start with prefix (NULL: all).
+ * key, keeping those that start with prefix (NULL: all).  A metric given
+ * several times (a logged model's: every point of it) keeps its latest.
  */
 static int kvs_from(json_t *arr, int metric, const char *prefix, struct store_kvs **out)
 {
@@ -845,9 +894,10 @@ static int kvs_from(json_t *arr, int metric, const char *prefix, struct store_kv
 		}
 		k++;
 	}
-	qsort(v, k, sizeof(*v), kv_cmp);
+	qsort(v, k, sizeof(*v), metric ? kv_point_cmp : kv_cmp);
 	for (i = 0; i < k && !err; i++)
-		err = store_kvs_add(kvs, &v[i]);
+		if (!metric || i + 1 == k || strcmp(v[i].key, v[i + 1].key))
+			err = store_kvs_add(kvs, &v[i]);
 	free(v);
 	if (err) {
 		store_kvs_put(kvs);
@@ -907,12 +957,15 @@ static int rest_get_snapshot(struct store *s, const char *run_id, unsigned want,
 	return err;
 }
 
-/* The tags of an experiment, a registered model or a model version. */
+static int logged_model_doc(struct rest_store *rs, const char *id, json_t **doc);
+
+/* The tags of an experiment, a registered model or a model version, or a
+ * section of a logged model. */
 static int tags_of(struct rest_store *rs, enum store_section sec, const struct store_ref *ref,
 		   const char *prefix, struct store_kvs **out)
 {
 	char version[24];
-	json_t *doc = NULL, *owner = NULL;
+	json_t *doc = NULL, *owner = NULL, *keys;
 	int err;
 
 	switch (sec) {
@@ -933,12 +986,27 @@ static int tags_of(struct rest_store *rs, enum store_section sec, const struct s
 			  &doc);
 		owner = json_object_get(doc, "model_version");
 		break;
+	case SEC_LM_PARAMS:
+	case SEC_LM_METRICS:
+	case SEC_LM_TAGS:
+		/* One answer holds its three sections. */
+		err = logged_model_doc(rs, ref->logged_model, &doc);
+		owner = json_object_get(doc, "model");
+		break;
 	default:
 		store_set_errmsg("a run's keys are in its snapshot");
 		return -EINVAL;
 	}
+	if (sec == SEC_LM_PARAMS)
+		keys = json_object_get(json_object_get(owner, "data"), "params");
+	else if (sec == SEC_LM_METRICS)
+		keys = json_object_get(json_object_get(owner, "data"), "metrics");
+	else if (sec == SEC_LM_TAGS)
+		keys = json_object_get(json_object_get(owner, "info"), "tags");
+	else
+		keys = json_object_get(owner, "tags");
 	if (!err)
-		err = kvs_from(json_object_get(owner, "tags"), 0, prefix, out);
+		err = kvs_from(keys, sec == SEC_LM_METRICS, prefix, out);
 	json_decref(doc);
 	return err;
 }
@@ -973,7 +1041,9 @@ static int rest_get_kv(struct store *s, enum store_section sec, const struct sto
 	} else {
 		out->key = strdup(kv->key);
 		out->value = kv->value ? strdup(kv->value) : NULL;
-		out->timestamp = -1;
+		out->num = kv->num;
+		out->step = kv->step;
+		out->timestamp = kv->timestamp;
 		if (!out->key || (kv->value && !out->value)) {
 			store_kv_release(out);
 			err = -ENOMEM;
@@ -1008,10 +1078,22 @@ static int rest_log_param(struct store *s, struct store_batch *b, const char *ru
 		    HTTP_IDEMPOTENT, NULL);
 }
 
+/* MLflow's client could change a logged model's keys; mlflowfs only shows
+ * them.  -EROFS for a logged model's section, else 0. */
+static int lm_read_only(enum store_section sec, const struct store_ref *ref)
+{
+	if (sec != SEC_LM_PARAMS && sec != SEC_LM_METRICS && sec != SEC_LM_TAGS)
+		return 0;
+	store_set_errmsg("logged model '%s' is read-only", ref->logged_model);
+	return -EROFS;
+}
+
 static int rest_set_tag(struct store *s, struct store_batch *b, enum store_section sec,
 			const struct store_ref *ref, const char *key, const char *value)
 {
 	(void)b;
+	if (lm_read_only(sec, ref))
+		return -EROFS;
 	if (sec == SEC_RUN_TAGS)
 		return call(to_rest(s), "cannot set the tag", "POST", "runs/set-tag",
 			    json_pack("{s:s, s:s, s:s}", "run_id", ref->run_id, "key", key, "value",
@@ -1033,6 +1115,8 @@ static int rest_delete_tag(struct store *s, struct store_batch *b, enum store_se
 	int err;
 
 	(void)b;
+	if (lm_read_only(sec, ref))
+		return -EROFS;
 	/* Resent after a lost answer, a delete finds nothing: ENOENT then
 	 * means done, so it is not resent. */
 	if (sec == SEC_RUN_TAGS)
@@ -1059,6 +1143,8 @@ static int rest_rename_tag(struct store *s, struct store_batch *b, enum store_se
 	struct store_kv old = { 0 };
 	int err;
 
+	if (lm_read_only(sec, ref))
+		return -EROFS;
 	if (sec == SEC_RUN_TAGS) {
 		struct store_snapshot *snap;
 		const struct store_kv *kv;
@@ -1634,6 +1720,209 @@ static int rest_list_aliases(struct store *s, const char *model, store_alias_cb 
 	return err;
 }
 
+/* ---- MLflow 3's logged models ----------------------------------------- */
+
+/*
+ * A server without the logged-model API (MLflow 2.x) has none to show:
+ * said once in the log, not at every listing.
+ */
+static void lm_no_api(struct rest_store *rs)
+{
+	int first;
+
+	pthread_mutex_lock(&rs->lock);
+	first = !rs->lm_missing;
+	rs->lm_missing = 1;
+	pthread_mutex_unlock(&rs->lock);
+	if (first)
+		log_info("'%s' has no logged-model API (an MLflow 2 server): experiments show "
+			 "no logged models",
+			 rs->display);
+}
+
+/* MLflow's LoggedModelStatus, by name (proto JSON) or by number. */
+static const char *lm_status(json_t *v)
+{
+	static const struct {
+		const char *name, *shown;
+	} names[] = {
+		{ "LOGGED_MODEL_STATUS_UNSPECIFIED", "UNSPECIFIED" },
+		{ "LOGGED_MODEL_PENDING", "PENDING" },
+		{ "LOGGED_MODEL_READY", "READY" },
+		{ "LOGGED_MODEL_UPLOAD_FAILED", "FAILED" },
+	};
+	const char *s = json_string_value(v);
+	size_t i;
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) < (json_int_t)(sizeof(names) / sizeof(names[0])))
+		return names[json_integer_value(v)].shown;
+	for (i = 0; s && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i].name))
+			return names[i].shown;
+	return "UNSPECIFIED";
+}
+
+/*
+ * Fills m from a LoggedModel; strings borrowed from o.  -EIO for one whose
+ * id or experiment does not fit (cut short, it would name another).
+ */
+static int read_logged_model(json_t *o, struct store_logged_model *m)
+{
+	json_t *info = json_object_get(o, "info");
+	const char *id = str_field(info, "model_id"), *exp = str_field(info, "experiment_id");
+
+	memset(m, 0, sizeof(*m));
+	if (!id[0] || strlen(id) >= sizeof(m->id) || strlen(exp) >= sizeof(m->experiment_id))
+		return -EIO;
+	memcpy(m->id, id, strlen(id) + 1);
+	memcpy(m->experiment_id, exp, strlen(exp) + 1);
+	m->name = (char *)str_field(info, "name");
+	m->source_run_id = (char *)str_field(info, "source_run_id");
+	m->artifact_location = (char *)str_field(info, "artifact_uri");
+	m->model_type = (char *)str_field(info, "model_type");
+	m->status = lm_status(json_object_get(info, "status"));
+	m->creation_time = int_field(info, "creation_timestamp_ms", -1);
+	m->last_updated_time = int_field(info, "last_updated_timestamp_ms", -1);
+	return 0;
+}
+
+/* The models of every page, held until sorted. */
+struct lm_gathered {
+	json_t **v;
+	size_t n, cap;
+};
+
+static int lm_gather(json_t *o, void *ctx)
+{
+	struct lm_gathered *g = ctx;
+
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		json_t **v = realloc(g->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		g->v = v;
+		g->cap = cap;
+	}
+	g->v[g->n++] = json_incref(o);
+	return 0;
+}
+
+/* Oldest first: creation time, then id. */
+static int lm_cmp(const void *a, const void *b)
+{
+	json_t *p = json_object_get(*(json_t *const *)a, "info");
+	json_t *q = json_object_get(*(json_t *const *)b, "info");
+	int64_t tp = int_field(p, "creation_timestamp_ms", -1);
+	int64_t tq = int_field(q, "creation_timestamp_ms", -1);
+
+	if (tp != tq)
+		return tp < tq ? -1 : 1;
+	return strcmp(str_field(p, "model_id"), str_field(q, "model_id"));
+}
+
+/* Logged models a page: each carries every point of its metrics. */
+#define REST_LM_PAGE 100
+
+/*
+ * Asked oldest first, so that a model made while the pages are read comes
+ * last, behind the offset MLflow's page token holds, and no model is seen
+ * twice or missed; sorted here as well, because the folders' names hang
+ * on the order and a server owes it only when it honours order_by.
+ */
+static int rest_list_logged_models(struct store *s, const char *experiment_id,
+				   store_logged_model_cb *cb, void *ctx)
+{
+	struct rest_store *rs = to_rest(s);
+	struct lm_gathered g = { 0 };
+	struct store_logged_model m;
+	json_t *body;
+	size_t i;
+	int err, no_route = 0;
+
+	body = json_pack("{s:[s], s:i, s:[{s:s, s:b}, {s:s, s:b}]}", "experiment_ids",
+			 experiment_id, "max_results", REST_LM_PAGE, "order_by", "field_name",
+			 "creation_timestamp_ms", "ascending", 1, "field_name", "model_id",
+			 "ascending", 1);
+	err = body ? pages_route(rs, "cannot list logged models", "logged-models/search", body,
+				 "models", lm_gather, &g, &no_route)
+		   : -ENOMEM;
+	json_decref(body);
+	if (err && no_route) {
+		lm_no_api(rs);
+		store_set_errmsg("%s", "");
+		err = 0;
+	}
+	if (!err && g.n)
+		qsort(g.v, g.n, sizeof(*g.v), lm_cmp);
+	for (i = 0; !err && i < g.n; i++) {
+		if (read_logged_model(g.v[i], &m)) {
+			log_warn("'%s': not listing a logged model of experiment %s: its id is "
+				 "too long",
+				 rs->display, experiment_id);
+			continue;
+		}
+		err = cb(ctx, &m);
+	}
+	for (i = 0; i < g.n; i++)
+		json_decref(g.v[i]);
+	free(g.v);
+	return err;
+}
+
+/* A LoggedModel answer by id: active ones only (MLflow hides deleted ones
+ * unless asked with allow_deleted). */
+static int logged_model_doc(struct rest_store *rs, const char *id, json_t **doc)
+{
+	char *esc = http_escape(id), *path = NULL;
+	int err, no_route = 0;
+
+	if (!esc || asprintf(&path, "logged-models/%s", esc) < 0) {
+		free(esc);
+		return -ENOMEM;
+	}
+	free(esc);
+	err = call_route(rs, "cannot read a logged model", "GET", path, NULL, HTTP_IDEMPOTENT, doc,
+			 &no_route);
+	free(path);
+	/* Not taken as a server without the API: an id with a slash finds
+	 * no route either. */
+	if (err && no_route) {
+		store_set_errmsg("no logged model '%s'", id);
+		err = -ENOENT;
+	}
+	/* A malformed id is an unknown one. */
+	if (err == -EINVAL)
+		err = -ENOENT;
+	return err;
+}
+
+static int rest_get_logged_model(struct store *s, const char *id, struct store_logged_model *out)
+{
+	struct store_logged_model m;
+	json_t *doc = NULL;
+	int err = logged_model_doc(to_rest(s), id, &doc);
+
+	if (!err)
+		err = read_logged_model(json_object_get(doc, "model"), &m);
+	if (!err) {
+		*out = m;
+		out->name = strdup(m.name);
+		out->source_run_id = strdup(m.source_run_id);
+		out->artifact_location = strdup(m.artifact_location);
+		out->model_type = strdup(m.model_type);
+		if (!out->name || !out->source_run_id || !out->artifact_location ||
+		    !out->model_type) {
+			store_logged_model_release(out);
+			err = -ENOMEM;
+		}
+	}
+	json_decref(doc);
+	return err;
+}
+
 /* ---- the registry: writes --------------------------------------------- */
 
 /*
@@ -1737,14 +2026,42 @@ static int rest_set_description(struct store *s, struct store_batch *b, const ch
 			     HTTP_IDEMPOTENT, NULL);
 }
 
+/* The logged model's id in a models:/<id> source, else NULL (a registered
+ * model's models:/<name>/<version> or models:/<name>@<alias> has none). */
+static const char *source_model_id(const char *source)
+{
+	const char *id = source + strlen("models:/");
+
+	if (strncmp(source, "models:/", strlen("models:/")) || !id[0] || strpbrk(id, "/@"))
+		return NULL;
+	return id;
+}
+
+/*
+ * A models:/<id> source goes with model_id, which MLflow 3's server
+ * requires to name that very model; it then records the model's artifact
+ * location as the version's storage location, its source run as the
+ * version's run (unless run_id names one) and the version in the model's
+ * mlflow.modelVersions tag, as mlflow.register_model() does.
+ */
 static int rest_create_version(struct store *s, struct store_batch *b, const char *model,
 			       const char *source, const char *run_id, int64_t *version)
 {
 	json_t *body = json_pack("{s:s, s:s}", "name", model, "source", source), *doc = NULL;
+	const char *model_id = source_model_id(source);
 	int err;
 
 	(void)b;
-	if (body && run_id && json_object_set_new(body, "run_id", json_string(run_id))) {
+	/* The server answers a deleted or unknown one with an internal
+	 * error: looked for first, it is ENOENT. */
+	if (model_id && (err = logged_model_doc(to_rest(s), model_id, &doc))) {
+		json_decref(body);
+		return err;
+	}
+	json_decref(doc);
+	doc = NULL;
+	if (body && ((run_id && json_object_set_new(body, "run_id", json_string(run_id))) ||
+		     (model_id && json_object_set_new(body, "model_id", json_string(model_id))))) {
 		json_decref(body);
 		body = NULL;
 	}
@@ -2042,6 +2359,8 @@ static const struct store_ops rest_ops = {
 	.list_versions = rest_list_versions,
 	.get_version = rest_get_version,
 	.list_aliases = rest_list_aliases,
+	.list_logged_models = rest_list_logged_models,
+	.get_logged_model = rest_get_logged_model,
 	.create_model = rest_create_model,
 	.rename_model = rest_rename_model,
 	.delete_model = rest_delete_model,

@@ -6,6 +6,9 @@
  * that answers 503 then 200 (retried until it answers), one that closes
  * every connection it takes (a request that may have reached it is not
  * resent unless idempotent), and one that answers 404 (not retried).
+ * Then the remote store's logged models against a fake MLflow 3 that
+ * answers from canned JSON (pages out of order, statuses, every point of
+ * a metric) and a fake MLflow 2 that has no such endpoint.
  * What the server side of MLflow does is tested end to end against the
  * real server (tests/e2e/test_remote.py).
  */
@@ -21,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "http.h"
+#include "options.h"
 #include "store-internal.h"
 #include "tap.h"
 
@@ -77,27 +82,29 @@ static void test_errors(void)
 
 /* ---- a loopback server that answers by a script ----------------------- */
 
-enum script { ANSWER_503_THEN_200, CLOSE_EVERY_TIME, ANSWER_404 };
+enum script { ANSWER_503_THEN_200, CLOSE_EVERY_TIME, ANSWER_404, MLFLOW_3, MLFLOW_2 };
 
 struct server {
 	int fd;
 	int port;
 	enum script script;
-	int accepted; /* connections taken; written by the thread, read after join */
+	int accepted;		/* connections taken; written by the thread, read after join */
+	int searches;		/* MLFLOW_3: logged-model searches; read after the store's call */
+	char last_search[1024]; /* MLFLOW_3: the body of the last one */
 	int stop;
 	pthread_t thread;
 };
 
-/* Reads one request's head (and its body, by Content-Length) or fails. */
-static int read_request(int c)
+/* Reads one request's head (and its body, by Content-Length) into buf, or
+ * fails. */
+static int read_request(int c, char *buf, size_t size)
 {
-	char buf[8192];
 	size_t n = 0;
 	long body = 0;
 	char *end, *cl;
 
-	while (n < sizeof(buf) - 1) {
-		ssize_t r = read(c, buf + n, sizeof(buf) - 1 - n);
+	while (n < size - 1) {
+		ssize_t r = read(c, buf + n, size - 1 - n);
 
 		if (r <= 0)
 			return -1;
@@ -126,9 +133,87 @@ static void answer(int c, int status, const char *body)
 		return;
 }
 
+static int starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/*
+ * A logged model as MLflow 3's server sends it; metrics: the JSON of its
+ * points.  Every field the store reads, spelt as the proto's JSON has it.
+ */
+#define LOGGED_MODEL(id, exp, name, created, status, extra, metrics)                           \
+	"{\"info\": {\"model_id\": \"" id "\", \"experiment_id\": \"" exp "\", "               \
+	"\"name\": \"" name "\", \"creation_timestamp_ms\": " #created ", "                    \
+	"\"last_updated_timestamp_ms\": 5000, \"artifact_uri\": \"mlflow-artifacts:/" exp      \
+	"/models/" id "/artifacts\", \"status\": " status extra                                \
+	", \"tags\": [{\"key\": \"team\", \"value\": \"" name "\"}]}, \"data\": {\"params\": " \
+	"[{\"key\": \"lr\", \"value\": \"0.1\"}, {\"key\": \"alpha\", \"value\": \"2\"}], "    \
+	"\"metrics\": [" metrics "]}}"
+
+#define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEX_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HEX_C "cccccccccccccccccccccccccccccccc"
+#define ID_A  "m-" HEX_A
+#define ID_B  "m-" HEX_B
+#define ID_C  "m-" HEX_C
+
+/* A's metrics: acc at step 2 twice (the later one wins), loss once. */
+#define POINTS_A                                                                   \
+	"{\"key\": \"acc\", \"value\": 0.9, \"timestamp\": 100, \"step\": 1}, "    \
+	"{\"key\": \"acc\", \"value\": 0.7, \"timestamp\": 300, \"step\": 2}, "    \
+	"{\"key\": \"acc\", \"value\": 0.95, \"timestamp\": 200, \"step\": 2}, "   \
+	"{\"key\": \"acc\", \"value\": 0.1, \"timestamp\": 900, \"step\": 0}, "    \
+	"{\"key\": \"loss\", \"value\": \"NaN\", \"timestamp\": 50, \"step\": 0, " \
+	"\"model_id\": \"" ID_A "\", \"run_id\": \"r\"}"
+
+/*
+ * MLflow 3: two pages of experiment 1's models, the newest first (a server
+ * that ignores order_by), then get by id; no deleted model is ever sent,
+ * as MLflow sends none.
+ */
+static void answer_mlflow3(struct server *s, int c, const char *req)
+{
+	static const char page1[] = "{\"models\": [" LOGGED_MODEL(
+		ID_C, "1", "model", 3000, "\"LOGGED_MODEL_PENDING\"", ", \"model_type\": \"agent\"",
+		"") ", " LOGGED_MODEL(ID_B, "1", "model", 1000, "\"LOGGED_MODEL_UPLOAD_FAILED\"",
+				      "", "") "], \"next_page_token\": \"p2\"}";
+	static const char page2[] = "{\"models\": [" LOGGED_MODEL(
+		ID_A, "1", "model", 1000, "2", ", \"source_run_id\": \"0123\"", POINTS_A) "]}";
+	static const char model_a[] =
+		"{\"model\": " LOGGED_MODEL(ID_A, "1", "model", 1000, "\"LOGGED_MODEL_READY\"",
+					    ", \"source_run_id\": \"0123\"", POINTS_A) "}";
+	const char *body = strstr(req, "\r\n\r\n");
+
+	body = body ? body + 4 : "";
+	if (starts(req, "POST /api/2.0/mlflow/experiments/search ")) {
+		answer(c, 200, "{}");
+	} else if (starts(req, "POST /api/2.0/mlflow/logged-models/search ")) {
+		s->searches++;
+		snprintf(s->last_search, sizeof(s->last_search), "%s", body);
+		answer(c, 200, strstr(body, "\"page_token\"") ? page2 : page1);
+	} else if (starts(req, "GET /api/2.0/mlflow/logged-models/" ID_A " ")) {
+		answer(c, 200, model_a);
+	} else {
+		answer(c, 404,
+		       "{\"error_code\": \"RESOURCE_DOES_NOT_EXIST\", \"message\": \"Logged "
+		       "model not found.\"}");
+	}
+}
+
+/* MLflow 2: a store opens, and no logged-model route is there (Flask's page). */
+static void answer_mlflow2(int c, const char *req)
+{
+	if (starts(req, "POST /api/2.0/mlflow/experiments/search "))
+		answer(c, 200, "{}");
+	else
+		answer(c, 404, "<!doctype html>\n<title>404 Not Found</title>");
+}
+
 static void *serve(void *p)
 {
 	struct server *s = p;
+	char req[16384];
 
 	for (;;) {
 		int c = accept(s->fd, NULL, NULL);
@@ -140,12 +225,16 @@ static void *serve(void *p)
 		}
 		s->accepted++;
 		if (s->script == CLOSE_EVERY_TIME) {
-			read_request(c);
+			read_request(c, req, sizeof(req));
 			close(c); /* after the request arrived: it may have been acted on */
 			continue;
 		}
-		if (read_request(c) == 0) {
-			if (s->script == ANSWER_404)
+		if (read_request(c, req, sizeof(req)) == 0) {
+			if (s->script == MLFLOW_3)
+				answer_mlflow3(s, c, req);
+			else if (s->script == MLFLOW_2)
+				answer_mlflow2(c, req);
+			else if (s->script == ANSWER_404)
 				answer(c, 404,
 				       "{\"error_code\": \"RESOURCE_DOES_NOT_EXIST\", "
 				       "\"message\": \"nothing\"}");
@@ -337,6 +426,182 @@ static void test_escape(void)
 	free(e);
 }
 
+/* ---- logged models through the remote store --------------------------- */
+
+static struct store *rest_store(int port)
+{
+	struct mfs_config cfg = { 0 };
+	char uri[64], *msg = NULL;
+	struct store *st;
+
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d", port);
+	cfg.tracking_uri = uri;
+	cfg.display_uri = uri;
+	st = store_rest_open(&cfg, &msg);
+	if (!st)
+		tap_diag("store_rest_open: %s", msg ? msg : "(no message)");
+	free(msg);
+	return st;
+}
+
+struct listed {
+	char lines[8][256];
+	int n;
+};
+
+static int list_line(void *ctx, const struct store_logged_model *m)
+{
+	struct listed *l = ctx;
+
+	if (l->n < 8)
+		snprintf(l->lines[l->n++], sizeof(l->lines[0]), "%s %s %s %s %s [%s] [%s] %lld",
+			 m->id + 2, m->folder, m->experiment_id, m->status, m->artifact_location,
+			 m->source_run_id, m->model_type, (long long)m->creation_time);
+	return 0;
+}
+
+static int kv_line(void *ctx, const struct store_kv *kv)
+{
+	struct buf *b = ctx;
+
+	if (kv->value)
+		return buf_addf(b, "%s=%s;", kv->key, kv->value);
+	return buf_addf(b, "%s=%g@%lld/%lld;", kv->key, kv->num, (long long)kv->step,
+			(long long)kv->timestamp);
+}
+
+static void test_logged_models(void)
+{
+	struct store_ref ref = { .logged_model = ID_A };
+	struct store_logged_model m;
+	struct listed l = { 0 };
+	struct store_kv kv;
+	struct buf b = BUF_INIT;
+	struct server srv;
+	struct store *st;
+
+	if (!ok(server_start(&srv, MLFLOW_3) == 0, "lm: a fake MLflow 3") ||
+	    !ok((st = rest_store(srv.port)) != NULL, "lm: a store on it"))
+		return;
+	is_int(store_list_logged_models(st, "1", list_line, &l), 0, "lm: listed");
+	is_int(srv.searches, 2, "lm: every page asked for");
+	ok(strstr(srv.last_search, "\"page_token\":\"p2\"") &&
+		   strstr(srv.last_search, "\"experiment_ids\":[\"1\"]") &&
+		   strstr(srv.last_search, "\"max_results\":") &&
+		   strstr(srv.last_search, "creation_timestamp_ms"),
+	   "lm: the second page by its token, of the experiment, oldest first: %s",
+	   srv.last_search);
+	is_int(l.n, 3, "lm: three models");
+	/* Oldest first whatever the pages' order: A and B tie on time, A's id is first. */
+	is_str(l.lines[0],
+	       HEX_A " model 1 READY mlflow-artifacts:/1/models/" ID_A "/artifacts [0123] [] 1000",
+	       "lm: the oldest (a numeric status), its folder the name");
+	is_str(l.lines[1],
+	       HEX_B " model@bbbbbbbb 1 FAILED mlflow-artifacts:/1/models/" ID_B
+		     "/artifacts [] [] 1000",
+	       "lm: the next of the name: its folder has its id's first digits");
+	is_str(l.lines[2],
+	       HEX_C " model@cccccccc 1 PENDING mlflow-artifacts:/1/models/" ID_C
+		     "/artifacts [] [agent] 3000",
+	       "lm: the newest, with its type");
+
+	is_int(store_get_logged_model(st, ID_A, &m), 0, "lm: get by id");
+	ok(!strcmp(m.id, ID_A) && !strcmp(m.status, "READY") && !strcmp(m.source_run_id, "0123") &&
+		   !m.folder,
+	   "lm: get: id, status, run; no folder from a backend");
+	store_logged_model_release(&m);
+	is_int(store_get_logged_model(st, ID_B "x", &m), -ENOENT, "lm: get: unknown is ENOENT");
+
+	is_int(store_list_kv(st, SEC_LM_PARAMS, &ref, NULL, kv_line, &b), 0, "lm: params");
+	is_str(buf_str(&b), "alpha=2;lr=0.1;", "lm: params by key");
+	buf_reset(&b);
+	is_int(store_list_kv(st, SEC_LM_TAGS, &ref, NULL, kv_line, &b), 0, "lm: tags");
+	is_str(buf_str(&b), "team=model;", "lm: tags, from the model's info");
+	buf_reset(&b);
+	is_int(store_list_kv(st, SEC_LM_METRICS, &ref, NULL, kv_line, &b), 0, "lm: metrics");
+	is_str(buf_str(&b), "acc=0.7@2/300;loss=nan@0/50;",
+	       "lm: each metric's latest point: highest step, then time");
+	is_int(store_get_kv(st, SEC_LM_METRICS, &ref, "acc", &kv), 0, "lm: get a metric");
+	ok(kv.num == 0.7 && kv.step == 2 && kv.timestamp == 300 && !kv.value,
+	   "lm: get: its value, step and time");
+	store_kv_release(&kv);
+	is_int(store_get_kv(st, SEC_LM_TAGS, &ref, "nope", &kv), -ENOENT, "lm: get: no such key");
+	is_int(store_set_tag(st, NULL, SEC_LM_TAGS, &ref, "k", "v"), -EROFS,
+	       "lm: a tag cannot be set");
+	ok(strstr(store_errmsg(), "read-only") != NULL, "lm: and says why: %s", store_errmsg());
+	is_int(store_delete_tag(st, NULL, SEC_LM_TAGS, &ref, "team"), -EROFS, "lm: nor deleted");
+	is_int(store_rename_tag(st, NULL, SEC_LM_PARAMS, &ref, "lr", "x"), -EROFS,
+	       "lm: nor renamed");
+	buf_release(&b);
+	store_close(st);
+	server_stop(&srv);
+}
+
+/* Counts the lines a call writes to stderr (the log in the foreground). */
+static int stderr_lines(struct store *st, int (*call)(struct store *))
+{
+	char path[] = "/tmp/unit-rest-XXXXXX", line[512];
+	int fd = mkstemp(path), saved = dup(2), n = 0;
+	FILE *f;
+
+	if (fd < 0 || saved < 0)
+		return -1;
+	fflush(stderr);
+	dup2(fd, 2);
+	call(st);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	f = fdopen(fd, "r");
+	rewind(f);
+	while (fgets(line, sizeof(line), f))
+		n++;
+	fclose(f);
+	unlink(path);
+	return n;
+}
+
+static int ignore_model(void *ctx, const struct store_logged_model *m)
+{
+	(*(int *)ctx)++;
+	(void)m;
+	return 0;
+}
+
+static int list_twice(struct store *st)
+{
+	int n = 0;
+
+	if (store_list_logged_models(st, "0", ignore_model, &n) ||
+	    store_list_logged_models(st, "0", ignore_model, &n) || n)
+		return -1;
+	return 0;
+}
+
+static void test_no_logged_models(void)
+{
+	struct store_logged_model m;
+	struct server srv;
+	struct store *st;
+	int n = 0;
+
+	if (!ok(server_start(&srv, MLFLOW_2) == 0, "lm2: a fake MLflow 2") ||
+	    !ok((st = rest_store(srv.port)) != NULL, "lm2: a store on it"))
+		return;
+	is_int(store_list_logged_models(st, "0", ignore_model, &n), 0,
+	       "lm2: no logged-model API: the list is no error");
+	is_int(n, 0, "lm2: and empty");
+	store_close(st);
+	if (!ok((st = rest_store(srv.port)) != NULL, "lm2: a new store on it")) {
+		server_stop(&srv);
+		return;
+	}
+	is_int(stderr_lines(st, list_twice), 1, "lm2: said once in the log, not at every list");
+	is_int(store_get_logged_model(st, ID_A, &m), -ENOENT, "lm2: get is ENOENT");
+	store_close(st);
+	server_stop(&srv);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -346,6 +611,8 @@ int main(void)
 	test_transient();
 	test_dropped();
 	test_not_retried();
+	test_logged_models();
+	test_no_logged_models();
 	curl_global_cleanup();
 	return tap_done();
 }
