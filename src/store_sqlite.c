@@ -114,6 +114,7 @@ enum sql_id {
 	Q_VERSION_DROP_ALIASES,
 	Q_ALIAS_UPSERT,
 	Q_ALIAS_DELETE,
+	Q_LM_TABLES,
 	Q_LM_LIST,
 	Q_LM_GET,
 	Q_LM_PARAM_LIST,
@@ -145,16 +146,16 @@ enum sql_id {
  * experiment's workspace. */
 #define LM_IN_WORKSPACE "experiment_id IN (SELECT experiment_id FROM experiments WHERE 1 @EWS@)"
 /*
- * Each metric of a logged model as one point, MLflow's "latest" for it (the
- * one search_logged_models orders by): the newest timestamp, then the
- * highest step, then the least run id.  MLflow writes a NaN as 0 and never
- * NULL; a NULL reads as NaN.  cond picks the names.
+ * Each metric of a logged model as one point, its latest as a run's
+ * metrics/ shows it (and the remote store does): the highest step, then the
+ * newest timestamp, then the greatest value.  MLflow writes a NaN as 0 and
+ * never NULL; a NULL reads as NaN.  cond picks the names.
  */
 #define LM_METRIC_LATEST(cond)                                                          \
 	"SELECT metric_name, metric_value, metric_value IS NULL, metric_step, "         \
 	"metric_timestamp_ms FROM (SELECT metric_name, metric_value, metric_step, "     \
 	"metric_timestamp_ms, row_number() OVER (PARTITION BY metric_name ORDER BY "    \
-	"metric_timestamp_ms DESC, metric_step DESC, run_id) AS newest "                \
+	"metric_step DESC, metric_timestamp_ms DESC, metric_value DESC) AS newest "     \
 	"FROM logged_model_metrics WHERE model_id = ?1 AND " cond ") WHERE newest = 1 " \
 	"ORDER BY metric_name"
 
@@ -332,6 +333,9 @@ static const char *const sql_text[Q_COUNT] = {
 	 * (has_logged_models).  MLflow hides a deleted one unless asked; its
 	 * lifecycle_stage is 'active' or 'deleted' (a CHECK constraint).
 	 */
+	[Q_LM_TABLES] = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+			"('logged_models', 'logged_model_params', 'logged_model_metrics', "
+			"'logged_model_tags')",
 	[Q_LM_LIST] = "SELECT " LM_COLS " FROM logged_models WHERE experiment_id = ?1 "
 		      "AND lifecycle_stage = 'active' AND " LM_IN_WORKSPACE " "
 		      "ORDER BY creation_timestamp_ms, model_id",
@@ -385,8 +389,11 @@ struct sqlite_store {
 	/* Set at open, read-only afterwards. */
 	struct schema_info info;
 	/* The database has MLflow 3's four logged-model tables (a database
-	 * made at MLflow 2.x's schema has none). */
+	 * made at MLflow 2.x's schema has none, until MLflow 3 opens it and
+	 * upgrades it under the mount: then they are found, looked for at
+	 * most once a second).  Both atomic. */
 	int has_logged_models;
+	int64_t lm_checked_ms;
 	char *uri;
 	char *db_path;
 	char *artifact_root;
@@ -1028,6 +1035,8 @@ static int is_metric_section(enum store_section sec)
 	return sec == SEC_METRICS || sec == SEC_LM_METRICS;
 }
 
+static int logged_models_there(struct sqlite_store *ss);
+
 static int is_logged_model_section(enum store_section sec)
 {
 	return sec == SEC_LM_PARAMS || sec == SEC_LM_METRICS || sec == SEC_LM_TAGS;
@@ -1090,7 +1099,7 @@ static int sqlite_list_kv(struct store *s, enum store_section sec, const struct 
 	int err;
 
 	/* MLflow 2.x's schema: no logged model, so none has a key. */
-	if (is_logged_model_section(sec) && !ss->has_logged_models)
+	if (is_logged_model_section(sec) && !logged_models_there(ss))
 		return 0;
 	c = sqldb_read_begin(&ss->sql);
 	if (!c)
@@ -1130,7 +1139,7 @@ static int sqlite_get_kv(struct store *s, enum store_section sec, const struct s
 	struct sqldb_conn *c;
 	int err;
 
-	if (is_logged_model_section(sec) && !ss->has_logged_models) {
+	if (is_logged_model_section(sec) && !logged_models_there(ss)) {
 		memset(out, 0, sizeof(*out));
 		return -ENOENT;
 	}
@@ -1723,13 +1732,43 @@ static int logged_model_row(void *ctx, sqlite3_stmt *st)
 	return c->cb.logged_model(c->ctx, &m);
 }
 
+/* Whether the logged-model tables are there (see has_logged_models). */
+static int logged_models_there(struct sqlite_store *ss)
+{
+	struct timespec ts;
+	struct sqldb_conn *c;
+	sqlite3_stmt *st;
+	int64_t now;
+	int n = 0;
+
+	if (__atomic_load_n(&ss->has_logged_models, __ATOMIC_ACQUIRE))
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (now - __atomic_load_n(&ss->lm_checked_ms, __ATOMIC_RELAXED) < 1000)
+		return 0;
+	__atomic_store_n(&ss->lm_checked_ms, now, __ATOMIC_RELAXED);
+	c = sqldb_read_begin(&ss->sql);
+	if (!c)
+		return 0;
+	st = sqldb_query(c, Q_LM_TABLES, "");
+	if (sqldb_step_row(c, st, "cannot look for the logged-model tables") == 1)
+		n = sqlite3_column_int(st, 0);
+	if (st)
+		sqlite3_reset(st);
+	sqldb_read_end(&ss->sql, c);
+	if (n == 4)
+		__atomic_store_n(&ss->has_logged_models, 1, __ATOMIC_RELEASE);
+	return n == 4;
+}
+
 static int sqlite_list_logged_models(struct store *s, const char *experiment_id,
 				     store_logged_model_cb *cb, void *ctx)
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct cb_ctx c = { .cb.logged_model = cb, .ctx = ctx };
 
-	if (!ss->has_logged_models)
+	if (!logged_models_there(ss))
 		return 0;
 	return done(sqldb_list(&ss->sql, Q_LM_LIST, "cannot list logged models", logged_model_row,
 			       &c, "t", experiment_id));
@@ -1743,7 +1782,7 @@ static int logged_model_on(struct sqlite_store *ss, struct sqldb_conn *c, const 
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (!ss->has_logged_models)
+	if (!__atomic_load_n(&ss->has_logged_models, __ATOMIC_ACQUIRE))
 		return -ENOENT;
 	st = sqldb_query(c, Q_LM_GET, "t", id);
 	err = sqldb_step_row(c, st, "cannot read a logged model");
@@ -1768,7 +1807,7 @@ static int sqlite_get_logged_model(struct store *s, const char *id, struct store
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (!ss->has_logged_models)
+	if (!logged_models_there(ss))
 		return -ENOENT;
 	c = sqldb_read_begin(&ss->sql);
 	if (!c)

@@ -3832,7 +3832,6 @@ static void test_logged_models(void)
 	struct store_ref ref = { .logged_model = LM_A };
 	char exp[STORE_ID_MAX], exp2[STORE_ID_MAX], run1[STORE_RUN_ID_MAX], run2[STORE_RUN_ID_MAX],
 		*loc = NULL, *want = NULL, *got;
-	const char *first_run;
 	struct store_logged_model m;
 	struct buf b = BUF_INIT;
 	struct store_kv kv;
@@ -3929,21 +3928,21 @@ static void test_logged_models(void)
 	lm_keys_are(f.s, SEC_LM_TAGS, LM_A, NULL, "mlflow.source.type=LOCAL,mlflow.user=root",
 		    "its tags");
 	lm_keys_are(f.s, SEC_LM_TAGS, LM_A, "mlflow.u", "mlflow.user=root", "  by prefix");
-	/* The least run id wins a tie of timestamp and step. */
-	first_run = strcmp(run1, run2) < 0 ? "1.5" : "2.5";
-	want = strf("acc=0.7@0,inf=inf@0,none=nan@0,rmse=0.125@0,tie=%s@1", first_run);
+	/* As a run's latest: the highest step, then the newest, then the
+	 * greatest value wins a tie of both. */
+	want = strf("acc=0.8@5,inf=inf@0,none=nan@0,rmse=0.125@0,tie=2.5@1");
 	lm_keys_are(f.s, SEC_LM_METRICS, LM_A, NULL, want,
-		    "its metrics: each one's point with the newest timestamp, then step");
+		    "its metrics: each one's point with the highest step, then timestamp, then "
+		    "value");
 	lm_keys_are(f.s, SEC_LM_METRICS, LM_A, "r", "rmse=0.125@0", "  by prefix");
 	lm_keys_are(f.s, SEC_LM_METRICS, LM_B, NULL, "rmse=7@9", "  another model's");
 	lm_keys_are(f.s, SEC_LM_PARAMS, LM_X, NULL, "", "an unknown model has no params");
 	is_int(store_get_kv(f.s, SEC_LM_METRICS, &ref, "acc", &kv), 0, "get a metric");
-	ok(kv.num == 0.7 && kv.step == 0 && kv.timestamp == 40 && !kv.value,
+	ok(kv.num == 0.8 && kv.step == 5 && kv.timestamp == 30 && !kv.value,
 	   "  its value, step and timestamp");
 	store_kv_release(&kv);
 	is_int(store_get_kv(f.s, SEC_LM_METRICS, &ref, "tie", &kv), 0, "get the tied metric");
-	ok(kv.num == (first_run[0] == '1' ? 1.5 : 2.5) && kv.timestamp == 50,
-	   "  the least run id's point");
+	ok(kv.num == 2.5 && kv.timestamp == 50, "  the greater value's point");
 	store_kv_release(&kv);
 	is_int(store_get_kv(f.s, SEC_LM_PARAMS, &ref, "beta", &kv), 0, "get a param");
 	is_str(kv.value, "x", "  its value");
