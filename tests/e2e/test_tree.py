@@ -22,7 +22,7 @@ from helpers_tree import (assert_refusal_logged, daemon_version, encode, expecte
                           ls_long, mount_path, new_experiment, wait_quiet)
 
 RUN_ENTRIES = {"run_id": "f", "status": "f", "run.json": "f", "params": "d",
-               "metrics": "d", "history": "d", "tags": "d", "artifacts": "d"}
+               "metrics": "d", "history": "d", "tags": "d", "artifacts": "d", "models": "d"}
 
 
 def kind(path):
