@@ -212,3 +212,45 @@ def test_registry_refusals_change_nothing(mount, client):
     refused(mount, errno.EFBIG, write_file, models / "m" / "tags" / "big", "x" * 100_001,
             path=models / "m" / "tags" / "big")
     assert client.get_model_version("m", "1").current_stage == "None"
+
+
+@pytest.mark.local_only("compares the rows MLflow's client and the mount write in one database")
+def test_the_rows_written_are_mlflows(mount, client):
+    """The same calls through the mount and through MlflowClient leave the
+    same rows, bar names and times: stage 'None' and status 'READY' written,
+    a deleted version soft-deleted, its number never used again."""
+    import sqlite3
+
+    run_dir, rid = model_run(mount)
+    source = client.get_run(rid).info.artifact_uri + "/model"
+    ours = mount.mnt / "models" / "ours"
+    os.mkdir(ours)
+    client.create_registered_model("theirs")
+    for _ in range(2):
+        register(mount, "ours", run_dir)
+        client.create_model_version("theirs", source, run_id=rid)
+    write_file(ours / "versions" / "1" / "stage", "Production\n")
+    client.transition_model_version_stage("theirs", "1", "Production")
+    write_file(ours / "versions" / "2" / "tags" / "k", "v\n")
+    client.set_model_version_tag("theirs", "2", "k", "v")
+    os.rmdir(ours / "versions" / "1")
+    client.delete_model_version("theirs", "1")
+    register(mount, "ours", run_dir)
+    client.create_model_version("theirs", source, run_id=rid)
+    assert sorted(os.listdir(ours / "versions")) == ["2", "3"]
+
+    con = sqlite3.connect(f"file:{mount.db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        def rows(table, name):
+            out = []
+            for r in con.execute(f"SELECT * FROM {table} WHERE name = ? ORDER BY 1, 2, 3",
+                                 (name,)):
+                out.append({k: r[k] for k in r.keys()
+                            if k not in ("name", "creation_time", "last_updated_time")})
+            return sorted(out, key=repr)
+        for table in ("registered_models", "model_versions", "model_version_tags",
+                      "registered_model_aliases"):
+            assert rows(table, "ours") == rows(table, "theirs"), table
+    finally:
+        con.close()

@@ -140,7 +140,7 @@ def test_mv_renames_a_run_and_moves_artifacts(mount, client, tmp_path):
     got = eventually(lambda: _renamed(client.get_run(rid), "new"))
     assert got.data.tags["mlflow.runName"] == "new"
     assert got.data.params == {"lr": "0.1"}
-    assert sorted(os.listdir(mount.exp("mv"))) == [".experiment.json", ".tags", "new"]
+    assert sorted(os.listdir(mount.exp("mv"))) == [".experiment.json", ".models", ".tags", "new"]
     disk = artifact_dir(client, mount.run("mv", "new"), mount)
     assert (disk / "ckpt" / "model.bin").read_bytes() == b"\x00weights\xff" * 1000
     assert list_artifacts_recursive(client, rid) == {"ckpt": None, "ckpt/model.bin": 9000}
@@ -156,7 +156,7 @@ def test_mv_of_a_run_to_another_experiment_is_refused_without_copying(mount, cli
     assert r.returncode != 0
     assert "Operation not permitted" in r.stderr
     assert db_snapshot(mount.db) == before
-    assert sorted(os.listdir(mount.exp("mvb"))) == [".experiment.json", ".tags"]
+    assert sorted(os.listdir(mount.exp("mvb"))) == [".experiment.json", ".models", ".tags"]
     assert client.get_run(rid).info.experiment_id == \
         client.get_experiment_by_name("mva").experiment_id
     assert_refusal_logged(mount, run, errno.EPERM)
@@ -296,7 +296,7 @@ def test_find_by_name_and_type(mount, client):
     r = sh("find . -mindepth 1 -maxdepth 1 -type d | sort", cwd=e)
     exp = client.get_experiment_by_name("find")
     names = sorted(x.info.run_name for x in client.search_runs([exp.experiment_id]))
-    assert r.stdout.split() == ["./.tags"] + [f"./{n}" for n in names]
+    assert r.stdout.split() == ["./.models", "./.tags"] + [f"./{n}" for n in names]
     r = sh("find y -type f | sort", cwd=e)
     # (Besides the provenance tags mkdir set: test_provenance.py's.)
     assert [f for f in r.stdout.split() if "/mlflow.source." not in f] == sorted([
