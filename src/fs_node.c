@@ -183,21 +183,6 @@ out:
 	return err;
 }
 
-static const char *const statuses[] = { "RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED" };
-
-/* The canonical status that text (any case) names, or with prefix begins;
- * NULL if none. */
-const char *fs_status_parse(const char *text, size_t len, int prefix)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-		if ((prefix ? len <= strlen(statuses[i]) : len == strlen(statuses[i])) &&
-		    !strncasecmp(statuses[i], text, len))
-			return statuses[i];
-	return NULL;
-}
-
 int fs_link_resolve(struct fs *fs, const char *path, const char *text, struct buf *out)
 {
 	const char *mnt = fs->cfg->mountpoint, *p, *end;
@@ -244,17 +229,31 @@ int fs_link_resolve(struct fs *fs, const char *path, const char *text, struct bu
 	return err;
 }
 
-static const char *const stages[] = { "None", "Staging", "Production", "Archived" };
-
-const char *fs_stage_parse(const char *text, size_t len, int prefix)
+/* The one of n words that text (any case) names, or with prefix begins;
+ * NULL if none. */
+static const char *word_parse(const char *const *words, size_t n, const char *text, size_t len,
+			      int prefix)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
-		if ((prefix ? len <= strlen(stages[i]) : len == strlen(stages[i])) &&
-		    !strncasecmp(stages[i], text, len))
-			return stages[i];
+	for (i = 0; i < n; i++)
+		if ((prefix ? len <= strlen(words[i]) : len == strlen(words[i])) &&
+		    !strncasecmp(words[i], text, len))
+			return words[i];
 	return NULL;
+}
+
+static const char *const statuses[] = { "RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED" };
+static const char *const stages[] = { "None", "Staging", "Production", "Archived" };
+
+const char *fs_status_parse(const char *text, size_t len, int prefix)
+{
+	return word_parse(statuses, sizeof(statuses) / sizeof(statuses[0]), text, len, prefix);
+}
+
+const char *fs_stage_parse(const char *text, size_t len, int prefix)
+{
+	return word_parse(stages, sizeof(stages) / sizeof(stages[0]), text, len, prefix);
 }
 
 int fs_hidden_name(const char *path)

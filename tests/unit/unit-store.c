@@ -272,6 +272,21 @@ static struct store *open_cached(const struct mfs_config *cfg, struct store **ba
 	return s;
 }
 
+/* Closes f's store and opens its database again read-only (-o ro),
+ * through the cache; f->s is NULL if that failed. */
+static void reopen_read_only(struct fx *f)
+{
+	char *why = NULL;
+
+	store_close(f->s);
+	f->cfg.read_only = 1;
+	f->s = open_cached(&f->cfg, &f->bare, &why);
+	f->cfg.read_only = 0;
+	if (!ok(f->s != NULL, "the database opens read-only"))
+		tap_diag("store_open: %s", why ? why : "(no message)");
+	free(why);
+}
+
 static int raw_open(struct fx *f)
 {
 	int rc = sqlite3_open_v2(f->db_path, &f->raw, SQLITE_OPEN_READWRITE, NULL);
@@ -895,13 +910,7 @@ static void test_open_new(void)
 	is_int(n, 1, "one experiment row");
 
 	/* -o ro: the same database, read-only, through the cache too. */
-	store_close(f.s);
-	f.cfg.read_only = 1;
-	f.s = open_cached(&f.cfg, &f.bare, &why);
-	f.cfg.read_only = 0;
-	if (!ok(f.s != NULL, "the database opens read-only"))
-		tap_diag("store_open: %s", why ? why : "(no message)");
-	free(why);
+	reopen_read_only(&f);
 	if (f.s) {
 		is_int(store_read_only(f.s), 1, "the cached store says it is read-only");
 		is_int(store_read_only(f.bare), 1, "so does the backend");
@@ -3286,7 +3295,6 @@ static void test_registry_writes(void)
 	struct store_model m;
 	struct buf l = BUF_INIT;
 	int64_t t0, n, ver = -1;
-	char *why = NULL;
 	struct fx f;
 
 	if (fx_setup(&f, "regwrite")) {
@@ -3558,13 +3566,7 @@ static void test_registry_writes(void)
 	       "no foreign key is broken");
 
 	/* -o ro: every registry write is -EROFS. */
-	store_close(f.s);
-	f.cfg.read_only = 1;
-	f.s = open_cached(&f.cfg, &f.bare, &why);
-	f.cfg.read_only = 0;
-	if (!ok(f.s != NULL, "the database opens read-only"))
-		tap_diag("store_open: %s", why ? why : "(no message)");
-	free(why);
+	reopen_read_only(&f);
 	if (f.s) {
 		ref.model = "other";
 		refused(&f, store_create_model(f.s, NULL, "x"), -EROFS,
