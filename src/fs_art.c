@@ -2,7 +2,8 @@
  * fs_art.c - the kind of a run's artifacts/: every operation goes to the
  * artifact repository that serves the run's artifact URI (art.h), which in
  * the local store passes it through to the folder on disk, as a bind mount
- * would.  Files removed while open stay with their handles.
+ * would.  Files removed while open stay with their handles.  Also the files
+ * of an MLflow 3 logged model, from its own artifact folder, read-only.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -1,8 +1,11 @@
 /*
  * fs_tree.c - the kinds of the tree's own folders and files: the root,
- * experiments, runs and the registry as folders, the runs/ links, and the
- * files rendered from the store (run.json, status, .mlflowfs/ ...).  Keys
- * are fs_keys.c's, artifacts fs_art.c's.
+ * experiments, runs and the registry as folders (and their writes: mkdir,
+ * rmdir, mv, the registry's ln -s), the links (runs/, aliases, a run's
+ * logged models, a version's artifacts), the folders of MLflow 3's logged
+ * models, and the files rendered from the store (run.json, status, a
+ * version's stage, .mlflowfs/ ...).  Keys are fs_keys.c's, artifacts and a
+ * logged model's files fs_art.c's.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -251,7 +254,6 @@ struct lm_find {
 	struct buf *out;    /* the folder found */
 	char **names;	    /* the run's names taken so far */
 	size_t n;
-	int err;
 };
 
 /* The name a run's model shows under its models/: its name, or for each
