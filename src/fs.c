@@ -336,8 +336,10 @@ static int fs_symlink(const char *target, const char *path)
 	/* The registry's links: a new version, an alias. */
 	memset(&t, 0, sizeof(t));
 	err = fs_resolve(fs, path, &t, 0);
-	if (!err && (t.n.kind == NODE_VERSION || t.n.kind == NODE_MODEL_ALIAS)) {
-		err = ops_of(&t)->symlink(fs, target, &t);
+	if (t.parsed && (t.n.kind == NODE_VERSION || t.n.kind == NODE_MODEL_ALIAS)) {
+		/* (A missing model: ENOENT, as for a missing folder.) */
+		if (!err)
+			err = ops_of(&t)->symlink(fs, target, &t);
 		fs_target_release(&t);
 		return err;
 	}

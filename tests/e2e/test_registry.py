@@ -190,6 +190,8 @@ def test_registry_refusals_change_nothing(mount, client):
     refused(mount, errno.EEXIST, os.rename, models / "m", models / "other",
             path=models / "other")
     refused(mount, errno.EPERM, os.mkdir, v / "new")
+    expect_errno(errno.ENOENT, os.symlink, str(run_dir / "artifacts"),
+                 models / "nope" / "versions" / "new")
     # What a version is registered from: a folder under a run's artifacts/.
     refused(mount, errno.EINVAL, os.symlink, str(mount.tmp / "elsewhere"), v / "new",
             path=v / "new")
