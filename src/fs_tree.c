@@ -247,35 +247,13 @@ static int run_link_target(const struct store_experiment *e, const struct store_
 /* ---- MLflow 3's logged models ------------------------------------------ */
 
 struct lm_find {
-	const char *id;	    /* find the folder of this model, or */
-	const char *run_id; /* list the models of this run: */
-	struct listing *l;  /* into l, named as its models/ shows them */
-	const char *name;   /* or find the one named so */
-	struct buf *out;    /* the folder found */
-	char **names;	    /* the run's names taken so far */
-	size_t n;
+	const char *id;		     /* find the folder of this model, or */
+	const char *run_id;	     /* list the models of this run: */
+	struct listing *l;	     /* into l, named as its models/ shows them */
+	const char *name;	     /* or find the one named so */
+	struct buf *out;	     /* the folder found */
+	struct store_lm_names names; /* the run's, so far */
 };
-
-/* The name a run's model shows under its models/: its name, or for each
- * but the oldest of a name in the run, <name>@<first 8 hex of its id>. */
-static int lm_run_name(struct lm_find *f, const struct store_logged_model *m, char **out)
-{
-	size_t i;
-	char **v;
-
-	for (i = 0; i < f->n; i++)
-		if (!strcmp(f->names[i], m->name))
-			return asprintf(out, "%s@%.8s", m->name, m->id + 2) < 0 ? -ENOMEM : 0;
-	v = realloc(f->names, (f->n + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	f->names = v;
-	if (!(f->names[f->n] = strdup(m->name)))
-		return -ENOMEM;
-	f->n++;
-	*out = strdup(m->name);
-	return *out ? 0 : -ENOMEM;
-}
 
 static int lm_find_cb(void *ctx, const struct store_logged_model *m)
 {
@@ -289,7 +267,9 @@ static int lm_find_cb(void *ctx, const struct store_logged_model *m)
 		return strcmp(m->id, f->id) ? 0 : path_encode(f->out, m->folder) ? -ENOMEM : 1;
 	if (strcmp(m->source_run_id, f->run_id))
 		return 0;
-	err = lm_run_name(f, m, &name);
+	/* Named among the run's models as the folders are among the
+	 * experiment's. */
+	err = store_lm_name(&f->names, m, &name);
 	if (!err && !(err = buf_adds(&target, "../../.models/")))
 		err = path_encode(&target, m->folder);
 	if (!err && f->l) {
@@ -303,22 +283,13 @@ static int lm_find_cb(void *ctx, const struct store_logged_model *m)
 	return err;
 }
 
-static void lm_find_release(struct lm_find *f)
-{
-	size_t i;
-
-	for (i = 0; i < f->n; i++)
-		free(f->names[i]);
-	free(f->names);
-}
-
 /* experiments/E/R/models/NAME: "../../.models/<its folder>". */
 static int run_model_target(struct fs *fs, const struct target *t, struct buf *out)
 {
 	struct lm_find f = { .run_id = t->run.run_id, .name = t->n.logged_model, .out = out };
 	int err = store_list_logged_models(fs->store, t->exp.id, lm_find_cb, &f);
 
-	lm_find_release(&f);
+	store_lm_names_release(&f.names);
 	return err < 0 ? err : err ? 0 : -ENOENT;
 }
 
@@ -327,7 +298,7 @@ static int run_models_list(struct fs *fs, struct target *t, struct listing *l)
 	struct lm_find f = { .run_id = t->run.run_id, .l = l };
 	int err = store_list_logged_models(fs->store, t->exp.id, lm_find_cb, &f);
 
-	lm_find_release(&f);
+	store_lm_names_release(&f.names);
 	return err;
 }
 

@@ -199,6 +199,8 @@ void store_kvs_put(const struct store_kvs *kvs);
 /* Copies src's strings into dst (a zeroed struct); -ENOMEM. */
 int store_run_copy(struct store_run *dst, const struct store_run *src);
 int store_experiment_copy(struct store_experiment *dst, const struct store_experiment *src);
+/* The same for a logged model (its folder too, when it has one). */
+int store_logged_model_copy(struct store_logged_model *dst, const struct store_logged_model *src);
 
 /* Backend constructors: NULL and *errmsg on failure. */
 struct store *store_sqlite_open(const struct mfs_config *cfg, char **errmsg);

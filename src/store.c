@@ -603,81 +603,79 @@ int store_delete_alias(struct store *s, struct store_batch *b, const char *model
 
 /* ---- MLflow 3's logged models ------------------------------------------- */
 
-/* The names taken by older models of a listing, for the folders of the
- * newer ones (a small sorted-free list: experiments have few models). */
-struct lm_listing {
-	store_logged_model_cb *cb;
-	void *ctx;
-	char **names;
-	size_t n, cap;
-	/* find: the folder wanted, and the copy made of its model */
-	const char *want;
-	struct store_logged_model *found;
-	int err;
-};
+int store_lm_name(struct store_lm_names *names, const struct store_logged_model *m, char **out)
+{
+	size_t i;
 
-static int lm_copy(struct store_logged_model *dst, const struct store_logged_model *src,
-		   const char *folder)
+	for (i = 0; i < names->n; i++)
+		if (!strcmp(names->v[i], m->name))
+			/* "m-" and the first 8 hex digits of the id */
+			return asprintf(out, "%s@%.8s", m->name, m->id + 2) < 0 ? -ENOMEM : 0;
+	if (names->n == names->cap) {
+		size_t cap = names->cap ? names->cap * 2 : 16;
+		char **v = realloc(names->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		names->v = v;
+		names->cap = cap;
+	}
+	if (!(names->v[names->n] = strdup(m->name)))
+		return -ENOMEM;
+	names->n++;
+	*out = strdup(m->name);
+	return *out ? 0 : -ENOMEM;
+}
+
+void store_lm_names_release(struct store_lm_names *names)
+{
+	size_t i;
+
+	for (i = 0; i < names->n; i++)
+		free(names->v[i]);
+	free(names->v);
+	memset(names, 0, sizeof(*names));
+}
+
+int store_logged_model_copy(struct store_logged_model *dst, const struct store_logged_model *src)
 {
 	*dst = *src;
 	dst->name = strdup(src->name);
-	dst->folder = strdup(folder);
+	dst->folder = src->folder ? strdup(src->folder) : NULL;
 	dst->source_run_id = strdup(src->source_run_id);
 	dst->artifact_location = strdup(src->artifact_location);
 	dst->model_type = strdup(src->model_type);
-	if (dst->name && dst->folder && dst->source_run_id && dst->artifact_location &&
-	    dst->model_type)
+	if (dst->name && (dst->folder || !src->folder) && dst->source_run_id &&
+	    dst->artifact_location && dst->model_type)
 		return 0;
 	store_logged_model_release(dst);
 	return -ENOMEM;
 }
 
+/* A listing that names the folders: each model goes to cb, or, when want
+ * is set, the one whose folder it is is copied into found. */
+struct lm_listing {
+	store_logged_model_cb *cb;
+	void *ctx;
+	struct store_lm_names names;
+	const char *want;
+	struct store_logged_model *found;
+};
+
 static int lm_each(void *ctx, const struct store_logged_model *m)
 {
 	struct lm_listing *l = ctx;
 	struct store_logged_model named = *m;
-	char *folder = NULL;
-	size_t i;
-	int taken = 0, err;
+	int err = store_lm_name(&l->names, m, &named.folder);
 
-	for (i = 0; i < l->n; i++)
-		taken |= !strcmp(l->names[i], m->name);
-	if (taken) {
-		/* "m-" and the first 8 hex digits of the id */
-		if (asprintf(&folder, "%s@%.8s", m->name, m->id + 2) < 0)
-			return -ENOMEM;
-	} else {
-		if (l->n == l->cap) {
-			size_t cap = l->cap ? l->cap * 2 : 16;
-			char **v = realloc(l->names, cap * sizeof(*v));
-
-			if (!v)
-				return -ENOMEM;
-			l->names = v;
-			l->cap = cap;
-		}
-		if (!(l->names[l->n] = strdup(m->name)))
-			return -ENOMEM;
-		l->n++;
-	}
-	named.folder = folder ? folder : (char *)m->name;
-	if (l->want) {
-		err = strcmp(named.folder, l->want) ? 0 : lm_copy(l->found, &named, named.folder);
-		err = err ? err : !strcmp(named.folder, l->want);
-	} else {
+	if (err)
+		return err;
+	if (!l->want)
 		err = l->cb(l->ctx, &named);
-	}
-	free(folder);
+	else if (!strcmp(named.folder, l->want))
+		err = store_logged_model_copy(l->found, &named) ? -ENOMEM : 1; /* found: stop */
+	free(named.folder);
 	return err;
-}
-
-static void lm_listing_release(struct lm_listing *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->names[i]);
-	free(l->names);
 }
 
 int store_list_logged_models(struct store *s, const char *experiment_id, store_logged_model_cb *cb,
@@ -690,7 +688,7 @@ int store_list_logged_models(struct store *s, const char *experiment_id, store_l
 	if (!s->ops->list_logged_models)
 		return 0;
 	err = s->ops->list_logged_models(s, experiment_id, lm_each, &l);
-	lm_listing_release(&l);
+	store_lm_names_release(&l.names);
 	return err;
 }
 
@@ -714,7 +712,7 @@ int store_find_logged_model(struct store *s, const char *experiment_id, const ch
 	if (!s->ops->list_logged_models)
 		return -ENOENT;
 	err = s->ops->list_logged_models(s, experiment_id, lm_each, &l);
-	lm_listing_release(&l);
+	store_lm_names_release(&l.names);
 	if (err > 0)
 		return 0;
 	if (err)

@@ -366,6 +366,19 @@ int store_find_logged_model(struct store *s, const char *experiment_id, const ch
 void store_logged_model_release(struct store_logged_model *m);
 
 /*
+ * The names given so far in one listing, to name the next model as runs
+ * are named: its name for the first of a name, <name>@<first 8 hex digits
+ * of its id> for each after it (a listing goes oldest first).  *out is a
+ * new string; -ENOMEM.  Start from a zeroed struct.
+ */
+struct store_lm_names {
+	char **v;
+	size_t n, cap;
+};
+int store_lm_name(struct store_lm_names *names, const struct store_logged_model *m, char **out);
+void store_lm_names_release(struct store_lm_names *names);
+
+/*
  * Registry writes, as MLflow's registry makes them (each one also moves the
  * model's or version's last_updated_time where MLflow's does).  Names are
  * checked by the caller against MLflow's rules; -ENOENT when the model or

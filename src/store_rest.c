@@ -1907,18 +1907,8 @@ static int rest_get_logged_model(struct store *s, const char *id, struct store_l
 
 	if (!err)
 		err = read_logged_model(json_object_get(doc, "model"), &m);
-	if (!err) {
-		*out = m;
-		out->name = strdup(m.name);
-		out->source_run_id = strdup(m.source_run_id);
-		out->artifact_location = strdup(m.artifact_location);
-		out->model_type = strdup(m.model_type);
-		if (!out->name || !out->source_run_id || !out->artifact_location ||
-		    !out->model_type) {
-			store_logged_model_release(out);
-			err = -ENOMEM;
-		}
-	}
+	if (!err)
+		err = store_logged_model_copy(out, &m);
 	json_decref(doc);
 	return err;
 }

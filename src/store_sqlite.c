@@ -1778,6 +1778,7 @@ static int sqlite_list_logged_models(struct store *s, const char *experiment_id,
 static int logged_model_on(struct sqlite_store *ss, struct sqldb_conn *c, const char *id,
 			   struct store_logged_model *out)
 {
+	struct store_logged_model m;
 	sqlite3_stmt *st;
 	int err;
 
@@ -1788,16 +1789,10 @@ static int logged_model_on(struct sqlite_store *ss, struct sqldb_conn *c, const 
 	err = sqldb_step_row(c, st, "cannot read a logged model");
 	if (err != 1)
 		return err ? err : -ENOENT;
-	read_logged_model(st, out);
-	out->name = strdup(out->name);
-	out->artifact_location = strdup(out->artifact_location);
-	out->model_type = strdup(out->model_type);
-	out->source_run_id = strdup(out->source_run_id);
+	read_logged_model(st, &m);
+	err = store_logged_model_copy(out, &m);
 	sqlite3_reset(st);
-	if (out->name && out->artifact_location && out->model_type && out->source_run_id)
-		return 0;
-	store_logged_model_release(out);
-	return -ENOMEM;
+	return err;
 }
 
 static int sqlite_get_logged_model(struct store *s, const char *id, struct store_logged_model *out)
