@@ -313,18 +313,22 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
  * Resolves a path that must name something below a run's artifacts/ (not
  * the folder itself); otherwise refuses with err_other, logging why.
  */
-static int art_only(struct fs *fs, const char *path, struct target *t, int err_other,
-		    const char *why)
+/* art_only() on a target resolved already, err the resolution's result. */
+static int art_check(const char *path, const struct target *t, int err, int err_other,
+		     const char *why)
 {
-	int err;
-
-	memset(t, 0, sizeof(*t));
-	err = fs_resolve(fs, path, t, 0);
 	if (err == -ENOENT && t->parsed && t->n.kind == NODE_ARTIFACTS)
 		return -ENOENT; /* a folder above is missing */
 	if (!err && t->n.kind == NODE_ARTIFACTS && t->n.subpath[0])
 		return 0;
 	return log_refusal(path, err_other, "%s", why);
+}
+
+static int art_only(struct fs *fs, const char *path, struct target *t, int err_other,
+		    const char *why)
+{
+	memset(t, 0, sizeof(*t));
+	return art_check(path, t, fs_resolve(fs, path, t, 0), err_other, why);
 }
 
 static int fs_symlink(const char *target, const char *path)
@@ -333,20 +337,14 @@ static int fs_symlink(const char *target, const char *path)
 	struct target t;
 	int err;
 
-	/* The registry's links: a new version, an alias. */
 	memset(&t, 0, sizeof(t));
 	err = fs_resolve(fs, path, &t, 0);
-	if (t.parsed && (t.n.kind == NODE_VERSION || t.n.kind == NODE_MODEL_ALIAS)) {
-		/* (A missing model: ENOENT, as for a missing folder.) */
-		if (!err)
-			err = ops_of(&t)->symlink(fs, target, &t);
-		fs_target_release(&t);
-		return err;
-	}
-	fs_target_release(&t);
-	err = art_only(fs, path, &t, EPERM,
-		       "symbolic links can be made in artifacts, and in a model's versions/ "
-		       "and aliases/ only");
+	/* The registry's links (a new version, an alias) or an artifact's; a
+	 * missing model is ENOENT, as a missing folder is. */
+	if (!t.parsed || (t.n.kind != NODE_VERSION && t.n.kind != NODE_MODEL_ALIAS))
+		err = art_check(path, &t, err, EPERM,
+				"symbolic links can be made in artifacts, and in a model's "
+				"versions/ and aliases/ only");
 	if (!err)
 		err = ops_of(&t)->symlink(fs, target, &t);
 	fs_target_release(&t);
