@@ -23,6 +23,7 @@
 
 #include "art.h"
 #include "buf.h"
+#include "clock.h"
 #include "content.h"
 #include "http.h"
 #include "log.h"
@@ -165,14 +166,6 @@ static struct proxy_repo *to_proxy(struct art_repo *r)
 static struct proxy_file *to_file(struct art_file *f)
 {
 	return (struct proxy_file *)f;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- paths ------------------------------------------------------------ */
@@ -390,7 +383,7 @@ static int fetch_listing(struct proxy_repo *pr, const char *rel, struct listing 
 	}
 	json_decref(doc);
 	qsort(l->v, l->n, sizeof(*l->v), by_name);
-	l->at_ms = now_ms();
+	l->at_ms = clock_mono_ms();
 	return 0;
 }
 
@@ -411,7 +404,7 @@ static int get_listing(struct proxy_repo *pr, const char *rel, struct listing *o
 
 		if (!l->rel || strcmp(l->rel, rel))
 			continue;
-		if (now_ms() - l->at_ms >= pr->ttl_ms)
+		if (clock_mono_ms() - l->at_ms >= pr->ttl_ms)
 			break;
 		out->rel = strdup(rel);
 		out->v = calloc(l->n + 1, sizeof(*out->v));
@@ -1006,7 +999,7 @@ static int upload(struct proxy_repo *pr, struct spool *f)
 	int err = put_file(pr, f->rel, f->fd, f);
 
 	if (!err)
-		__atomic_store_n(&f->known_ms, now_ms(), __ATOMIC_RELAXED);
+		__atomic_store_n(&f->known_ms, clock_mono_ms(), __ATOMIC_RELAXED);
 	return err;
 }
 
@@ -1038,7 +1031,7 @@ static struct spool *kept_take(struct proxy_repo *pr, const char *rel)
 		if (!strcmp(sp->rel, rel)) {
 			*pp = sp->list_next;
 			pr->kept_bytes -= sp->kept_size;
-			fresh = now_ms() - __atomic_load_n(&sp->known_ms, __ATOMIC_RELAXED) <
+			fresh = clock_mono_ms() - __atomic_load_n(&sp->known_ms, __ATOMIC_RELAXED) <
 				pr->ttl_ms;
 			if (fresh) {
 				sp->refs = 1;
@@ -1132,7 +1125,7 @@ static struct spool *spool_new(struct proxy_repo *pr, char *rel, int download_it
 		/* Whole files only: what is kept must be here before it changes. */
 		*err = download(pr, rel, sp->fd);
 		if (!*err)
-			__atomic_store_n(&sp->known_ms, now_ms(), __ATOMIC_RELAXED);
+			__atomic_store_n(&sp->known_ms, clock_mono_ms(), __ATOMIC_RELAXED);
 	}
 	if (*err) {
 		spool_put(pr, sp);
@@ -1324,7 +1317,7 @@ static int proxy_sync(struct art_file *af, enum art_sync how)
 	    !__atomic_load_n(&sp->gone, __ATOMIC_ACQUIRE)) {
 		err = sp->stream ? stream_finish(to_proxy(af->repo), sp) : 1;
 		if (!err)
-			__atomic_store_n(&sp->known_ms, now_ms(), __ATOMIC_RELAXED);
+			__atomic_store_n(&sp->known_ms, clock_mono_ms(), __ATOMIC_RELAXED);
 		else if (err > 0)
 			err = upload(to_proxy(af->repo), sp);
 		if (!err)
@@ -1568,7 +1561,7 @@ static int proxy_rename(struct art_repo *r, const struct art_loc *from, const st
 		moved = NULL;
 		/* All of it is the server's now, under the new name. */
 		__atomic_store_n(&sp->dirty, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&sp->known_ms, now_ms(), __ATOMIC_RELAXED);
+		__atomic_store_n(&sp->known_ms, clock_mono_ms(), __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&pr->lock);
 	}
 	pthread_mutex_unlock(&sp->lock);

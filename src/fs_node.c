@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fs-internal.h"
 #include "keychars.h"
 #include "log.h"
@@ -24,10 +25,7 @@ struct fs *fs_get(void)
 
 int64_t fs_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 /* ---- names and values ------------------------------------------------ */

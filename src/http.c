@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 
@@ -281,21 +282,13 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	return 1;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A statistically independent jitter per thread, without a shared state. */
 static unsigned next_random(void)
 {
 	static _Thread_local unsigned seed;
 
 	if (!seed)
-		seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)&seed;
+		seed = (unsigned)clock_mono_ms() ^ (unsigned)(uintptr_t)&seed;
 	return (unsigned)rand_r(&seed);
 }
 
@@ -379,7 +372,7 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 	struct handle *hd = thread_handle(h);
 	struct curl_slist *headers = NULL;
 	char curl_err[CURL_ERROR_SIZE], *url = NULL;
-	int64_t start = now_ms();
+	int64_t start = clock_mono_ms();
 	long stall_s = h->stall_timeout_ms > 1000 ? (h->stall_timeout_ms + 999) / 1000 : 1;
 	CURLcode rc = CURLE_OK;
 	int err = 0;
@@ -478,12 +471,12 @@ static int transfer(struct http *h, const char *method, const char *path, const 
 		}
 		/* A stream may have run long before it failed. */
 		if (io->src && out->tries == 1)
-			start = now_ms();
-		if (out->tries >= h->max_tries || now_ms() - start >= h->retry_budget_ms)
+			start = clock_mono_ms();
+		if (out->tries >= h->max_tries || clock_mono_ms() - start >= h->retry_budget_ms)
 			break;
 		{
 			long wait = backoff_ms(out->tries - 1);
-			long left = h->retry_budget_ms - (long)(now_ms() - start);
+			long left = h->retry_budget_ms - (long)(clock_mono_ms() - start);
 
 			sleep_ms(wait < left ? wait : left > 0 ? left : 0);
 		}

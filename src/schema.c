@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "schema.h"
 #include "sqldb.h"
 
@@ -334,14 +335,6 @@ int schema_is_empty(sqlite3 *db)
 	return !err;
 }
 
-static int64_t schema_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * The Default experiment as MLflow's store inserts it on first open: id 0,
  * its artifact location the root joined with "0" the way posixpath.join does
@@ -351,7 +344,7 @@ static int schema_insert_default(sqlite3 *db, const char *artifact_root, struct 
 {
 	struct buf loc = BUF_INIT;
 	sqlite3_stmt *st = NULL;
-	int64_t now = schema_now_ms();
+	int64_t now = clock_wall_ms();
 	size_t n = strlen(artifact_root);
 	int rc, err;
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "metric.h"
@@ -79,7 +80,7 @@ struct history {
 	struct point *v;
 	size_t n;
 	uint64_t bytes;
-	int64_t at_ms; /* when it was read, mono_ms() */
+	int64_t at_ms; /* when it was read, clock_mono_ms() */
 	int refs;      /* protected by the store's lock */
 };
 
@@ -99,23 +100,6 @@ static struct rest_store *to_rest(struct store *s)
 		abort();
 	}
 	return (struct rest_store *)s;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* For lifetimes: a clock that the wall clock's changes do not move. */
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- errors ----------------------------------------------------------- */
@@ -794,8 +778,8 @@ static int rest_create_run(struct store *s, struct store_batch *b, const char *e
 	err = call(rs, "cannot create the run", "POST", "runs/create",
 		   json_pack("{s:s, s:s, s:s, s:I, s:[{s:s, s:s}, {s:s, s:s}]}", "experiment_id",
 			     experiment_id, "run_name", name, "user_id", user, "start_time",
-			     (json_int_t)now_ms(), "tags", "key", "mlflow.runName", "value", name,
-			     "key", "mlflow.user", "value", user),
+			     (json_int_t)clock_wall_ms(), "tags", "key", "mlflow.runName", "value",
+			     name, "key", "mlflow.user", "value", user),
 		   0, &doc);
 	if (!err) {
 		read_run(json_object_get(doc, "run"), &r);
@@ -829,7 +813,7 @@ static int rest_set_status(struct store *s, struct store_batch *b, const char *r
 	(void)b;
 	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
 	if (body && strcmp(status, "RUNNING") && strcmp(status, "SCHEDULED"))
-		json_object_set_new(body, "end_time", json_integer((json_int_t)now_ms()));
+		json_object_set_new(body, "end_time", json_integer((json_int_t)clock_wall_ms()));
 	return call(to_rest(s), "cannot set the status", "POST", "runs/update", body,
 		    HTTP_IDEMPOTENT, NULL);
 }
@@ -1489,7 +1473,7 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 	pthread_mutex_lock(&rs->lock);
 	h = rs->kept;
 	if (h && !strcmp(h->run_id, run_id) && !strcmp(h->key, key) &&
-	    mono_ms() - h->at_ms < rs->ttl_ms) {
+	    clock_mono_ms() - h->at_ms < rs->ttl_ms) {
 		h->refs++;
 		pthread_mutex_unlock(&rs->lock);
 		*out = h;
@@ -1504,7 +1488,7 @@ static int history(struct rest_store *rs, const char *run_id, const char *key, s
 		return -ENOMEM;
 	}
 	snprintf(h->run_id, sizeof(h->run_id), "%s", run_id);
-	h->at_ms = mono_ms();
+	h->at_ms = clock_mono_ms();
 	h->refs = 1;
 	/* Always max_results: without it some MLflow 3 servers answer no points. */
 	snprintf(page, sizeof(page), "%d", REST_HISTORY_PAGE);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "metric.h"
 #include "options.h"
@@ -451,14 +452,6 @@ static int done(int err)
 	return err;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Parses an experiment id as SQLite stores it (an integer); 0 if not one. */
 static int parse_id(const char *id, int64_t *out)
 {
@@ -704,7 +697,8 @@ static int sqlite_create_experiment(struct store *s, struct store_batch *b, cons
 	if (!err)
 		err = name_free(ss, name);
 	if (!err)
-		err = sqldb_step_change(c, sqldb_query(c, Q_EXP_INSERT, "ti", name, now_ms()),
+		err = sqldb_step_change(c,
+					sqldb_query(c, Q_EXP_INSERT, "ti", name, clock_wall_ms()),
 					"cannot create the experiment");
 	if (err > 0) {
 		/* As MLflow does: the location is the root plus the new id. */
@@ -746,7 +740,8 @@ static int sqlite_rename_experiment(struct store *s, struct store_batch *b, cons
 			err = name_free(ss, new_name);
 		if (!err)
 			err = sqldb_step_change(
-				c, sqldb_query(c, Q_EXP_RENAME, "tti", id, new_name, now_ms()),
+				c,
+				sqldb_query(c, Q_EXP_RENAME, "tti", id, new_name, clock_wall_ms()),
 				"cannot rename the experiment");
 		store_experiment_release(&e);
 	}
@@ -775,7 +770,7 @@ static int sqlite_delete_experiment(struct store *s, struct store_batch *b, cons
 		}
 	}
 	if (!err)
-		err = sqldb_step_change(c, sqldb_query(c, Q_EXP_DELETE, "ti", id, now_ms()),
+		err = sqldb_step_change(c, sqldb_query(c, Q_EXP_DELETE, "ti", id, clock_wall_ms()),
 					"cannot delete the experiment");
 	ss->writable_seq = 0;
 	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
@@ -941,7 +936,7 @@ static int sqlite_create_run(struct store *s, struct store_batch *b, const char 
 	if (!err)
 		err = sqldb_step_change(c,
 					sqldb_query(c, Q_RUN_INSERT, "tttiti", run_id, name, user,
-						    now_ms(), uri,
+						    clock_wall_ms(), uri,
 						    (int64_t)strtoll(e.id, NULL, 10)),
 					"cannot create the run");
 	/* The tags MLflow's client sets on every run it creates. */
@@ -983,7 +978,8 @@ static int sqlite_delete_run(struct store *s, struct store_batch *b, const char 
 	if (!err)
 		err = run_writable(ss, run_id);
 	if (!err)
-		err = sqldb_step_change(c, sqldb_query(c, Q_RUN_DELETE, "ti", run_id, now_ms()),
+		err = sqldb_step_change(c,
+					sqldb_query(c, Q_RUN_DELETE, "ti", run_id, clock_wall_ms()),
 					"cannot delete the run");
 	ss->writable_seq = 0;
 	return done(sqldb_write_end(&ss->sql, err < 0 ? err : 0));
@@ -1003,7 +999,7 @@ static int sqlite_set_status(struct store *s, struct store_batch *b, const char 
 	/* MLflow sets the end time when a run terminates and leaves it otherwise. */
 	if (!err && terminal)
 		err = sqldb_step_change(
-			c, sqldb_query(c, Q_RUN_STATUS, "tti", run_id, status, now_ms()),
+			c, sqldb_query(c, Q_RUN_STATUS, "tti", run_id, status, clock_wall_ms()),
 			"cannot set the status");
 	else if (!err)
 		err = sqldb_step_change(c, sqldb_query(c, Q_RUN_STATUS, "ttn", run_id, status),
@@ -1735,7 +1731,6 @@ static int logged_model_row(void *ctx, sqlite3_stmt *st)
 /* Whether the logged-model tables are there (see has_logged_models). */
 static int logged_models_there(struct sqlite_store *ss)
 {
-	struct timespec ts;
 	struct sqldb_conn *c;
 	sqlite3_stmt *st;
 	int64_t now;
@@ -1743,8 +1738,7 @@ static int logged_models_there(struct sqlite_store *ss)
 
 	if (__atomic_load_n(&ss->has_logged_models, __ATOMIC_ACQUIRE))
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	now = clock_mono_ms();
 	if (now - __atomic_load_n(&ss->lm_checked_ms, __ATOMIC_RELAXED) < 1000)
 		return 0;
 	__atomic_store_n(&ss->lm_checked_ms, now, __ATOMIC_RELAXED);
@@ -1969,10 +1963,10 @@ static int sqlite_create_model(struct store *s, struct store_batch *b, const cha
 		err = -EEXIST;
 	}
 	if (!err)
-		err = reg_write(
-			ss,
-			sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_INSERT, "ti", name, now_ms()),
-			"cannot create the registered model");
+		err = reg_write(ss,
+				sqldb_query(sqldb_writer(&ss->sql), Q_MODEL_INSERT, "ti", name,
+					    clock_wall_ms()),
+				"cannot create the registered model");
 	return done(sqldb_write_end(&ss->sql, err));
 }
 
@@ -1989,7 +1983,7 @@ static int sqlite_rename_model(struct store *s, struct store_batch *b, const cha
 					      Q_MODEL_RENAME_VERSION_TAGS };
 	struct sqlite_store *ss = to_sqlite(s);
 	struct sqldb_conn *c = sqldb_writer(&ss->sql);
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 	size_t i;
 	int err;
 
@@ -2059,13 +2053,14 @@ static int sqlite_set_description(struct store *s, struct store_batch *b, const 
 	if (!err)
 		err = version ? version_there(ss, model, version) : model_there(ss, model);
 	if (!err && version)
-		err = reg_write(
-			ss,
-			sqldb_query(c, Q_VERSION_DESCRIBE, "titi", model, version, text, now_ms()),
-			"cannot set the description");
-	else if (!err)
-		err = reg_write(ss, sqldb_query(c, Q_MODEL_DESCRIBE, "tti", model, text, now_ms()),
+		err = reg_write(ss,
+				sqldb_query(c, Q_VERSION_DESCRIBE, "titi", model, version, text,
+					    clock_wall_ms()),
 				"cannot set the description");
+	else if (!err)
+		err = reg_write(
+			ss, sqldb_query(c, Q_MODEL_DESCRIBE, "tti", model, text, clock_wall_ms()),
+			"cannot set the description");
 	return done(sqldb_write_end(&ss->sql, err));
 }
 
@@ -2106,7 +2101,7 @@ static int sqlite_create_version(struct store *s, struct store_batch *b, const c
 	struct sqldb_conn *c = sqldb_writer(&ss->sql);
 	struct store_logged_model lm = { 0 };
 	const char *storage = source, *lm_id = NULL;
-	int64_t now = now_ms(), n = 0;
+	int64_t now = clock_wall_ms(), n = 0;
 	sqlite3_stmt *st;
 	int err, from_lm;
 
@@ -2157,7 +2152,7 @@ static int sqlite_delete_version(struct store *s, struct store_batch *b, const c
 {
 	struct sqlite_store *ss = to_sqlite(s);
 	struct sqldb_conn *c = sqldb_writer(&ss->sql);
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 	int err;
 
 	err = sqldb_write_begin(&ss->sql, to_batch(b), 0);
@@ -2180,7 +2175,7 @@ static int sqlite_set_stage(struct store *s, struct store_batch *b, const char *
 	static const char *const stages[] = { "None", "Staging", "Production", "Archived" };
 	struct sqlite_store *ss = to_sqlite(s);
 	struct sqldb_conn *c = sqldb_writer(&ss->sql);
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 	size_t i;
 	int err;
 
