@@ -786,17 +786,6 @@ static int stream_stopped(void *ctx)
 	return stop;
 }
 
-static void deadline_in(struct timespec *t, long ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (ms % 1000) * 1000000;
-	if (t->tv_nsec >= 1000000000) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000;
-	}
-}
-
 /*
  * The next bytes for the request, when the writer has put them in the
  * spool: half of what libcurl asks for at least, unless the file ends
@@ -813,7 +802,7 @@ static ssize_t stream_read(void *ctx, char *buf, size_t n, off_t pos)
 
 	pthread_mutex_lock(&st->lock);
 	seen = st->avail;
-	deadline_in(&until, STREAM_IDLE_MS);
+	clock_deadline(CLOCK_MONOTONIC, STREAM_IDLE_MS, &until);
 	st->want = pos + (off_t)(n / 2 ? n / 2 : 1);
 	for (;;) {
 		if (st->cancel || __atomic_load_n(st->gone, __ATOMIC_ACQUIRE)) {
@@ -828,7 +817,7 @@ static ssize_t stream_read(void *ctx, char *buf, size_t n, off_t pos)
 		}
 		if (st->avail > seen) {
 			seen = st->avail;
-			deadline_in(&until, STREAM_IDLE_MS);
+			clock_deadline(CLOCK_MONOTONIC, STREAM_IDLE_MS, &until);
 		}
 		if (pthread_cond_timedwait(&st->more, &st->lock, &until) == ETIMEDOUT &&
 		    st->avail == seen && !st->ended) {

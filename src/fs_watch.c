@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fs-internal.h"
 #include "fs.h"
 #include "log.h"
@@ -81,12 +82,7 @@ static void *watch_main(void *arg)
 		return NULL; /* nothing tells: the kernel's second is the bound */
 	pthread_mutex_lock(&fs->watch_lock);
 	while (!fs->watch_stop) {
-		clock_gettime(CLOCK_MONOTONIC, &due);
-		due.tv_nsec += WATCH_MS * 1000000L;
-		if (due.tv_nsec >= 1000000000L) {
-			due.tv_sec++;
-			due.tv_nsec -= 1000000000L;
-		}
+		clock_deadline(CLOCK_MONOTONIC, WATCH_MS, &due);
 		pthread_cond_timedwait(&fs->watch_wake, &fs->watch_lock, &due);
 		if (fs->watch_stop)
 			break;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "sqldb.h"
 
@@ -494,11 +495,7 @@ static void *committer_main(void *arg)
 			continue;
 		}
 		due = d->txn_began;
-		due.tv_nsec += SQLDB_COMMIT_MS * 1000000L;
-		if (due.tv_nsec >= 1000000000L) {
-			due.tv_sec++;
-			due.tv_nsec -= 1000000000L;
-		}
+		clock_add_ms(&due, SQLDB_COMMIT_MS);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec < due.tv_sec ||
 		    (now.tv_sec == due.tv_sec && now.tv_nsec < due.tv_nsec)) {

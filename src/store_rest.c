@@ -1302,12 +1302,7 @@ static void fill_wait(struct rest_store *rs)
 	struct timespec until;
 	size_t before;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += FILL_MS * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	clock_deadline(CLOCK_REALTIME, FILL_MS, &until);
 	do {
 		before = rs->queued;
 		if (rs->waiting || rs->stop || before >= REST_BATCH)
