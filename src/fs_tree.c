@@ -133,31 +133,31 @@ static void set_provenance(struct fs *fs, struct store_batch *b, const char *pat
 {
 	struct store_ref ref = { .run_id = run_id };
 	struct provenance p;
-	const struct {
-		const char *key, *value;
-	} tags[] = {
-		{ "mlflow.source.type", "LOCAL" },     { "mlflow.source.name", NULL },
-		{ "mlflow.source.git.commit", NULL },  { "mlflow.source.git.branch", NULL },
-		{ "mlflow.source.git.repoURL", NULL },
-	};
-	const char *values[5];
 	size_t i;
 	int err;
 
 	if (provenance_of(fuse_get_context()->pid, fs->cfg->mountpoint, &p))
 		return;
-	values[0] = tags[0].value;
-	values[1] = p.source_name;
-	values[2] = p.git_commit;
-	values[3] = p.git_branch;
-	values[4] = p.git_repo_url;
-	for (i = 0; i < 5; i++) {
-		if (!values[i])
-			continue;
-		err = store_set_tag(fs->store, b, SEC_RUN_TAGS, &ref, tags[i].key, values[i]);
-		if (err)
-			log_warn("%s: the run is made without tag %s: %s", path, tags[i].key,
-				 fs_store_why(err));
+	{
+		const struct {
+			const char *key, *value; /* NULL: not known, not set */
+		} tags[] = {
+			{ "mlflow.source.type", "LOCAL" },
+			{ "mlflow.source.name", p.source_name },
+			{ "mlflow.source.git.commit", p.git_commit },
+			{ "mlflow.source.git.branch", p.git_branch },
+			{ "mlflow.source.git.repoURL", p.git_repo_url },
+		};
+
+		for (i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+			if (!tags[i].value)
+				continue;
+			err = store_set_tag(fs->store, b, SEC_RUN_TAGS, &ref, tags[i].key,
+					    tags[i].value);
+			if (err)
+				log_warn("%s: the run is made without tag %s: %s", path,
+					 tags[i].key, fs_store_why(err));
+		}
 	}
 	provenance_release(&p);
 }
@@ -635,12 +635,13 @@ static int alias_check(const char *path, const char *alias)
 {
 	size_t i, n = strlen(alias);
 
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)alias[i]) || (unsigned char)alias[i] > 127)
-			if (alias[i] != '_' && alias[i] != '-')
-				return log_refusal(
-					path, EINVAL,
-					"an alias has letters, digits, '_' and '-' only");
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)alias[i];
+
+		if (c > 127 || (!isalnum(c) && c != '_' && c != '-'))
+			return log_refusal(path, EINVAL,
+					   "an alias has letters, digits, '_' and '-' only");
+	}
 	if (!n || n > 255)
 		return log_refusal(path, n ? ENAMETOOLONG : EINVAL,
 				   "an alias has 1 to 255 characters");
