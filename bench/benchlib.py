@@ -530,6 +530,14 @@ def start(title, reps):
     return mlflowfs, reason
 
 
+def write_json(path, res, errors, **settings):
+    """The raw samples of a run into path (--json): the run's settings, the
+    machine, every result and every failure."""
+    with open(path, "w") as f:
+        json.dump({**settings, "machine": machine_description(), "results": res.to_json(),
+                   "errors": errors}, f, indent=1)
+
+
 def report_failures(errors, mlflowfs, reason):
     """The closing lines of a benchmark: why mlflowfs was not measured, the first failure of
     each configuration, and where its work went."""

@@ -17,7 +17,6 @@ so a run that drops data fails instead of looking fast. Run by hand; see README.
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import sqlite3
@@ -214,9 +213,7 @@ class Ingest:
                 bl.ratio_line(label, num, den, target, results=res)
         bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"n": a.n, "reps": a.reps, "machine": bl.machine_description(),
-                           "results": res.to_json(), "errors": self.errors}, f, indent=1)
+            bl.write_json(a.json, res, self.errors, n=a.n, reps=a.reps)
 
 
 def main():

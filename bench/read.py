@@ -300,10 +300,8 @@ class Read:
                 print(f"  {name:<30} {'FAIL' if 'mlflowfs' in self.errors else 'pending'}")
         bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if self.args.json:
-            with open(self.args.json, "w") as f:
-                json.dump({"runs": self.nruns, "reps": self.args.reps,
-                           "machine": bl.machine_description(), "results": res.to_json(),
-                           "answers": self.answers, "errors": self.errors}, f, indent=1)
+            bl.write_json(self.args.json, res, self.errors, runs=self.nruns,
+                          reps=self.args.reps, answers=self.answers)
 
 
 def main():

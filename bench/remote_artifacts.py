@@ -173,9 +173,7 @@ class RemoteArtifacts:
                   f"{MEMORY_TARGET_MB} MB {bl.verdict_mark(max(hwm) < MEMORY_TARGET_MB)}")
         bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"mib": a.mib, "reps": a.reps, "machine": bl.machine_description(),
-                           "results": res.to_json(), "errors": self.errors}, f, indent=1)
+            bl.write_json(a.json, res, self.errors, mib=a.mib, reps=a.reps)
 
 
 def main():

@@ -245,11 +245,9 @@ class RemoteRead:
             print(f"  {name:<36} {got[0]} {got[1]!r}  {same}")
         bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"runs": self.nruns, "points": a.points, "reps": a.reps,
-                           "cache_ttl": a.cache_ttl, "machine": bl.machine_description(),
-                           "results": res.to_json(), "requests": self.requests,
-                           "answers": self.answers, "errors": self.errors}, f, indent=1)
+            bl.write_json(a.json, res, self.errors, runs=self.nruns, points=a.points,
+                          reps=a.reps, cache_ttl=a.cache_ttl, requests=self.requests,
+                          answers=self.answers)
 
 
 def main():

@@ -343,9 +343,7 @@ class Scale:
 
         bl.report_failures(self.errors, self.mlflowfs, self.mlflowfs_reason)
         if a.json:
-            with open(a.json, "w") as f:
-                json.dump({"args": vars(a), "machine": bl.machine_description(),
-                           "results": res.to_json(), "errors": self.errors}, f, indent=1)
+            bl.write_json(a.json, res, self.errors, args=vars(a))
 
 
 def main():
