@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -346,4 +347,214 @@ static int history_cb(void *ctx, double value, int64_t step, int64_t timestamp)
 int content_history(struct store *s, const char *run_id, const char *key, struct blob *out)
 {
 	return store_metric_history(s, run_id, key, history_cb, out);
+}
+
+/* ---- the runs table (.runs.csv, .runs.tsv) ------------------------------ */
+
+/* The sorted, distinct keys of a section over every run of a table. */
+struct keyset {
+	char **v;
+	size_t n, cap;
+};
+
+static int keyset_add(struct keyset *k, const char *key)
+{
+	size_t lo = 0, hi = k->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(k->v[mid], key);
+
+		if (!c)
+			return 0;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 32;
+		char **v = realloc(k->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		k->v = v;
+		k->cap = cap;
+	}
+	memmove(k->v + lo + 1, k->v + lo, (k->n - lo) * sizeof(*k->v));
+	if (!(k->v[lo] = strdup(key)))
+		return -ENOMEM;
+	k->n++;
+	return 0;
+}
+
+static void keyset_release(struct keyset *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		free(k->v[i]);
+	free(k->v);
+}
+
+/* Both tables are made in one walk over the runs: a field goes to each. */
+struct table {
+	struct store *s;
+	struct keyset params, metrics;
+	struct buf line[2]; /* the row being made: CSV, TSV */
+	struct blob *out[2];
+};
+
+/* A field of a row: a CSV field quoted when it must be (RFC 4180); in a
+ * TSV, tabs and line ends become spaces, since the format has no quoting. */
+static int table_field(struct table *t, const char *v, int first)
+{
+	struct buf *csv = &t->line[0], *tsv = &t->line[1];
+	int err = first ? 0 : buf_addch(csv, ',');
+	const char *p;
+
+	if (!err && !first)
+		err = buf_addch(tsv, '\t');
+	if (err || !v)
+		return err;
+	for (p = v; !err && *p; p++)
+		err = buf_addch(tsv, *p == '\t' || *p == '\n' || *p == '\r' ? ' ' : *p);
+	if (err || !strpbrk(v, ",\"\r\n"))
+		return err ? err : buf_adds(csv, v);
+	err = buf_addch(csv, '"');
+	for (p = v; !err && *p; p++)
+		err = *p == '"' ? buf_adds(csv, "\"\"") : buf_addch(csv, *p);
+	return err ? err : buf_addch(csv, '"');
+}
+
+static int table_end_line(struct table *t)
+{
+	int err = 0, i;
+
+	for (i = 0; i < 2 && !err; i++) {
+		err = buf_addch(&t->line[i], '\n');
+		if (!err)
+			err = blob_add(t->out[i], t->line[i].data, t->line[i].len);
+		buf_reset(&t->line[i]);
+	}
+	return err;
+}
+
+/* A run's params and metrics: the listing's, when it carries them. */
+static int table_snapshot(struct table *t, const struct store_run *r,
+			  const struct store_snapshot **snap)
+{
+	unsigned want = SNAP_PARAMS | SNAP_METRICS;
+
+	if (r->snap && (r->snap->have & want) == want) {
+		*snap = store_snapshot_hold(r->snap);
+		return 0;
+	}
+	return store_get_snapshot(t->s, r->run_id, want, snap);
+}
+
+static int table_keys_cb(void *ctx, const struct store_run *r)
+{
+	struct table *t = ctx;
+	const struct store_snapshot *snap = NULL;
+	size_t i;
+	int err = table_snapshot(t, r, &snap);
+
+	for (i = 0; !err && snap->params && i < snap->params->n; i++)
+		err = keyset_add(&t->params, snap->params->v[i].key);
+	for (i = 0; !err && snap->metrics && i < snap->metrics->n; i++)
+		err = keyset_add(&t->metrics, snap->metrics->v[i].key);
+	if (snap)
+		store_snapshot_put(snap);
+	return err == -ENOENT ? 0 : err; /* deleted meanwhile: not in the table */
+}
+
+/* ms since the epoch as ISO 8601 UTC with milliseconds; "" if unset. */
+static void table_time(int64_t ms, char *out, size_t size)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+
+	out[0] = '\0';
+	if (ms < 0 || !gmtime_r(&sec, &tm))
+		return;
+	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static int table_row_cb(void *ctx, const struct store_run *r)
+{
+	struct table *t = ctx;
+	const struct store_snapshot *snap;
+	char start[64], end[64], duration[48], value[METRIC_VALUE_MAX + 1];
+	const struct store_kv *kv;
+	size_t i, n;
+	int err = table_snapshot(t, r, &snap);
+
+	if (err)
+		return err == -ENOENT ? 0 : err;
+	table_time(r->start_time, start, sizeof(start));
+	table_time(r->end_time, end, sizeof(end));
+	duration[0] = '\0';
+	if (r->start_time >= 0 && r->end_time >= r->start_time)
+		snprintf(duration, sizeof(duration), "%.3f",
+			 (double)(r->end_time - r->start_time) / 1000.0);
+	err = table_field(t, r->folder, 1);
+	if (!err)
+		err = table_field(t, r->run_id, 0);
+	if (!err)
+		err = table_field(t, r->status, 0);
+	if (!err)
+		err = table_field(t, start, 0);
+	if (!err)
+		err = table_field(t, end, 0);
+	if (!err)
+		err = table_field(t, duration, 0);
+	for (i = 0; !err && i < t->params.n; i++) {
+		kv = store_kvs_find(snap->params, t->params.v[i]);
+		err = table_field(t, kv ? kv->value : NULL, 0);
+	}
+	for (i = 0; !err && i < t->metrics.n; i++) {
+		kv = store_kvs_find(snap->metrics, t->metrics.v[i]);
+		n = kv ? metric_format_value(kv->num, value) : 0;
+		value[n] = '\0';
+		err = table_field(t, kv ? value : NULL, 0);
+	}
+	store_snapshot_put(snap);
+	return err ? err : table_end_line(t);
+}
+
+int content_runs_tables(struct store *s, const char *experiment_id, struct blob *csv,
+			struct blob *tsv)
+{
+	static const char *const fixed[] = { "run",	   "run_id",   "status",
+					     "start_time", "end_time", "duration" };
+	struct table t = { .s = s, .out = { csv, tsv } };
+	struct buf name = BUF_INIT;
+	size_t i;
+	int err;
+
+	buf_init(&t.line[0], 0);
+	buf_init(&t.line[1], 0);
+	err = store_list_runs(s, experiment_id, table_keys_cb, &t);
+	for (i = 0; !err && i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		err = table_field(&t, fixed[i], !i);
+	/* Named as mlflow.search_runs names its columns. */
+	for (i = 0; !err && i < t.params.n + t.metrics.n; i++) {
+		buf_reset(&name);
+		err = i < t.params.n ? buf_addf(&name, "params.%s", t.params.v[i])
+				     : buf_addf(&name, "metrics.%s", t.metrics.v[i - t.params.n]);
+		if (!err)
+			err = table_field(&t, buf_str(&name), 0);
+	}
+	if (!err)
+		err = table_end_line(&t);
+	if (!err)
+		err = store_list_runs(s, experiment_id, table_row_cb, &t);
+	buf_release(&name);
+	buf_release(&t.line[0]);
+	buf_release(&t.line[1]);
+	keyset_release(&t.params);
+	keyset_release(&t.metrics);
+	return err;
 }

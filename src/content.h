@@ -49,6 +49,19 @@ int content_run_json(const struct store_snapshot *snap, struct buf *out);
 /* .experiment.json: MLflow's dict(Experiment), keys sorted. */
 int content_experiment_json(struct store *s, const struct store_experiment *e, struct buf *out);
 
+/*
+ * The runs table of an experiment, as CSV into csv and as TSV into tsv (one
+ * walk over the runs makes both): a header, then a row for each active run,
+ * in the store's listing order, with the columns mlflow.search_runs gives:
+ * run (its folder), run_id, status, start_time and end_time (ISO 8601, UTC),
+ * duration (seconds), then params.<key> for every param any run has and
+ * metrics.<key> for every metric (the latest value), each sorted by key;
+ * empty where a run has none.  A CSV field is quoted as RFC 4180 says; in
+ * a TSV, tabs and line ends in a value become spaces.
+ */
+int content_runs_tables(struct store *s, const char *experiment_id, struct blob *csv,
+			struct blob *tsv);
+
 /* history/<key>: "STEP VALUE TIMESTAMP_MS\n" per point, by step then time,
  * into out. */
 int content_history(struct store *s, const char *run_id, const char *key, struct blob *out);

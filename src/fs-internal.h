@@ -41,6 +41,10 @@ struct fs_seen {
 	int64_t ms;
 };
 #define FS_SEEN_MAX 8192
+/* Experiments whose runs tables are kept rendered (fs_views.c). */
+#define FS_VIEWS_MAX 8
+
+struct fs_view;
 
 struct fs {
 	struct store *store;
@@ -67,6 +71,8 @@ struct fs {
 	int watch_stop;		   /* protected by watch_lock */
 	pthread_t watcher;	   /* set in fs_init, joined after the loop ended */
 	int watching;		   /* set in fs_init (the loop's INIT), cleared after it ended */
+	pthread_mutex_t views_lock;
+	struct fs_view *views[FS_VIEWS_MAX]; /* protected by views_lock */
 };
 
 /* What a key node names (fs_key_find). */
@@ -220,6 +226,10 @@ int fs_art_folder(struct fs *fs, struct target *t);
 /* Adds an entry (name as the kernel shows it); a name no listing can show
  * (empty, over NAME_MAX) is left out with a log line. */
 int listing_add(struct listing *l, const char *name, const struct stat *st);
+/* An entry listed without its attributes (only its type, S_IFREG...), for
+ * a file whose size costs a rendering: a listing does not pay for it, and
+ * stat() asks getattr as it would for any entry. */
+int listing_add_lazy(struct listing *l, const char *name, mode_t type);
 /* The same for a store name, percent-encoded first. */
 int listing_add_encoded(struct listing *l, const char *name, const struct stat *st);
 /* The folder's path, for messages. */
@@ -326,6 +336,16 @@ int fs_file_truncate(struct handle *h, off_t size);
 /* ---- fs_watch.c: other writers' changes in stat() ---------------------- */
 
 /* Records that the kernel got the attributes of dir/name (name may be NULL). */
+/*
+ * fs_views.c: an experiment's runs table (tsv: 0 for .runs.csv, 1 for
+ * .runs.tsv), its size, or a copy into out (an empty blob), from a
+ * rendering kept while the store has not changed; fs_views_free() at
+ * unmount.
+ */
+int fs_views_table_size(struct fs *fs, const char *experiment_id, int tsv, off_t *size);
+int fs_views_table_copy(struct fs *fs, const char *experiment_id, int tsv, struct blob *out);
+void fs_views_free(struct fs *fs);
+
 void fs_seen(struct fs *fs, const char *dir, const char *name);
 void fs_watch_start(struct fs *fs, struct fuse *f);
 

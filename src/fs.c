@@ -53,6 +53,7 @@ static const struct kind_ops *const kinds[NODE_COUNT] = {
 	[NODE_VERSION_FIELD] = &fs_ro_file_ops,
 	[NODE_VERSION_TAGS] = &fs_keys_ops,
 	[NODE_VERSION_ARTIFACTS] = &fs_link_ops,
+	[NODE_RUNS_TABLE] = &fs_ro_file_ops,
 	[NODE_RUN_MODELS] = &fs_run_models_ops,
 	[NODE_RUN_MODEL] = &fs_link_ops,
 	[NODE_LOGGED_MODELS] = &fs_logged_models_ops,
@@ -178,6 +179,10 @@ static int fill_listing(struct fs *fs, const char *path, struct listing *l)
 		err = buf_addf(&child, "%s/%s", strcmp(path, "/") ? path : "", d->name);
 		if (err)
 			break;
+		if (d->kind == NODE_RUNS_TABLE) {
+			err = listing_add_lazy(l, d->name, S_IFREG);
+			continue;
+		}
 		child_view(&t, d, buf_str(&child), &c);
 		err = kinds[d->kind]->getattr(fs, &c, &st);
 		child_done(&c);
@@ -661,6 +666,7 @@ struct fs *fs_new(struct store *store, struct art_registry *art, const struct mf
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->seen_lock, NULL);
 	pthread_mutex_init(&fs->watch_lock, NULL);
+	pthread_mutex_init(&fs->views_lock, NULL);
 	return fs;
 }
 
@@ -673,6 +679,7 @@ void fs_free(struct fs *fs)
 	fs_stop(fs);
 	fs_file_free_all(fs);
 	fs_dir_free_all(fs);
+	fs_views_free(fs);
 	while ((p = fs->pending)) {
 		fs->pending = p->next;
 		free(p->path);
@@ -682,6 +689,7 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->open_lock);
 	pthread_mutex_destroy(&fs->seen_lock);
 	pthread_mutex_destroy(&fs->watch_lock);
+	pthread_mutex_destroy(&fs->views_lock);
 	free(fs);
 }
 

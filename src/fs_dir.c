@@ -14,6 +14,7 @@
 struct dir_entry {
 	char *name;
 	struct stat st;
+	int lazy; /* st holds only the type: the kernel asks getattr when it needs more */
 };
 
 struct listing {
@@ -66,8 +67,22 @@ int listing_add(struct listing *l, const char *name, const struct stat *st)
 	if (!e->name)
 		return -ENOMEM;
 	e->st = *st;
+	e->lazy = 0;
 	l->n++;
 	return 0;
+}
+
+int listing_add_lazy(struct listing *l, const char *name, mode_t type)
+{
+	struct stat st;
+	int err;
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = type;
+	err = listing_add(l, name, &st);
+	if (!err)
+		l->v[l->n - 1].lazy = 1;
+	return err;
 }
 
 int listing_add_encoded(struct listing *l, const char *name, const struct stat *st)
@@ -191,9 +206,10 @@ int fs_dir_read(struct fs *fs, struct dir_handle *d, off_t off, void *buf, fuse_
 	 * entry again.
 	 */
 	for (i = (size_t)off; !err && i < d->l.n; i++) {
-		if (filler(buf, d->l.v[i].name, &d->l.v[i].st, (off_t)i + 1, flags))
+		if (filler(buf, d->l.v[i].name, &d->l.v[i].st, (off_t)i + 1,
+			   d->l.v[i].lazy ? 0 : flags))
 			break;
-		if (plus && i >= 2 && !d->l.untracked)
+		if (plus && i >= 2 && !d->l.untracked && !d->l.v[i].lazy)
 			fs_seen(fs, d->path, d->l.v[i].name);
 	}
 	pthread_mutex_unlock(&d->lock);

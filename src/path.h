@@ -24,6 +24,7 @@ enum node_kind {
 	NODE_EXPERIMENT,	/* /experiments/E                         */
 	NODE_EXP_JSON,		/* /experiments/E/.experiment.json        */
 	NODE_EXP_TAGS,		/* /experiments/E/.tags[/KEY]             */
+	NODE_RUNS_TABLE,	/* /experiments/E/.runs.{csv,tsv}         */
 	NODE_RUN,		/* /experiments/E/R                       */
 	NODE_RUN_ID,		/* /experiments/E/R/run_id                */
 	NODE_STATUS,		/* /experiments/E/R/status                */
@@ -91,7 +92,7 @@ struct node_def {
 	const char *name;      /* its fixed name; NULL: any other name there */
 	enum path_slot slot;   /* where that name goes */
 	enum path_below below;
-	int field; /* NODE_VERSION_FIELD: which (enum version_field) */
+	int field; /* NODE_VERSION_FIELD: which (enum version_field); NODE_RUNS_TABLE: 1 for TSV */
 };
 
 /* The whole table: the root first, then every folder's fixed entries in the
@@ -127,7 +128,7 @@ struct node {
 	/* NODE_VERSION*: the version number (>= 1); 0 for a NODE_VERSION
 	 * whose name is not a number (a name ln -s makes a version under). */
 	int64_t version;
-	enum version_field field; /* NODE_VERSION_FIELD */
+	enum version_field field; /* NODE_VERSION_FIELD; NODE_RUNS_TABLE: 1 for TSV */
 };
 
 /*

@@ -174,6 +174,8 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	int read_only; /* set by the store's open, read-only afterwards */
+	/* Writes asked of this store (store_writes); atomic. */
+	uint64_t writes;
 };
 
 /* The part of every batch; stores embed it first and check owner. */

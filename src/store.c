@@ -76,6 +76,11 @@ int store_others_version(struct store *s, uint64_t *v)
 	return s->ops->others_version ? s->ops->others_version(s, v) : -ENOSYS;
 }
 
+uint64_t store_writes(struct store *s)
+{
+	return __atomic_load_n(&s->writes, __ATOMIC_ACQUIRE);
+}
+
 /* ---- batches --------------------------------------------------------- */
 
 struct store_batch *store_batch_new(struct store *s)
@@ -112,6 +117,9 @@ static struct store_batch *write_begin(struct store *s, struct store_batch *b,
 
 static int write_end(struct store *s, struct store_batch *own, int err)
 {
+	/* Counted refused or not: a view rendered meanwhile is simply made
+	 * again. */
+	__atomic_add_fetch(&s->writes, 1, __ATOMIC_RELEASE);
 	if (!own)
 		return err;
 	if (!err)

@@ -218,6 +218,10 @@ const char *store_artifact_root(const struct store *s);
  */
 int store_others_version(struct store *s, uint64_t *v);
 
+/* A number that moves at every write asked of this store through its
+ * store_*() calls (others_version's counterpart for this process's own). */
+uint64_t store_writes(struct store *s);
+
 /* ---- write batches (mlflowfs(1), WHEN DATA IS SAFE) ------------------- */
 
 /* A new, empty batch; NULL without memory. */

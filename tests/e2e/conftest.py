@@ -29,6 +29,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+# What every experiment folder lists besides its runs, sorted.
+EXP_FIXED = [".experiment.json", ".models", ".runs.csv", ".runs.tsv", ".tags"]
+
+
 def mlflowfs_binary():
     """The daemon under test: $MLFLOWFS, else the build tree's src/mlflowfs."""
     env = os.environ.get("MLFLOWFS")

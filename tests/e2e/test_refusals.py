@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import expect_errno, run_id_of, sh, write_file
+from conftest import EXP_FIXED, expect_errno, run_id_of, sh, write_file
 from helpers_writes import (append, assert_logged, listing, refused, settle, snapshot,
                             steps_values, write_only, write_then_close)
 from helpers_writes import db_made_by_mlflow, mlflow_template_db  # noqa: F401 (fixtures)
@@ -423,7 +423,7 @@ def test_rmdir_of_an_experiment_with_runs_fails_enotempty(mount, run_dir, client
     refused(mount, errno.ENOTEMPTY, os.rmdir, e, path=e, reason=r"runs")
     exp_id = client.get_run(rid(run_dir)).info.experiment_id
     assert client.get_experiment(exp_id).lifecycle_stage == "active"
-    assert listing(e) == [".experiment.json", ".models", ".tags", "r"]
+    assert listing(e) == [*EXP_FIXED, "r"]
 
 
 def test_rmdir_of_a_run_part_fails_eperm(mount, run_dir):
@@ -460,7 +460,7 @@ def test_moving_a_run_to_another_experiment_fails_eperm(mount, run_dir, client):
     run = client.get_run(rid(run_dir))
     assert run.info.lifecycle_stage == "active"
     assert run.data.params == {"lr": "0.01"}
-    assert listing(mount.exp("other")) == [".experiment.json", ".models", ".tags"]
+    assert listing(mount.exp("other")) == [*EXP_FIXED]
     assert client.search_runs([client.get_experiment_by_name("other").experiment_id]) == []
 
 

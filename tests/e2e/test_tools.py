@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import db_snapshot, have, run_id_of, sh
+from conftest import EXP_FIXED, db_snapshot, have, run_id_of, sh
 from helpers_tools import (artifact_dir, assert_refusal_logged, eventually,
                            list_artifacts_recursive, run_info, tree)
 
@@ -140,7 +140,7 @@ def test_mv_renames_a_run_and_moves_artifacts(mount, client, tmp_path):
     got = eventually(lambda: _renamed(client.get_run(rid), "new"))
     assert got.data.tags["mlflow.runName"] == "new"
     assert got.data.params == {"lr": "0.1"}
-    assert sorted(os.listdir(mount.exp("mv"))) == [".experiment.json", ".models", ".tags", "new"]
+    assert sorted(os.listdir(mount.exp("mv"))) == [*EXP_FIXED, "new"]
     disk = artifact_dir(client, mount.run("mv", "new"), mount)
     assert (disk / "ckpt" / "model.bin").read_bytes() == b"\x00weights\xff" * 1000
     assert list_artifacts_recursive(client, rid) == {"ckpt": None, "ckpt/model.bin": 9000}
@@ -156,7 +156,7 @@ def test_mv_of_a_run_to_another_experiment_is_refused_without_copying(mount, cli
     assert r.returncode != 0
     assert "Operation not permitted" in r.stderr
     assert db_snapshot(mount.db) == before
-    assert sorted(os.listdir(mount.exp("mvb"))) == [".experiment.json", ".models", ".tags"]
+    assert sorted(os.listdir(mount.exp("mvb"))) == [*EXP_FIXED]
     assert client.get_run(rid).info.experiment_id == \
         client.get_experiment_by_name("mva").experiment_id
     assert_refusal_logged(mount, run, errno.EPERM)
@@ -279,10 +279,11 @@ def test_grep_r_over_an_experiment_finds_runs_by_param(mount, client):
     exp = client.get_experiment_by_name("grep")
     found = client.search_runs([exp.experiment_id], "params.lr = '0.01'")
     assert sorted(x.info.run_name for x in found) == ["a", "c"]
-    # grep -r reads every file of the tree, run.json and history included.
+    # grep -r reads every file of the tree, run.json and history included,
+    # and the runs tables, whose row for b ends with its note.
     r = sh("grep -r -c 'lr is 0.1$' .", cwd=mount.exp("grep"))
     hits = [ln for ln in r.stdout.splitlines() if not ln.endswith(":0")]
-    assert sorted(hits) == ["./b/params/note:1"]
+    assert sorted(hits) == ["./.runs.csv:1", "./.runs.tsv:1", "./b/params/note:1"]
 
 
 def test_find_by_name_and_type(mount, client):

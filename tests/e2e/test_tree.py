@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 
-from conftest import db_snapshot, expect_errno, run_id_of, seen, sh, write_file
+from conftest import EXP_FIXED, db_snapshot, expect_errno, run_id_of, seen, sh, write_file
 from helpers_tree import (assert_refusal_logged, daemon_version, encode, expected_folders,
                           ls_long, mount_path, new_experiment, wait_quiet)
 
@@ -62,7 +62,7 @@ def test_experiment_lists_its_json_tags_and_active_runs(mount, client):
     client.create_run(exp, run_name="c")
     client.delete_run(b)
     listed = sorted(os.listdir(mount.exp("E")))
-    assert listed == [".experiment.json", ".models", ".tags", "a", "c"]
+    assert listed == [*EXP_FIXED, "a", "c"]
     assert kind(mount.exp("E") / ".experiment.json") == "f"
     assert kind(mount.exp("E") / ".tags") == "d"
     assert run_id_of(mount.run("E", "a")) == a
@@ -107,7 +107,7 @@ def test_run_names_are_percent_encoded_and_lookups_decode(mount, client):
     names = ["x/y", "100%", ".dot", "50%off"]
     ids = {name: client.create_run(exp, run_name=name).info.run_id for name in names}
     listed = sorted(os.listdir(mount.exp("E")))
-    assert listed == sorted([".experiment.json", ".models", ".tags", "x%2Fy", "100%25", "%2Edot",
+    assert listed == sorted([*EXP_FIXED, "x%2Fy", "100%25", "%2Edot",
                              "50%25off"])
     for name, run in ids.items():
         assert run_id_of(mount.run("E", encode(name))) == run
@@ -174,14 +174,14 @@ def test_runs_sharing_a_name_get_run_id_suffix_but_the_oldest(mount, client):
     ids = [client.create_run(exp, run_name="same", start_time=base + i * 1000).info.run_id
            for i in (2, 1, 0)][::-1]
     listed = sorted(os.listdir(mount.exp("E")))
-    assert listed == sorted([".experiment.json", ".models", ".tags", "same",
+    assert listed == sorted([*EXP_FIXED, "same",
                              f"same@{ids[1][:8]}", f"same@{ids[2][:8]}"])
     assert run_id_of(mount.run("E", "same")) == ids[0]
     assert run_id_of(mount.run("E", f"same@{ids[2][:8]}")) == ids[2]
     # Only active runs count: with the oldest deleted, the next one is "same".
     client.delete_run(ids[0])
     seen(mount, lambda: sorted(os.listdir(mount.exp("E"))) == sorted(
-        [".experiment.json", ".models", ".tags", "same", f"same@{ids[2][:8]}"]))
+        [*EXP_FIXED, "same", f"same@{ids[2][:8]}"]))
     seen(mount, lambda: run_id_of(mount.run("E", "same")) == ids[1])
 
 
@@ -196,7 +196,7 @@ def test_run_without_name_shows_as_its_run_id(mount, client):
         con.execute("UPDATE runs SET name = '' WHERE run_uuid = ?", (run,))
     con.close()
     assert client.get_run(run).info.run_name == ""
-    assert sorted(os.listdir(mount.exp("E"))) == [".experiment.json", ".models", ".tags", run]
+    assert sorted(os.listdir(mount.exp("E"))) == [*EXP_FIXED, run]
     assert run_id_of(mount.run("E", run)) == run
     assert os.readlink(mount.mnt / "runs" / run) == f"../experiments/E/{run}"
 
@@ -258,7 +258,7 @@ def test_ls_l_of_experiment_with_300_runs(mount, client):
     folders = expected_folders(client, exp)
     assert len(folders) == 300
     listed = ls_long(mount.exp("big"))
-    assert set(listed) == {".experiment.json", ".models", ".tags"} | set(folders.values())
+    assert set(listed) == set(EXP_FIXED) | set(folders.values())
     uid, gid = os.getuid(), os.getgid()
     for run, folder in folders.items():
         mode, luid, lgid, _, mtime = listed[folder]

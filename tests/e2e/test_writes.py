@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from conftest import run_id_of, sh, write_file
+from conftest import EXP_FIXED, run_id_of, sh, write_file
 from helpers_writes import (append, eventually, listing, now_ms, points, settle, snapshot,
                             steps_values, wait_gone, write_then_close)
 from helpers_writes import db_made_by_mlflow, mlflow_template_db  # noqa: F401 (fixtures)
@@ -597,7 +597,7 @@ def test_mv_renames_a_run(mount, client):
     assert got.info.run_name == "b"
     assert got.data.tags["mlflow.runName"] == "b"
     assert got.data.params == {"p": "1"}
-    assert listing(mount.exp("E")) == [".experiment.json", ".models", ".tags", "b"]
+    assert listing(mount.exp("E")) == [*EXP_FIXED, "b"]
     assert run_id_of(mount.run("E", "b")) == run_id
 
 

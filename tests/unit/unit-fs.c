@@ -434,7 +434,8 @@ static const struct cost_case costs[] = {
 	{ "readdir experiments/", READDIR, "/experiments", NULL, 0, 1, "list_experiments",
 	  "Default vision nlp" },
 	{ "readdir an experiment", READDIR, EXP, NULL, 0, 3, "get_experiment list_runs list_kv",
-	  ".experiment.json .tags .models baseline baseline@b0b1b2b3 " FAKE_RUN_C },
+	  ".experiment.json .tags .runs.csv .runs.tsv .models baseline "
+	  "baseline@b0b1b2b3 " FAKE_RUN_C },
 	{ "readdir a run", READDIR, RUN, NULL, 0, 3, "get_experiment find_run get_snapshot",
 	  "run_id status run.json params metrics history tags artifacts models" },
 	{ "readdir params/", READDIR, RUN "/params", NULL, 0, 3,
@@ -462,6 +463,27 @@ static const struct cost_case costs[] = {
 	  NULL },
 	{ "cat a history", READ, RUN "/history/loss", NULL, 0, 4,
 	  "get_experiment find_run get_snapshot metric_history", HISTORY },
+	/* The deleted run "old" is left out; a run's own missing values are empty. */
+	{ "cat .runs.csv", READ, EXP "/.runs.csv", NULL, 0, 10,
+	  "others_version get_experiment list_runs=2 get_snapshot=6",
+	  "run,run_id,status,start_time,end_time,duration,params.epochs,params.lr,params.opt/"
+	  "name,metrics.acc,metrics.loss,metrics.train/acc,metrics.train/loss\n"
+	  "baseline,a1b2c3d4e5f60718293a4b5c6d7e8f90,RUNNING,2023-11-14T22:13:20.000Z,,,10,0.01,"
+	  "adam,0.75,0.25,0.6,1.25\n"
+	  "baseline@b0b1b2b3,b0b1b2b3b4b5b6b7b8b9babbbcbdbebf,RUNNING,2023-11-14T22:13:20.100Z,,,,"
+	  "0.1,,,0.8,,\n"
+	  "c0ffee00c0ffee00c0ffee00c0ffee00,c0ffee00c0ffee00c0ffee00c0ffee00,RUNNING,2023-11-14T22:"
+	  "13:20.200Z,,,,,,,,,\n" },
+	{ "cat .runs.tsv", READ, EXP "/.runs.tsv", NULL, 0, 10,
+	  "others_version get_experiment list_runs=2 get_snapshot=6",
+	  "run\trun_id\tstatus\tstart_time\tend_time\tduration\tparams.epochs\tparams.lr\tparams."
+	  "opt/name\tmetrics.acc\tmetrics.loss\tmetrics.train/acc\tmetrics.train/loss\n"
+	  "baseline\ta1b2c3d4e5f60718293a4b5c6d7e8f90\tRUNNING\t2023-11-14T22:13:20."
+	  "000Z\t\t\t10\t0.01\tadam\t0.75\t0.25\t0.6\t1.25\n"
+	  "baseline@b0b1b2b3\tb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\tRUNNING\t2023-11-14T22:13:20."
+	  "100Z\t\t\t\t0.1\t\t\t0.8\t\t\n"
+	  "c0ffee00c0ffee00c0ffee00c0ffee00\tc0ffee00c0ffee00c0ffee00c0ffee00\tRUNNING\t2023-11-"
+	  "14T22:13:20.200Z\t\t\t\t\t\t\t\t\t\n" },
 	{ "cat a tag", READ, RUN "/tags/owner", NULL, 0, 3, "get_experiment find_run get_snapshot",
 	  "alice\n" },
 	{ "cat status", READ, RUN "/status", NULL, 0, 2, "get_experiment find_run", "RUNNING\n" },

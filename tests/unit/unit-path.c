@@ -27,6 +27,7 @@ static const struct kind_name kinds[] = {
 	{ "EXPERIMENT", NODE_EXPERIMENT, 0 },
 	{ "EXP_JSON", NODE_EXP_JSON, 0 },
 	{ "EXP_TAGS", NODE_EXP_TAGS, 1 },
+	{ "RUNS_TABLE", NODE_RUNS_TABLE, 0 },
 	{ "RUN", NODE_RUN, 0 },
 	{ "RUN_ID", NODE_RUN_ID, 0 },
 	{ "STATUS", NODE_STATUS, 0 },
@@ -144,10 +145,13 @@ static int lookup_kind(const char *name, enum node_kind *kind)
 	return -1;
 }
 
+/* A version field's name, or the runs table's format: "tsv" is 1. */
 static int lookup_field(const char *name)
 {
 	size_t i;
 
+	if (strcmp(name, "tsv") == 0)
+		return 1;
 	for (i = 0; i < NFIELDS; i++) {
 		if (strcmp(field_names[i], name) == 0)
 			return (int)i;
