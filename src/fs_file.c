@@ -501,7 +501,7 @@ out:
 /*
  * Drops the kernel's cached attributes of the files a write changed besides
  * its own (which the kernel refreshes itself): the run folder and run.json,
- * a metric's history, an experiment's .experiment.json.  Sizes stay exact
+ * a metric's history and its plots, an experiment's .experiment.json.  Sizes stay exact
  * (mlflowfs(1), THE TREE) although attributes are cached for a second.
  */
 static void invalidate_related(const struct handle *h)
@@ -529,6 +529,13 @@ static void invalidate_related(const struct handle *h)
 	if (h->kind == H_METRIC && !strncmp(run_end, "/metrics/", 9)) {
 		buf_truncate(&path, (size_t)(run_end - p));
 		if (!buf_adds(&path, "/history/") && !buf_adds(&path, run_end + 9))
+			fuse_invalidate_path(f, buf_str(&path));
+		/* And its plots: the run's, and the experiment's of every run. */
+		if (!buf_adds(&path, ".svg"))
+			fuse_invalidate_path(f, buf_str(&path));
+		buf_truncate(&path, (size_t)(exp_end - p));
+		if (!buf_adds(&path, "/.plots/") && !buf_adds(&path, run_end + 9) &&
+		    !buf_adds(&path, ".svg"))
 			fuse_invalidate_path(f, buf_str(&path));
 	}
 out:

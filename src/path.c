@@ -28,6 +28,7 @@ const struct node_def path_nodes[] = {
 	/* Raw dot names cannot be runs: a run named ".tags" is listed as "%2Etags". */
 	{ NODE_EXP_JSON, NODE_EXPERIMENT, ".experiment.json", SLOT_NONE, BELOW_NOTHING, 0 },
 	{ NODE_EXP_TAGS, NODE_EXPERIMENT, ".tags", SLOT_NONE, BELOW_KEYS, 0 },
+	{ NODE_PLOTS, NODE_EXPERIMENT, ".plots", SLOT_NONE, BELOW_KEYS, 0 },
 	{ NODE_RUN, NODE_EXPERIMENT, NULL, SLOT_RUN, BELOW_CHILDREN, 0 },
 	{ NODE_RUN_ID, NODE_RUN, "run_id", SLOT_NONE, BELOW_NOTHING, 0 },
 	{ NODE_STATUS, NODE_RUN, "status", SLOT_NONE, BELOW_NOTHING, 0 },
