@@ -153,17 +153,18 @@ static int tick_label(struct buf *out, double v, double step)
 /* The ticks of one axis from lo to hi, at multiples of a nice step. */
 static int axis_ticks(struct svg_plot *p, int vertical, double lo, double hi, double min_step)
 {
-	double step = svg_nice_step(hi * 0.5 - lo * 0.5, 3), t0, t;
+	double step = svg_nice_step(hi * 0.5 - lo * 0.5, 3), k0, t;
 	int err = 0, i;
 
 	/* Halved above (overflow), so the step is for about six ticks. */
 	if (step < min_step)
 		step = min_step;
-	t0 = ceil(lo / step) * step;
-	if (!isfinite(t0))
+	/* Ticks as multiples of the step: i * step alone could overflow. */
+	k0 = ceil(lo / step);
+	if (!isfinite(k0 * step))
 		return 0;
 	for (i = 0; !err && i < 24; i++) {
-		t = t0 + i * step;
+		t = (k0 + i) * step;
 		if (t > hi + step * 1e-9)
 			break;
 		if (vertical) {
