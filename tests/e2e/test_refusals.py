@@ -423,7 +423,7 @@ def test_rmdir_of_an_experiment_with_runs_fails_enotempty(mount, run_dir, client
     refused(mount, errno.ENOTEMPTY, os.rmdir, e, path=e, reason=r"runs")
     exp_id = client.get_run(rid(run_dir)).info.experiment_id
     assert client.get_experiment(exp_id).lifecycle_stage == "active"
-    assert listing(e) == [".experiment.json", ".models", ".tags", "r"]
+    assert listing(e) == [".experiment.json", ".models", ".plots", ".tags", "r"]
 
 
 def test_rmdir_of_a_run_part_fails_eperm(mount, run_dir):
@@ -460,7 +460,7 @@ def test_moving_a_run_to_another_experiment_fails_eperm(mount, run_dir, client):
     run = client.get_run(rid(run_dir))
     assert run.info.lifecycle_stage == "active"
     assert run.data.params == {"lr": "0.01"}
-    assert listing(mount.exp("other")) == [".experiment.json", ".models", ".tags"]
+    assert listing(mount.exp("other")) == [".experiment.json", ".models", ".plots", ".tags"]
     assert client.search_runs([client.get_experiment_by_name("other").experiment_id]) == []
 
 

@@ -140,7 +140,7 @@ def test_mv_renames_a_run_and_moves_artifacts(mount, client, tmp_path):
     got = eventually(lambda: _renamed(client.get_run(rid), "new"))
     assert got.data.tags["mlflow.runName"] == "new"
     assert got.data.params == {"lr": "0.1"}
-    assert sorted(os.listdir(mount.exp("mv"))) == [".experiment.json", ".models", ".tags", "new"]
+    assert sorted(os.listdir(mount.exp("mv"))) == [".experiment.json", ".models", ".plots", ".tags", "new"]
     disk = artifact_dir(client, mount.run("mv", "new"), mount)
     assert (disk / "ckpt" / "model.bin").read_bytes() == b"\x00weights\xff" * 1000
     assert list_artifacts_recursive(client, rid) == {"ckpt": None, "ckpt/model.bin": 9000}
@@ -156,7 +156,7 @@ def test_mv_of_a_run_to_another_experiment_is_refused_without_copying(mount, cli
     assert r.returncode != 0
     assert "Operation not permitted" in r.stderr
     assert db_snapshot(mount.db) == before
-    assert sorted(os.listdir(mount.exp("mvb"))) == [".experiment.json", ".models", ".tags"]
+    assert sorted(os.listdir(mount.exp("mvb"))) == [".experiment.json", ".models", ".plots", ".tags"]
     assert client.get_run(rid).info.experiment_id == \
         client.get_experiment_by_name("mva").experiment_id
     assert_refusal_logged(mount, run, errno.EPERM)

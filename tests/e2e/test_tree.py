@@ -62,7 +62,7 @@ def test_experiment_lists_its_json_tags_and_active_runs(mount, client):
     client.create_run(exp, run_name="c")
     client.delete_run(b)
     listed = sorted(os.listdir(mount.exp("E")))
-    assert listed == [".experiment.json", ".models", ".tags", "a", "c"]
+    assert listed == [".experiment.json", ".models", ".plots", ".tags", "a", "c"]
     assert kind(mount.exp("E") / ".experiment.json") == "f"
     assert kind(mount.exp("E") / ".tags") == "d"
     assert run_id_of(mount.run("E", "a")) == a
@@ -107,7 +107,7 @@ def test_run_names_are_percent_encoded_and_lookups_decode(mount, client):
     names = ["x/y", "100%", ".dot", "50%off"]
     ids = {name: client.create_run(exp, run_name=name).info.run_id for name in names}
     listed = sorted(os.listdir(mount.exp("E")))
-    assert listed == sorted([".experiment.json", ".models", ".tags", "x%2Fy", "100%25", "%2Edot",
+    assert listed == sorted([".experiment.json", ".models", ".plots", ".tags", "x%2Fy", "100%25", "%2Edot",
                              "50%25off"])
     for name, run in ids.items():
         assert run_id_of(mount.run("E", encode(name))) == run
@@ -130,7 +130,7 @@ def test_keys_with_slash_are_folders(mount, client):
     assert sorted(os.listdir(r / "metrics" / "train")) == ["acc", "loss"]
     assert (r / "metrics" / "train" / "loss").read_text() == "0.5\n"
     assert (r / "metrics" / "deep" / "a" / "b").read_text() == "2\n"
-    assert sorted(os.listdir(r / "history" / "train")) == ["acc", "loss"]
+    assert sorted(os.listdir(r / "history" / "train")) == ["acc", "acc.svg", "loss", "loss.svg"]
     assert (r / "history" / "train" / "acc").read_text().split()[:2] == ["0", "0.75"]
     assert os.listdir(r / "params") == ["opt"]
     assert (r / "params" / "opt" / "lr").read_text() == "0.01\n"
@@ -161,7 +161,8 @@ def test_key_that_is_leaf_and_prefix_shows_once_as_leaf(mount, client):
     assert (metrics / "train").read_text() == "1\n"
     assert kind(metrics / "train") == "f"
     assert sorted(os.listdir(metrics)) == ["train", "train-b"]
-    assert sorted(os.listdir(mount.run("E", "r") / "history")) == ["train", "train-b"]
+    assert sorted(os.listdir(mount.run("E", "r") / "history")) == [
+        "train", "train-b", "train-b.svg", "train.svg"]
 
 
 # ---- run folders ---------------------------------------------------------------
@@ -174,14 +175,14 @@ def test_runs_sharing_a_name_get_run_id_suffix_but_the_oldest(mount, client):
     ids = [client.create_run(exp, run_name="same", start_time=base + i * 1000).info.run_id
            for i in (2, 1, 0)][::-1]
     listed = sorted(os.listdir(mount.exp("E")))
-    assert listed == sorted([".experiment.json", ".models", ".tags", "same",
+    assert listed == sorted([".experiment.json", ".models", ".plots", ".tags", "same",
                              f"same@{ids[1][:8]}", f"same@{ids[2][:8]}"])
     assert run_id_of(mount.run("E", "same")) == ids[0]
     assert run_id_of(mount.run("E", f"same@{ids[2][:8]}")) == ids[2]
     # Only active runs count: with the oldest deleted, the next one is "same".
     client.delete_run(ids[0])
     seen(mount, lambda: sorted(os.listdir(mount.exp("E"))) == sorted(
-        [".experiment.json", ".models", ".tags", "same", f"same@{ids[2][:8]}"]))
+        [".experiment.json", ".models", ".plots", ".tags", "same", f"same@{ids[2][:8]}"]))
     seen(mount, lambda: run_id_of(mount.run("E", "same")) == ids[1])
 
 
@@ -196,7 +197,7 @@ def test_run_without_name_shows_as_its_run_id(mount, client):
         con.execute("UPDATE runs SET name = '' WHERE run_uuid = ?", (run,))
     con.close()
     assert client.get_run(run).info.run_name == ""
-    assert sorted(os.listdir(mount.exp("E"))) == [".experiment.json", ".models", ".tags", run]
+    assert sorted(os.listdir(mount.exp("E"))) == [".experiment.json", ".models", ".plots", ".tags", run]
     assert run_id_of(mount.run("E", run)) == run
     assert os.readlink(mount.mnt / "runs" / run) == f"../experiments/E/{run}"
 
@@ -258,7 +259,7 @@ def test_ls_l_of_experiment_with_300_runs(mount, client):
     folders = expected_folders(client, exp)
     assert len(folders) == 300
     listed = ls_long(mount.exp("big"))
-    assert set(listed) == {".experiment.json", ".models", ".tags"} | set(folders.values())
+    assert set(listed) == {".experiment.json", ".models", ".plots", ".tags"} | set(folders.values())
     uid, gid = os.getuid(), os.getgid()
     for run, folder in folders.items():
         mode, luid, lgid, _, mtime = listed[folder]

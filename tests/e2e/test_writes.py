@@ -597,7 +597,7 @@ def test_mv_renames_a_run(mount, client):
     assert got.info.run_name == "b"
     assert got.data.tags["mlflow.runName"] == "b"
     assert got.data.params == {"p": "1"}
-    assert listing(mount.exp("E")) == [".experiment.json", ".models", ".tags", "b"]
+    assert listing(mount.exp("E")) == [".experiment.json", ".models", ".plots", ".tags", "b"]
     assert run_id_of(mount.run("E", "b")) == run_id
 
 
