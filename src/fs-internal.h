@@ -80,6 +80,11 @@ struct fs {
 	pthread_mutex_t plot_lock;
 	struct fs_plot_size plot_sizes[FS_PLOT_SIZES]; /* protected by plot_lock */
 	unsigned plot_next;			       /* protected by plot_lock */
+	/* The drawing made last, for the open that follows its stat; protected
+	 * by plot_lock. */
+	char *plot_last_name;
+	uint64_t plot_last_check;
+	struct buf plot_last;
 };
 
 /* What a key node names (fs_key_find). */

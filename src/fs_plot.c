@@ -3,7 +3,8 @@
  * name) and an experiment's .plots/ folder, one <key>.svg per metric of its
  * active runs.  A plot is drawn when it is opened (content.c, svg.c); a
  * stat needs its exact size, so the sizes of plots drawn lately are kept,
- * each with a check of the points it was drawn from.
+ * each with a check of the points it was drawn from, and the drawing made
+ * last too, for the open that follows a stat.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,8 @@ void fs_plot_free(struct fs *fs)
 
 	for (i = 0; i < FS_PLOT_SIZES; i++)
 		free(fs->plot_sizes[i].name);
+	free(fs->plot_last_name);
+	buf_release(&fs->plot_last);
 	pthread_mutex_destroy(&fs->plot_lock);
 }
 
@@ -110,38 +113,115 @@ static void size_keep(struct fs *fs, const char *name, uint64_t check, off_t siz
 	pthread_mutex_unlock(&fs->plot_lock);
 }
 
+/* The drawing made last, kept for the open that follows a stat of it. */
+static int last_take(struct fs *fs, const char *name, uint64_t check, struct blob *out)
+{
+	int err = 1;
+
+	pthread_mutex_lock(&fs->plot_lock);
+	if (fs->plot_last_name && fs->plot_last_check == check && !strcmp(fs->plot_last_name, name))
+		err = blob_add(out, fs->plot_last.data, fs->plot_last.len);
+	pthread_mutex_unlock(&fs->plot_lock);
+	return err;
+}
+
+static void last_keep(struct fs *fs, const char *name, uint64_t check, const struct blob *b)
+{
+	char *copy;
+
+	/* Only one that stayed in memory: it is small. */
+	if (b->fd >= 0 || !(copy = strdup(name)))
+		return;
+	pthread_mutex_lock(&fs->plot_lock);
+	buf_reset(&fs->plot_last);
+	if (!buf_add(&fs->plot_last, b->mem.data, b->mem.len)) {
+		free(fs->plot_last_name);
+		fs->plot_last_name = copy;
+		fs->plot_last_check = check;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&fs->plot_lock);
+	free(copy);
+}
+
+/* One plot: its name in the caches, the check of the points it is drawn
+ * from, and what it draws. */
+struct plot_job {
+	char *name;
+	uint64_t check;
+	const char *run_id; /* history/<key>.svg: the run; NULL for .plots/ */
+	const char *key;
+	struct content_plot_runs runs; /* .plots/<key>.svg */
+	int64_t ms;		       /* its time */
+};
+
+static void job_release(struct plot_job *j)
+{
+	free(j->name);
+	content_plot_runs_release(&j->runs);
+}
+
+/*
+ * Draws j into out, or (out NULL) only measures it into *size: from the
+ * caches when its check still holds, else drawn anew.
+ */
+static int job_draw(struct fs *fs, const struct plot_job *j, struct blob *out, off_t *size)
+{
+	struct blob own, *b = out ? out : &own;
+	int err;
+
+	if (!out && size_find(fs, j->name, j->check, size))
+		return 0;
+	if (out && (err = last_take(fs, j->name, j->check, out)) <= 0)
+		return err;
+	blob_init(&own);
+	err = j->run_id ? content_history_svg(fs->store, j->run_id, j->key, b)
+			: content_plots_svg(fs->store, &j->runs, j->key, b);
+	if (!err) {
+		if (size)
+			*size = b->size;
+		size_keep(fs, j->name, j->check, b->size);
+		last_keep(fs, j->name, j->check, b);
+	}
+	blob_release(&own);
+	return err;
+}
+
 /* ---- history/<key>.svg ------------------------------------------------- */
+
+static int history_job(struct fs *fs, const struct target *t, const struct store_kv *kv,
+		       struct plot_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->check = 0xcbf29ce484222325ULL;
+	j->run_id = t->run.run_id;
+	j->key = kv->key;
+	j->ms = kv->timestamp;
+	if (asprintf(&j->name, "r\n%s\n%s", t->run.run_id, kv->key) < 0) {
+		j->name = NULL;
+		return -ENOMEM;
+	}
+	return check_history(fs, &j->check, t->run.run_id, kv->key);
+}
 
 int fs_plot_history_stat(struct fs *fs, const struct target *t, const struct store_kv *kv,
 			 struct stat *st)
 {
-	uint64_t check = 0xcbf29ce484222325ULL;
-	struct blob b;
-	char *name;
+	struct plot_job j;
 	off_t size;
-	int err;
+	int err = history_job(fs, t, kv, &j);
 
-	if (asprintf(&name, "r\n%s\n%s", t->run.run_id, kv->key) < 0)
-		return -ENOMEM;
-	err = fs_store_err(t->path, check_history(fs, &check, t->run.run_id, kv->key));
-	if (!err && !size_find(fs, name, check, &size)) {
-		blob_init(&b);
-		err = fs_store_err(t->path,
-				   content_history_svg(fs->store, t->run.run_id, kv->key, &b));
-		size = b.size;
-		blob_release(&b);
-		if (!err)
-			size_keep(fs, name, check, size);
-	}
 	if (!err)
-		fs_fill_stat(fs, st, RO_MODE, size, kv->timestamp);
-	free(name);
-	return err;
+		err = job_draw(fs, &j, NULL, &size);
+	if (!err)
+		fs_fill_stat(fs, st, RO_MODE, size, j.ms);
+	job_release(&j);
+	return fs_store_err(t->path, err);
 }
 
-/* A read-only handle of t whose content render draws. */
+/* A read-only handle of t with j drawn in it. */
 static int open_drawn(struct fs *fs, struct target *t, struct fuse_file_info *fi,
-		      int (*render)(struct fs *fs, struct target *t, struct blob *out))
+		      const struct plot_job *j)
 {
 	struct handle *h;
 	int err;
@@ -151,7 +231,7 @@ static int open_drawn(struct fs *fs, struct target *t, struct fuse_file_info *fi
 	h = fs_handle_new(fs, H_READ, t->path);
 	if (!h)
 		return -ENOMEM;
-	err = fs_store_err(t->path, render(fs, t, &h->content));
+	err = fs_store_err(t->path, job_draw(fs, j, &h->content, NULL));
 	if (err) {
 		fs_handle_free(fs, h);
 		return err;
@@ -161,25 +241,14 @@ static int open_drawn(struct fs *fs, struct target *t, struct fuse_file_info *fi
 	return 0;
 }
 
-static int render_history(struct fs *fs, struct target *t, struct blob *out)
-{
-	return content_history_svg(fs->store, t->run.run_id, t->kv->key, out);
-}
-
 int fs_plot_history_open(struct fs *fs, struct target *t, struct fuse_file_info *fi)
 {
-	return open_drawn(fs, t, fi, render_history);
-}
-
-/* .plots/<key>.svg, t->n.key the metric. */
-static int render_plots(struct fs *fs, struct target *t, struct blob *out)
-{
-	struct content_plot_runs runs;
-	int err = content_plot_runs(fs->store, t->exp.id, t->n.key, &runs);
+	struct plot_job j;
+	int err = fs_store_err(t->path, history_job(fs, t, t->kv, &j));
 
 	if (!err)
-		err = content_plots_svg(fs->store, &runs, t->n.key, out);
-	content_plot_runs_release(&runs);
+		err = open_drawn(fs, t, fi, &j);
+	job_release(&j);
 	return err;
 }
 
@@ -269,41 +338,43 @@ static int plots_find(struct fs *fs, struct target *t, char **key, enum key_stat
 	return err;
 }
 
-/* The attributes of the plot of key; its time is the latest point of the
- * metric in any of the runs. */
-static int plot_stat(struct fs *fs, const struct target *t, const char *key, struct stat *st)
+/* The plot of key for every active run that has it; its time is the
+ * latest point of the metric in any of them. */
+static int plots_job(struct fs *fs, const struct target *t, const char *key, struct plot_job *j)
 {
-	uint64_t check = 0xcbf29ce484222325ULL;
-	struct content_plot_runs runs;
-	struct blob b;
-	char *name;
-	off_t size;
-	int64_t ms = 0;
 	size_t i;
 	int err;
 
-	if (asprintf(&name, "e\n%s\n%s", t->exp.id, key) < 0)
+	memset(j, 0, sizeof(*j));
+	j->check = 0xcbf29ce484222325ULL;
+	j->key = key;
+	if (asprintf(&j->name, "e\n%s\n%s", t->exp.id, key) < 0) {
+		j->name = NULL;
 		return -ENOMEM;
-	err = fs_store_err(t->path, content_plot_runs(fs->store, t->exp.id, key, &runs));
-	for (i = 0; !err && i < runs.n; i++) {
-		check_adds(&check, runs.v[i].run_id);
-		check_adds(&check, runs.v[i].folder);
-		ms = runs.v[i].latest_ms > ms ? runs.v[i].latest_ms : ms;
-		err = fs_store_err(t->path, check_history(fs, &check, runs.v[i].run_id, key));
 	}
-	if (!err && !size_find(fs, name, check, &size)) {
-		blob_init(&b);
-		err = fs_store_err(t->path, content_plots_svg(fs->store, &runs, key, &b));
-		size = b.size;
-		blob_release(&b);
-		if (!err)
-			size_keep(fs, name, check, size);
+	err = content_plot_runs(fs->store, t->exp.id, key, &j->runs);
+	for (i = 0; !err && i < j->runs.n; i++) {
+		check_adds(&j->check, j->runs.v[i].run_id);
+		check_adds(&j->check, j->runs.v[i].folder);
+		if (j->runs.v[i].latest_ms > j->ms)
+			j->ms = j->runs.v[i].latest_ms;
+		err = check_history(fs, &j->check, j->runs.v[i].run_id, key);
 	}
-	if (!err)
-		fs_fill_stat(fs, st, RO_MODE, size, ms);
-	content_plot_runs_release(&runs);
-	free(name);
 	return err;
+}
+
+static int plot_stat(struct fs *fs, const struct target *t, const char *key, struct stat *st)
+{
+	struct plot_job j;
+	off_t size;
+	int err = plots_job(fs, t, key, &j);
+
+	if (!err)
+		err = job_draw(fs, &j, NULL, &size);
+	if (!err)
+		fs_fill_stat(fs, st, RO_MODE, size, j.ms);
+	job_release(&j);
+	return fs_store_err(t->path, err);
 }
 
 static int plots_getattr(struct fs *fs, struct target *t, struct stat *st)
@@ -448,11 +519,12 @@ static int plots_open(struct fs *fs, struct target *t, struct fuse_file_info *fi
 		return -EISDIR;
 	err = plots_find(fs, t, &key, &state);
 	if (!err && state == KEY_FILE) {
-		/* The key, for render_plots. */
-		free(t->n.key);
-		t->n.key = key;
-		key = NULL;
-		err = open_drawn(fs, t, fi, render_plots);
+		struct plot_job j;
+
+		err = fs_store_err(t->path, plots_job(fs, t, key, &j));
+		if (!err)
+			err = open_drawn(fs, t, fi, &j);
+		job_release(&j);
 	} else if (!err) {
 		err = state == KEY_DIR ? -EISDIR : -ENOENT;
 	}

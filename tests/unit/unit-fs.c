@@ -578,6 +578,37 @@ static void test_costs(void)
 	}
 }
 
+/* ---- plots: drawn once for a stat and the read after it ------------------ */
+
+static void test_plot_drawn_once(void)
+{
+	const char *path = RUN "/history/loss.svg";
+	struct fake_counts before, d;
+	struct buf text = BUF_INIT;
+	struct stat st;
+	struct fx x;
+
+	if (!ok(fx_open(&x) == 0, "plot: a fresh world"))
+		return;
+	fake_counts_take(x.f, &before);
+	is_int(getattr(path, &st), 0, "plot: stat");
+	is_int(read_file(path, &text), 0, "plot: cat");
+	fake_counts_since(x.f, &before, &d);
+	/* Measured and drawn at the stat; the open takes that drawing. */
+	is_calls(&d, 10,
+		 "get_experiment=2 find_run=2 get_snapshot=2 history_stat=2 metric_history=2",
+		 "plot: stat then cat draws it once");
+	is_int(st.st_size, (long long)text.len, "plot: stat's size is what cat reads");
+	ok(text.len > 0 && strstr(buf_str(&text), "<polyline") != NULL, "plot: cat reads an SVG");
+	fake_counts_take(x.f, &before);
+	is_int(getattr(path, &st), 0, "plot: stat again");
+	fake_counts_since(x.f, &before, &d);
+	is_calls(&d, 4, "get_experiment find_run get_snapshot history_stat",
+		 "plot: a second stat of unchanged points draws nothing");
+	buf_release(&text);
+	ok(fx_close(&x, "plot") == 0, "plot: no batch left, no contract broken");
+}
+
 /* ---- the shell loop: echo v >> metrics/x, step by step ------------------- */
 
 static void test_append_steps(void)
@@ -1191,6 +1222,7 @@ int main(void)
 	}
 	test_context_is_ours();
 	test_costs();
+	test_plot_drawn_once();
 	test_append_steps();
 	test_refusals();
 	test_value_limit();
