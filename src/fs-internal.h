@@ -339,6 +339,10 @@ static inline int fs_open_writes(int flags)
 /* A new handle of path, in fs->handles; NULL without memory. */
 struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *path);
 void fs_handle_free(struct fs *fs, struct handle *h);
+/* Ends an open of a virtual file: with err 0 hands h to the kernel (read
+ * past the page cache, so a read shows the store as it is), else frees it.
+ * Returns err. */
+int fs_handle_open_done(struct fs *fs, struct handle *h, struct fuse_file_info *fi, int err);
 void fs_file_free_all(struct fs *fs);
 /* Files open in this mount now (the kernel releases them a little after
  * close()). */

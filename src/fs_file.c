@@ -50,6 +50,17 @@ void fs_handle_free(struct fs *fs, struct handle *h)
 	free(h);
 }
 
+int fs_handle_open_done(struct fs *fs, struct handle *h, struct fuse_file_info *fi, int err)
+{
+	if (err) {
+		fs_handle_free(fs, h);
+		return err;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
 void fs_file_free_all(struct fs *fs)
 {
 	while (fs->handles)

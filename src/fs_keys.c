@@ -405,13 +405,7 @@ static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, 
 	if (!err && h->kind != H_READ && h->kind != H_METRIC && !(fi->flags & O_TRUNC))
 		err = buf_add(&h->wbuf, text.data, text.len);
 	buf_release(&text);
-	if (err) {
-		fs_handle_free(fs, h);
-		return err;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-	return 0;
+	return fs_handle_open_done(fs, h, fi, err);
 }
 
 static int keys_open(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,

@@ -204,19 +204,27 @@ static int history_job(struct fs *fs, const struct target *t, const struct store
 	return check_history(fs, &j->check, t->run.run_id, kv->key);
 }
 
+/* The attributes of j, err what making it answered; releases j. */
+static int job_stat(struct fs *fs, const struct target *t, struct plot_job *j, int err,
+		    struct stat *st)
+{
+	off_t size;
+
+	if (!err)
+		err = job_draw(fs, j, NULL, &size);
+	if (!err)
+		fs_fill_stat(fs, st, RO_MODE, size, j->ms);
+	job_release(j);
+	return fs_store_err(t->path, err);
+}
+
 int fs_plot_history_stat(struct fs *fs, const struct target *t, const struct store_kv *kv,
 			 struct stat *st)
 {
 	struct plot_job j;
-	off_t size;
 	int err = history_job(fs, t, kv, &j);
 
-	if (!err)
-		err = job_draw(fs, &j, NULL, &size);
-	if (!err)
-		fs_fill_stat(fs, st, RO_MODE, size, j.ms);
-	job_release(&j);
-	return fs_store_err(t->path, err);
+	return job_stat(fs, t, &j, err, st);
 }
 
 /* A read-only handle of t with j drawn in it. */
@@ -232,13 +240,7 @@ static int open_drawn(struct fs *fs, struct target *t, struct fuse_file_info *fi
 	if (!h)
 		return -ENOMEM;
 	err = fs_store_err(t->path, job_draw(fs, j, &h->content, NULL));
-	if (err) {
-		fs_handle_free(fs, h);
-		return err;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-	return 0;
+	return fs_handle_open_done(fs, h, fi, err);
 }
 
 int fs_plot_history_open(struct fs *fs, struct target *t, struct fuse_file_info *fi)
@@ -366,15 +368,9 @@ static int plots_job(struct fs *fs, const struct target *t, const char *key, str
 static int plot_stat(struct fs *fs, const struct target *t, const char *key, struct stat *st)
 {
 	struct plot_job j;
-	off_t size;
 	int err = plots_job(fs, t, key, &j);
 
-	if (!err)
-		err = job_draw(fs, &j, NULL, &size);
-	if (!err)
-		fs_fill_stat(fs, st, RO_MODE, size, j.ms);
-	job_release(&j);
-	return fs_store_err(t->path, err);
+	return job_stat(fs, t, &j, err, st);
 }
 
 static int plots_getattr(struct fs *fs, struct target *t, struct stat *st)

@@ -1006,12 +1006,7 @@ static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 		err = blob_add(&h->content, text.data, text.len);
 	if (!err && h->kind != H_READ && !(fi->flags & O_TRUNC))
 		err = buf_add(&h->wbuf, text.data, text.len);
-	if (err) {
-		fs_handle_free(fs, h);
-		goto out;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
+	err = fs_handle_open_done(fs, h, fi, err);
 out:
 	buf_release(&text);
 	return err;
