@@ -21,7 +21,7 @@ struct buf;
 /* Legend entries shown; the others are counted in one more line. */
 #define SVG_LEGEND_MAX 20
 /* Characters of a name the legend shows before it cuts it with an ellipsis. */
-#define SVG_NAME_MAX 28
+#define SVG_NAME_MAX 24
 
 /* What the first pass learns about one series or several. */
 struct svg_bounds {
