@@ -134,14 +134,15 @@ static void last_keep(struct fs *fs, const char *name, uint64_t check, const str
 		return;
 	pthread_mutex_lock(&fs->plot_lock);
 	buf_reset(&fs->plot_last);
-	if (!buf_add(&fs->plot_last, b->mem.data, b->mem.len)) {
+	free(fs->plot_last_name);
+	fs->plot_last_name = copy;
+	fs->plot_last_check = check;
+	if (buf_add(&fs->plot_last, b->mem.data, b->mem.len)) {
+		/* Without memory for the text, nothing is kept. */
 		free(fs->plot_last_name);
-		fs->plot_last_name = copy;
-		fs->plot_last_check = check;
-		copy = NULL;
+		fs->plot_last_name = NULL;
 	}
 	pthread_mutex_unlock(&fs->plot_lock);
-	free(copy);
 }
 
 /* One plot: its name in the caches, the check of the points it is drawn
