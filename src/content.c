@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metric.h"
 #include "store.h"
+#include "svg.h"
 
 void blob_init(struct blob *b)
 {
@@ -556,5 +557,187 @@ int content_runs_tables(struct store *s, const char *experiment_id, struct blob 
 	buf_release(&t.line[1]);
 	keyset_release(&t.params);
 	keyset_release(&t.metrics);
+	return err;
+}
+
+/* ---- plots ------------------------------------------------------------ */
+
+/* A plot's text goes to its blob in pieces of this size, so memory holds
+ * one piece at a time whatever the number of runs. */
+#define SVG_PIECE (64 * 1024)
+
+struct svg_sink {
+	struct buf text;
+	struct blob *out;
+};
+
+static int sink_flush(struct svg_sink *k, int all)
+{
+	int err;
+
+	if (!all && k->text.len < SVG_PIECE)
+		return 0;
+	err = blob_add(k->out, k->text.data, k->text.len);
+	buf_reset(&k->text);
+	return err;
+}
+
+/* Called back while the store reads: it must not call the store. */
+static int measure_cb(void *ctx, double value, int64_t step, int64_t timestamp)
+{
+	(void)timestamp;
+	svg_bounds_add(ctx, step, value);
+	return 0;
+}
+
+struct draw {
+	struct svg_series *series;
+	struct svg_sink *sink;
+};
+
+static int draw_cb(void *ctx, double value, int64_t step, int64_t timestamp)
+{
+	struct draw *d = ctx;
+	int err = svg_series_point(d->series, step, value);
+
+	(void)timestamp;
+	return err ? err : sink_flush(d->sink, 0);
+}
+
+/* One series of a plot begun already: the second pass over its points. */
+static int draw_series(struct store *s, struct svg_plot *p, struct svg_sink *k, const char *run_id,
+		       const char *key, uint64_t finite, const char *name)
+{
+	struct svg_series series;
+	struct draw d = { &series, k };
+	int err = svg_series_begin(&series, p, finite, name);
+
+	if (!err)
+		err = store_metric_history(s, run_id, key, draw_cb, &d);
+	if (!err)
+		err = svg_series_end(&series);
+	return err ? err : sink_flush(k, 0);
+}
+
+int content_history_svg(struct store *s, const char *run_id, const char *key, struct blob *out)
+{
+	struct svg_sink k = { BUF_INIT, out };
+	struct svg_bounds b;
+	struct svg_plot p;
+	int err;
+
+	svg_bounds_init(&b);
+	err = store_metric_history(s, run_id, key, measure_cb, &b);
+	if (!err)
+		err = svg_begin(&p, &k.text, key, &b, 0);
+	if (!err)
+		err = draw_series(s, &p, &k, run_id, key, b.finite, NULL);
+	if (!err)
+		err = svg_end(&p);
+	if (!err)
+		err = sink_flush(&k, 1);
+	buf_release(&k.text);
+	return err;
+}
+
+struct plot_collect {
+	struct store *s;
+	const char *key;
+	struct content_plot_runs *runs;
+};
+
+static int plot_run_cb(void *ctx, const struct store_run *r)
+{
+	struct plot_collect *c = ctx;
+	struct content_plot_runs *runs = c->runs;
+	const struct store_snapshot *snap = r->snap;
+	const struct store_kv *kv;
+	int64_t ms;
+	int err = 0;
+
+	/* A listing may carry the run's metrics (a remote search does). */
+	if (snap && (snap->have & SNAP_METRICS))
+		snap = store_snapshot_hold(snap);
+	else
+		err = store_get_snapshot(c->s, r->run_id, SNAP_METRICS, &snap);
+	if (err)
+		return err == -ENOENT ? 0 : err; /* deleted meanwhile */
+	kv = store_kvs_find(snap->metrics, c->key);
+	ms = kv ? kv->timestamp : 0;
+	store_snapshot_put(snap);
+	if (!kv || !r->folder)
+		return 0;
+	if (runs->n == runs->cap) {
+		size_t cap = runs->cap ? runs->cap * 2 : 16;
+		struct content_plot_run *v = realloc(runs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		runs->v = v;
+		runs->cap = cap;
+	}
+	runs->v[runs->n].folder = strdup(r->folder);
+	if (!runs->v[runs->n].folder)
+		return -ENOMEM;
+	memcpy(runs->v[runs->n].run_id, r->run_id, sizeof(r->run_id));
+	runs->v[runs->n].latest_ms = ms;
+	runs->n++;
+	return 0;
+}
+
+int content_plot_runs(struct store *s, const char *experiment_id, const char *key,
+		      struct content_plot_runs *out)
+{
+	struct plot_collect c = { s, key, out };
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	err = store_list_runs(s, experiment_id, plot_run_cb, &c);
+	if (err)
+		content_plot_runs_release(out);
+	return err;
+}
+
+void content_plot_runs_release(struct content_plot_runs *runs)
+{
+	size_t i;
+
+	for (i = 0; i < runs->n; i++)
+		free(runs->v[i].folder);
+	free(runs->v);
+	memset(runs, 0, sizeof(*runs));
+}
+
+int content_plots_svg(struct store *s, const struct content_plot_runs *runs, const char *key,
+		      struct blob *out)
+{
+	struct svg_sink k = { BUF_INIT, out };
+	struct svg_bounds all, *each;
+	struct svg_plot p;
+	size_t i;
+	int err = 0;
+
+	/* Each run's count decides how its line is drawn: kept for the
+	 * second pass (a few words a run, not its points). */
+	each = calloc(runs->n ? runs->n : 1, sizeof(*each));
+	if (!each)
+		return -ENOMEM;
+	svg_bounds_init(&all);
+	for (i = 0; !err && i < runs->n; i++) {
+		svg_bounds_init(&each[i]);
+		err = store_metric_history(s, runs->v[i].run_id, key, measure_cb, &each[i]);
+		svg_bounds_merge(&all, &each[i]);
+	}
+	if (!err)
+		err = svg_begin(&p, &k.text, key, &all, 1);
+	for (i = 0; !err && i < runs->n; i++)
+		err = draw_series(s, &p, &k, runs->v[i].run_id, key, each[i].finite,
+				  runs->v[i].folder);
+	if (!err)
+		err = svg_end(&p);
+	if (!err)
+		err = sink_flush(&k, 1);
+	buf_release(&k.text);
+	free(each);
 	return err;
 }

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "store.h"
 
 struct store;
 struct store_experiment;
@@ -65,6 +66,34 @@ int content_runs_tables(struct store *s, const char *experiment_id, struct blob 
 /* history/<key>: "STEP VALUE TIMESTAMP_MS\n" per point, by step then time,
  * into out. */
 int content_history(struct store *s, const char *run_id, const char *key, struct blob *out);
+
+/*
+ * history/<key>.svg: a line plot of one run's metric (svg.h), read from the
+ * store twice (measured, then drawn) so memory does not grow with it.
+ */
+int content_history_svg(struct store *s, const char *run_id, const char *key, struct blob *out);
+
+/* The active runs of an experiment that have a metric, oldest first, as
+ * .plots/<key>.svg shows them. */
+struct content_plot_run {
+	char run_id[STORE_RUN_ID_MAX];
+	char *folder;
+	int64_t latest_ms; /* the time of the metric's latest point */
+};
+
+struct content_plot_runs {
+	struct content_plot_run *v;
+	size_t n, cap;
+};
+
+int content_plot_runs(struct store *s, const char *experiment_id, const char *key,
+		      struct content_plot_runs *out);
+void content_plot_runs_release(struct content_plot_runs *runs);
+
+/* .plots/<key>.svg: the metric of each of runs as one line, with a legend
+ * of their folders. */
+int content_plots_svg(struct store *s, const struct content_plot_runs *runs, const char *key,
+		      struct blob *out);
 
 /* JSON string literal of s (RFC 8259 escapes), appended to out. */
 int content_json_string(struct buf *out, const char *s);

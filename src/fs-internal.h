@@ -46,6 +46,14 @@ struct fs_seen {
 
 struct fs_view;
 
+/* A plot's size, valid while the points it was drawn from are (check). */
+#define FS_PLOT_SIZES 128
+struct fs_plot_size {
+	char *name; /* what it plots; NULL: a free slot */
+	uint64_t check;
+	off_t size;
+};
+
 struct fs {
 	struct store *store;
 	struct art_registry *art;
@@ -73,10 +81,26 @@ struct fs {
 	int watching;		   /* set in fs_init (the loop's INIT), cleared after it ended */
 	pthread_mutex_t views_lock;
 	struct fs_view *views[FS_VIEWS_MAX]; /* protected by views_lock */
+	/* fs_plot.c: the sizes of plots rendered lately, so that a stat of
+	 * one renders it only after its points changed. */
+	pthread_mutex_t plot_lock;
+	struct fs_plot_size plot_sizes[FS_PLOT_SIZES]; /* protected by plot_lock */
+	unsigned plot_next;			       /* protected by plot_lock */
+	/* The drawing made last, for the open that follows its stat; protected
+	 * by plot_lock. */
+	char *plot_last_name;
+	uint64_t plot_last_check;
+	struct buf plot_last;
 };
 
 /* What a key node names (fs_key_find). */
-enum key_state { KEY_UNKNOWN, KEY_MISSING, KEY_FILE, KEY_DIR };
+enum key_state {
+	KEY_UNKNOWN,
+	KEY_MISSING,
+	KEY_FILE,
+	KEY_DIR,
+	KEY_PLOT /* history/<key>.svg: kv is the metric it plots */
+};
 
 /* What a path names, found in the store.  Owned by one request. */
 struct target {
@@ -136,7 +160,7 @@ extern const struct kind_ops fs_experiments_ops, fs_experiment_ops, fs_run_ops, 
 	fs_runs_ops, fs_link_ops, fs_ro_file_ops, fs_status_ops, fs_models_ops, fs_model_ops,
 	fs_aliases_ops, fs_alias_ops, fs_versions_ops, fs_version_ops, fs_keys_ops,
 	fs_artifacts_ops, fs_run_models_ops, fs_logged_models_ops, fs_logged_model_ops,
-	fs_lm_files_ops;
+	fs_lm_files_ops, fs_plots_ops;
 
 #define DIR_MODE  (S_IFDIR | 0755)
 #define RO_MODE	  (S_IFREG | 0444)
@@ -220,6 +244,19 @@ int fs_link_resolve(struct fs *fs, const char *path, const char *text, struct bu
 
 /* 0 if t, a NODE_ARTIFACTS target, is a folder; -ENOTDIR, -ENOENT. */
 int fs_art_folder(struct fs *fs, struct target *t);
+
+/* ---- fs_plot.c: plots (history/<key>.svg, an experiment's .plots/) ---- */
+
+/* The name of key's plot in history/ ("<key>.svg"): a new string; NULL
+ * without memory. */
+char *fs_plot_name(const char *key);
+/* The attributes of history/<key>.svg, key the metric kv of t's run. */
+int fs_plot_history_stat(struct fs *fs, const struct target *t, const struct store_kv *kv,
+			 struct stat *st);
+/* Opens history/<key>.svg for reading (t->kv is the metric). */
+int fs_plot_history_open(struct fs *fs, struct target *t, struct fuse_file_info *fi);
+void fs_plot_init(struct fs *fs);
+void fs_plot_free(struct fs *fs);
 
 /* ---- fs_dir.c: listings ------------------------------------------------ */
 
@@ -312,6 +349,10 @@ static inline int fs_open_writes(int flags)
 /* A new handle of path, in fs->handles; NULL without memory. */
 struct handle *fs_handle_new(struct fs *fs, enum handle_kind kind, const char *path);
 void fs_handle_free(struct fs *fs, struct handle *h);
+/* Ends an open of a virtual file: with err 0 hands h to the kernel (read
+ * past the page cache, so a read shows the store as it is), else frees it.
+ * Returns err. */
+int fs_handle_open_done(struct fs *fs, struct handle *h, struct fuse_file_info *fi, int err);
 void fs_file_free_all(struct fs *fs);
 /* Files open in this mount now (the kernel releases them a little after
  * close()). */

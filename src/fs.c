@@ -28,6 +28,7 @@ static const struct kind_ops *const kinds[NODE_COUNT] = {
 	[NODE_EXPERIMENT] = &fs_experiment_ops,
 	[NODE_EXP_JSON] = &fs_ro_file_ops,
 	[NODE_EXP_TAGS] = &fs_keys_ops,
+	[NODE_PLOTS] = &fs_plots_ops,
 	[NODE_RUN] = &fs_run_ops,
 	[NODE_RUN_ID] = &fs_ro_file_ops,
 	[NODE_STATUS] = &fs_status_ops,
@@ -667,6 +668,7 @@ struct fs *fs_new(struct store *store, struct art_registry *art, const struct mf
 	pthread_mutex_init(&fs->seen_lock, NULL);
 	pthread_mutex_init(&fs->watch_lock, NULL);
 	pthread_mutex_init(&fs->views_lock, NULL);
+	fs_plot_init(fs);
 	return fs;
 }
 
@@ -690,6 +692,7 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->seen_lock);
 	pthread_mutex_destroy(&fs->watch_lock);
 	pthread_mutex_destroy(&fs->views_lock);
+	fs_plot_free(fs);
 	free(fs);
 }
 

@@ -50,6 +50,17 @@ void fs_handle_free(struct fs *fs, struct handle *h)
 	free(h);
 }
 
+int fs_handle_open_done(struct fs *fs, struct handle *h, struct fuse_file_info *fi, int err)
+{
+	if (err) {
+		fs_handle_free(fs, h);
+		return err;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	return 0;
+}
+
 void fs_file_free_all(struct fs *fs)
 {
 	while (fs->handles)
@@ -501,7 +512,7 @@ out:
 /*
  * Drops the kernel's cached attributes of the files a write changed besides
  * its own (which the kernel refreshes itself): the run folder and run.json,
- * a metric's history, an experiment's .experiment.json.  Sizes stay exact
+ * a metric's history and its plots, an experiment's .experiment.json.  Sizes stay exact
  * (mlflowfs(1), THE TREE) although attributes are cached for a second.
  */
 static void invalidate_related(const struct handle *h)
@@ -529,6 +540,13 @@ static void invalidate_related(const struct handle *h)
 	if (h->kind == H_METRIC && !strncmp(run_end, "/metrics/", 9)) {
 		buf_truncate(&path, (size_t)(run_end - p));
 		if (!buf_adds(&path, "/history/") && !buf_adds(&path, run_end + 9))
+			fuse_invalidate_path(f, buf_str(&path));
+		/* And its plots: the run's, and the experiment's of every run. */
+		if (!buf_adds(&path, ".svg"))
+			fuse_invalidate_path(f, buf_str(&path));
+		buf_truncate(&path, (size_t)(exp_end - p));
+		if (!buf_adds(&path, "/.plots/") && !buf_adds(&path, run_end + 9) &&
+		    !buf_adds(&path, ".svg"))
 			fuse_invalidate_path(f, buf_str(&path));
 	}
 out:

@@ -100,8 +100,27 @@ static int stop_at_first(void *ctx, const struct store_kv *kv)
 }
 
 /*
- * What t's key names: KEY_FILE (t->kv), KEY_DIR (a prefix of keys) or
- * KEY_MISSING, into t->key; 0 or -errno.
+ * history/<key>.svg is the plot of metric key, when no key has the name
+ * itself (a key "a.svg" shows its history there, and its plot as
+ * "a.svg.svg").
+ */
+static void plot_find(struct target *t, const struct store_kvs *kvs)
+{
+	size_t n = strlen(t->n.key), s = strlen(".svg");
+	char *key;
+
+	if (n <= s || strcmp(t->n.key + n - s, ".svg") || t->n.key[n - s - 1] == '/')
+		return;
+	key = strndup(t->n.key, n - s);
+	t->kv = key ? store_kvs_find(kvs, key) : NULL;
+	if (t->kv)
+		t->key = KEY_PLOT;
+	free(key);
+}
+
+/*
+ * What t's key names: KEY_FILE (t->kv), KEY_DIR (a prefix of keys),
+ * KEY_PLOT (t->kv the metric) or KEY_MISSING, into t->key; 0 or -errno.
  */
 static int key_find(struct fs *fs, struct target *t)
 {
@@ -127,6 +146,8 @@ static int key_find(struct fs *fs, struct target *t)
 			 : i < (kvs ? kvs->n : 0) && !strncmp(kvs->v[i].key, prefix, strlen(prefix))
 				 ? KEY_DIR
 				 : KEY_MISSING;
+		if (t->key == KEY_MISSING && t->n.kind == NODE_HISTORY)
+			plot_find(t, kvs);
 		goto out;
 	}
 	err = fs_store_err(t->path, store_get_kv(fs->store, kk->sec, &ref, t->n.key, &t->kv_own));
@@ -206,6 +227,8 @@ static int keys_getattr(struct fs *fs, struct target *t, struct stat *st)
 	switch (t->key) {
 	case KEY_FILE:
 		return key_stat(fs, t, t->kv, st);
+	case KEY_PLOT:
+		return fs_plot_history_stat(fs, t, t->kv, st);
 	case KEY_DIR:
 		fs_fill_stat(fs, st, DIR_MODE, 0, key_dir_ms(t));
 		return 0;
@@ -228,6 +251,28 @@ struct key_list {
 	const char *prefix; /* "" or "a/b/" */
 	char *last_dir;	    /* the last folder added */
 };
+
+/*
+ * history/<key>.svg next to history/<key>, unless a key has that name.
+ * Listed without attributes: its size costs a drawing, which a stat of it
+ * (ls -l) pays, not every listing (ls, find, a shell's glob).
+ */
+static int list_plot(struct key_list *c, const struct store_kv *kv, const char *rest)
+{
+	char *key = fs_plot_name(kv->key), *name = fs_plot_name(rest);
+	struct buf enc = BUF_INIT;
+	int err = key && name ? 0 : -ENOMEM;
+
+	if (!err && !store_kvs_find(c->t->snap->metrics, key)) {
+		err = path_encode(&enc, name);
+		if (!err)
+			err = listing_add_lazy(c->l, buf_str(&enc), S_IFREG);
+	}
+	buf_release(&enc);
+	free(key);
+	free(name);
+	return err;
+}
 
 /* One key of a key folder: a file for a direct child, else its folder. */
 static int list_key(struct key_list *c, const struct store_kv *kv)
@@ -260,7 +305,11 @@ static int list_key(struct key_list *c, const struct store_kv *kv)
 		return listing_add_encoded(c->l, dir, &st);
 	}
 	err = key_stat(c->fs, c->t, kv, &st);
-	return err ? err : listing_add_encoded(c->l, rest, &st);
+	if (!err)
+		err = listing_add_encoded(c->l, rest, &st);
+	if (!err && c->t->n.kind == NODE_HISTORY)
+		err = list_plot(c, kv, rest);
+	return err;
 }
 
 static int list_key_cb(void *ctx, const struct store_kv *kv)
@@ -291,7 +340,7 @@ static int keys_list(struct fs *fs, struct target *t, struct listing *l)
 
 	if (t->n.key) {
 		err = key_find(fs, t);
-		if (!err && t->key == KEY_FILE)
+		if (!err && (t->key == KEY_FILE || t->key == KEY_PLOT))
 			err = -ENOTDIR;
 		else if (!err && t->key == KEY_MISSING && fs_pending_state(fs, t->path) != 2)
 			err = -ENOENT;
@@ -362,13 +411,7 @@ static int open_key(struct fs *fs, struct target *t, struct fuse_file_info *fi, 
 	if (!err && h->kind != H_READ && h->kind != H_METRIC && !(fi->flags & O_TRUNC))
 		err = buf_add(&h->wbuf, text.data, text.len);
 	buf_release(&text);
-	if (err) {
-		fs_handle_free(fs, h);
-		return err;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-	return 0;
+	return fs_handle_open_done(fs, h, fi, err);
 }
 
 static int keys_open(struct fs *fs, struct target *t, struct fuse_file_info *fi, int create,
@@ -392,6 +435,8 @@ static int keys_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 			      : -EISDIR;
 	if (t->key == KEY_FILE)
 		return open_key(fs, t, fi, 0);
+	if (t->key == KEY_PLOT)
+		return create ? -EEXIST : fs_plot_history_open(fs, t, fi);
 	/* Created by another descriptor, still without a value. */
 	if (!create && fs_pending_state(fs, t->path) == 1)
 		return open_key(fs, t, fi, 0);
@@ -502,6 +547,7 @@ static int keys_rmdir(struct fs *fs, struct target *t)
 		return err;
 	switch (t->key) {
 	case KEY_FILE:
+	case KEY_PLOT:
 		return -ENOTDIR;
 	case KEY_DIR:
 		return -ENOTEMPTY;

@@ -1003,13 +1003,7 @@ static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 		if (!h)
 			return -ENOMEM;
 		err = fs_views_table_copy(fs, t->exp.id, t->n.field, &h->content);
-		if (err) {
-			fs_handle_free(fs, h);
-			return err;
-		}
-		fi->fh = (uintptr_t)h;
-		fi->direct_io = 1;
-		return 0;
+		return fs_handle_open_done(fs, h, fi, err);
 	}
 	err = render(fs, t, &text);
 	if (err)
@@ -1029,12 +1023,7 @@ static int file_open(struct fs *fs, struct target *t, struct fuse_file_info *fi,
 		err = blob_add(&h->content, text.data, text.len);
 	if (!err && h->kind != H_READ && !(fi->flags & O_TRUNC))
 		err = buf_add(&h->wbuf, text.data, text.len);
-	if (err) {
-		fs_handle_free(fs, h);
-		goto out;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
+	err = fs_handle_open_done(fs, h, fi, err);
 out:
 	buf_release(&text);
 	return err;

@@ -25,6 +25,7 @@ enum node_kind {
 	NODE_EXP_JSON,		/* /experiments/E/.experiment.json        */
 	NODE_EXP_TAGS,		/* /experiments/E/.tags[/KEY]             */
 	NODE_RUNS_TABLE,	/* /experiments/E/.runs.{csv,tsv}         */
+	NODE_PLOTS,		/* /experiments/E/.plots[/KEY.svg]        */
 	NODE_RUN,		/* /experiments/E/R                       */
 	NODE_RUN_ID,		/* /experiments/E/R/run_id                */
 	NODE_STATUS,		/* /experiments/E/R/status                */
@@ -109,10 +110,11 @@ struct node {
 	char *experiment; /* decoded experiment name, or NULL */
 	char *run;	  /* decoded run folder name, or NULL */
 	/*
-	 * For the key folders (params, metrics, history, tags, .tags, model and
-	 * version tags): NULL for the folder itself, else the decoded key, its
-	 * components joined by '/' ("train/loss").  It may name a key or a
-	 * prefix of keys; the store tells which.
+	 * For the key folders (params, metrics, history, tags, .tags, .plots,
+	 * model and version tags): NULL for the folder itself, else the decoded
+	 * key, its components joined by '/' ("train/loss").  It may name a key
+	 * or a prefix of keys (or, in history/ and .plots/, a key's plot,
+	 * "train/loss.svg"); the store tells which.
 	 */
 	char *key;
 	/* NODE_ARTIFACTS: the path below artifacts/, not decoded ("" for the

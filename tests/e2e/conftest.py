@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 
 # What every experiment folder lists besides its runs, sorted.
-EXP_FIXED = [".experiment.json", ".models", ".runs.csv", ".runs.tsv", ".tags"]
+EXP_FIXED = [".experiment.json", ".models", ".plots", ".runs.csv", ".runs.tsv", ".tags"]
 
 
 def mlflowfs_binary():

@@ -297,12 +297,13 @@ def test_find_by_name_and_type(mount, client):
     r = sh("find . -mindepth 1 -maxdepth 1 -type d | sort", cwd=e)
     exp = client.get_experiment_by_name("find")
     names = sorted(x.info.run_name for x in client.search_runs([exp.experiment_id]))
-    assert r.stdout.split() == ["./.models", "./.tags"] + [f"./{n}" for n in names]
+    assert r.stdout.split() == ["./.models", "./.plots", "./.tags"] + [f"./{n}" for n in names]
     r = sh("find y -type f | sort", cwd=e)
     # (Besides the provenance tags mkdir set: test_provenance.py's.)
     assert [f for f in r.stdout.split() if "/mlflow.source." not in f] == sorted([
         "y/run_id", "y/status", "y/run.json", "y/params/lr", "y/metrics/acc",
-        "y/metrics/train/loss", "y/history/acc", "y/history/train/loss",
+        "y/metrics/train/loss", "y/history/acc", "y/history/acc.svg", "y/history/train/loss",
+        "y/history/train/loss.svg",
         "y/tags/mlflow.runName", "y/tags/mlflow.user", "y/artifacts/model.bin"])
     # runs/ holds one link per active run, named by run id.
     r = sh("find runs -type l | sort", cwd=mount.mnt)

@@ -130,7 +130,7 @@ def test_keys_with_slash_are_folders(mount, client):
     assert sorted(os.listdir(r / "metrics" / "train")) == ["acc", "loss"]
     assert (r / "metrics" / "train" / "loss").read_text() == "0.5\n"
     assert (r / "metrics" / "deep" / "a" / "b").read_text() == "2\n"
-    assert sorted(os.listdir(r / "history" / "train")) == ["acc", "loss"]
+    assert sorted(os.listdir(r / "history" / "train")) == ["acc", "acc.svg", "loss", "loss.svg"]
     assert (r / "history" / "train" / "acc").read_text().split()[:2] == ["0", "0.75"]
     assert os.listdir(r / "params") == ["opt"]
     assert (r / "params" / "opt" / "lr").read_text() == "0.01\n"
@@ -161,7 +161,8 @@ def test_key_that_is_leaf_and_prefix_shows_once_as_leaf(mount, client):
     assert (metrics / "train").read_text() == "1\n"
     assert kind(metrics / "train") == "f"
     assert sorted(os.listdir(metrics)) == ["train", "train-b"]
-    assert sorted(os.listdir(mount.run("E", "r") / "history")) == ["train", "train-b"]
+    assert sorted(os.listdir(mount.run("E", "r") / "history")) == [
+        "train", "train-b", "train-b.svg", "train.svg"]
 
 
 # ---- run folders ---------------------------------------------------------------

@@ -402,6 +402,21 @@ static const struct cost_case costs[] = {
 	  "get_experiment find_run get_snapshot", NULL },
 	{ "getattr a history file", GETATTR, RUN "/history/loss", NULL, 0, 4,
 	  "get_experiment find_run get_snapshot history_stat", NULL },
+	/* A plot's size is that of its drawing: measured and drawn once. */
+	{ "getattr a history plot", GETATTR, RUN "/history/loss.svg", NULL, 0, 6,
+	  "get_experiment find_run get_snapshot history_stat metric_history=2", NULL },
+	{ "getattr a missing history plot", GETATTR, RUN "/history/nope.svg", NULL, -ENOENT, 3,
+	  "get_experiment find_run get_snapshot", NULL },
+	{ "getattr .plots/", GETATTR, EXP "/.plots", NULL, 0, 1, "get_experiment", NULL },
+	{ "getattr an experiment plot (runs A and B have loss)", GETATTR, EXP "/.plots/loss.svg",
+	  NULL, 0, 13, "get_experiment list_runs=2 get_snapshot=4 history_stat=2 metric_history=4",
+	  NULL },
+	{ "getattr a folder of .plots/", GETATTR, EXP "/.plots/train", NULL, 0, 5,
+	  "get_experiment list_runs get_snapshot=3", NULL },
+	{ "getattr a missing experiment plot", GETATTR, EXP "/.plots/nope.svg", NULL, -ENOENT, 5,
+	  "get_experiment list_runs get_snapshot=3", NULL },
+	{ "getattr a metric's name under .plots/ (no .svg)", GETATTR, EXP "/.plots/loss", NULL,
+	  -ENOENT, 5, "get_experiment list_runs get_snapshot=3", NULL },
 	{ "getattr a tag", GETATTR, RUN "/tags/owner", NULL, 0, 3,
 	  "get_experiment find_run get_snapshot", NULL },
 	{ "getattr an experiment tag", GETATTR, EXP "/.tags/team", NULL, 0, 2,
@@ -434,7 +449,7 @@ static const struct cost_case costs[] = {
 	{ "readdir experiments/", READDIR, "/experiments", NULL, 0, 1, "list_experiments",
 	  "Default vision nlp" },
 	{ "readdir an experiment", READDIR, EXP, NULL, 0, 3, "get_experiment list_runs list_kv",
-	  ".experiment.json .tags .runs.csv .runs.tsv .models baseline "
+	  ".experiment.json .tags .runs.csv .runs.tsv .plots .models baseline "
 	  "baseline@b0b1b2b3 " FAKE_RUN_C },
 	{ "readdir a run", READDIR, RUN, NULL, 0, 3, "get_experiment find_run get_snapshot",
 	  "run_id status run.json params metrics history tags artifacts models" },
@@ -442,12 +457,18 @@ static const struct cost_case costs[] = {
 	  "get_experiment find_run get_snapshot", "epochs lr opt" },
 	{ "readdir metrics/", READDIR, RUN "/metrics", NULL, 0, 3,
 	  "get_experiment find_run get_snapshot", "acc loss train" },
-	{ "readdir history/ (one history_stat per metric shown)", READDIR, RUN "/history", NULL, 0,
-	  5, "get_experiment find_run get_snapshot history_stat=2", "acc loss train" },
+	/* A plot is listed without its size, which would cost drawing it. */
+	{ "readdir history/ (one history_stat per metric shown, none per plot)", READDIR,
+	  RUN "/history", NULL, 0, 5, "get_experiment find_run get_snapshot history_stat=2",
+	  "acc acc.svg loss loss.svg train" },
 	{ "readdir tags/", READDIR, RUN "/tags", NULL, 0, 3, "get_experiment find_run get_snapshot",
 	  "mlflow.runName mlflow.user owner team" },
 	{ "readdir a key folder (metrics/train/)", READDIR, RUN "/metrics/train", NULL, 0, 3,
 	  "get_experiment find_run get_snapshot", "acc loss" },
+	{ "readdir .plots/ (a plot per metric of any run, none drawn)", READDIR, EXP "/.plots",
+	  NULL, 0, 5, "get_experiment list_runs get_snapshot=3", "acc.svg loss.svg train" },
+	{ "readdir a folder of .plots/", READDIR, EXP "/.plots/train", NULL, 0, 9,
+	  "get_experiment list_runs=2 get_snapshot=6", "acc.svg loss.svg" },
 	{ "readdir an experiment's .tags/", READDIR, EXP "/.tags", NULL, 0, 2,
 	  "get_experiment list_kv", "mlflow.note.content team" },
 	{ "readdir runs/ (one list_runs per experiment)", READDIR, "/runs", NULL, 0, 4,
@@ -577,6 +598,37 @@ static void test_costs(void)
 	}
 }
 
+/* ---- plots: drawn once for a stat and the read after it ------------------ */
+
+static void test_plot_drawn_once(void)
+{
+	const char *path = RUN "/history/loss.svg";
+	struct fake_counts before, d;
+	struct buf text = BUF_INIT;
+	struct stat st;
+	struct fx x;
+
+	if (!ok(fx_open(&x) == 0, "plot: a fresh world"))
+		return;
+	fake_counts_take(x.f, &before);
+	is_int(getattr(path, &st), 0, "plot: stat");
+	is_int(read_file(path, &text), 0, "plot: cat");
+	fake_counts_since(x.f, &before, &d);
+	/* Measured and drawn at the stat; the open takes that drawing. */
+	is_calls(&d, 10,
+		 "get_experiment=2 find_run=2 get_snapshot=2 history_stat=2 metric_history=2",
+		 "plot: stat then cat draws it once");
+	is_int(st.st_size, (long long)text.len, "plot: stat's size is what cat reads");
+	ok(text.len > 0 && strstr(buf_str(&text), "<polyline") != NULL, "plot: cat reads an SVG");
+	fake_counts_take(x.f, &before);
+	is_int(getattr(path, &st), 0, "plot: stat again");
+	fake_counts_since(x.f, &before, &d);
+	is_calls(&d, 4, "get_experiment find_run get_snapshot history_stat",
+		 "plot: a second stat of unchanged points draws nothing");
+	buf_release(&text);
+	ok(fx_close(&x, "plot") == 0, "plot: no batch left, no contract broken");
+}
+
 /* ---- the shell loop: echo v >> metrics/x, step by step ------------------- */
 
 static void test_append_steps(void)
@@ -614,10 +666,12 @@ static void test_append_steps(void)
 		is_int(fs_operations.flush(path, &fi), 0, "append: flush succeeds");
 		fake_counts_since(x.f, &before, &d);
 		is_calls(&d, 1, "batch_commit", "append: flush commits exactly once");
-		is_int(inval_calls, 3, "append: flush invalidates three paths");
-		is_str(buf_str(&inval_paths), RUN "\n" RUN "/run.json\n" RUN "/history/loss\n",
-		       "append: the run, run.json and the history (its own file the kernel "
-		       "redoes)");
+		is_int(inval_calls, 5, "append: flush invalidates five paths");
+		is_str(buf_str(&inval_paths),
+		       RUN "\n" RUN "/run.json\n" RUN "/history/loss\n" RUN
+			   "/history/loss.svg\n" EXP "/.plots/loss.svg\n",
+		       "append: the run, run.json, the history and the plots (its own file the "
+		       "kernel redoes)");
 
 		fake_counts_take(x.f, &before);
 		is_int(fs_operations.release(path, &fi), 0, "append: release succeeds");
@@ -654,6 +708,11 @@ static const struct refusal_case refusals[] = {
 	{ "a status that is not one", PUT, RUN "/status", "DONE\n", -EINVAL, 1, NULL },
 	{ "a write to run_id", PUT, RUN "/run_id", "x\n", -EACCES, 1, NULL },
 	{ "a write to a history", APPEND, RUN "/history/loss", "1\n", -EACCES, 1, NULL },
+	{ "a write to a history plot", PUT, RUN "/history/loss.svg", "x\n", -EACCES, 1, NULL },
+	{ "a write to an experiment plot", PUT, EXP "/.plots/loss.svg", "x\n", -EACCES, 1, NULL },
+	{ "a new file in .plots/", PUT_NEW, EXP "/.plots/new.svg", "x\n", -EACCES, 1, NULL },
+	{ "mkdir in .plots/", MKDIR, EXP "/.plots/new", NULL, -EACCES, 1, NULL },
+	{ "unlink an experiment plot", UNLINK, EXP "/.plots/loss.svg", NULL, -EPERM, 1, NULL },
 	{ "unlink a param", UNLINK, RUN "/params/lr", NULL, -EPERM, 1, NULL },
 	{ "rename a metric", RENAME, RUN "/metrics/loss", RUN "/metrics/loss2", -EPERM, 1, NULL },
 	{ "move a run to another experiment", RENAME, RUN, "/experiments/nlp/baseline", -EPERM, 1,
@@ -1183,6 +1242,7 @@ int main(void)
 	}
 	test_context_is_ours();
 	test_costs();
+	test_plot_drawn_once();
 	test_append_steps();
 	test_refusals();
 	test_value_limit();

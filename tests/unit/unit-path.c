@@ -28,6 +28,7 @@ static const struct kind_name kinds[] = {
 	{ "EXP_JSON", NODE_EXP_JSON, 0 },
 	{ "EXP_TAGS", NODE_EXP_TAGS, 1 },
 	{ "RUNS_TABLE", NODE_RUNS_TABLE, 0 },
+	{ "PLOTS", NODE_PLOTS, 1 },
 	{ "RUN", NODE_RUN, 0 },
 	{ "RUN_ID", NODE_RUN_ID, 0 },
 	{ "STATUS", NODE_STATUS, 0 },
