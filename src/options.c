@@ -242,7 +242,7 @@ char *options_redact_uri(const char *uri)
 }
 
 /* The embedded default: $XDG_DATA_HOME/mlflowfs/mlflow.db. */
-static char *default_uri(void)
+char *options_default_uri(void)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
 	char *uri;
@@ -285,7 +285,7 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 			return fail(errmsg, "%s", "out of memory");
 	}
 	if (!cfg->tracking_uri) {
-		cfg->tracking_uri = default_uri();
+		cfg->tracking_uri = options_default_uri();
 		if (!cfg->tracking_uri)
 			return fail(errmsg, "%s",
 				    "cannot find a place for the default store: set HOME or "
