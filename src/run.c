@@ -687,8 +687,7 @@ static void daemon_log_show(struct runner *r)
 
 	if (r->daemon_log < 0 || lseek(r->daemon_log, 0, SEEK_SET) < 0)
 		return;
-	n = read(r->daemon_log, text, sizeof(text) - 1);
-	if (n > 0)
+	while ((n = read(r->daemon_log, text, sizeof(text))) > 0)
 		write_all(STDERR_FILENO, text, (size_t)n);
 }
 
@@ -699,7 +698,7 @@ static void daemon_log_show(struct runner *r)
  */
 static void unmount_private(struct runner *r)
 {
-	int status, i;
+	int status = 0, i;
 
 	if (!r->daemon)
 		return;
@@ -719,6 +718,11 @@ static void unmount_private(struct runner *r)
 	if (i == 200) {
 		kill(r->daemon, SIGKILL);
 		waitpid(r->daemon, &status, 0);
+	}
+	/* A daemon that did not end cleanly may have lost something: say why. */
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		warn("the private mount's daemon ended badly; its log follows");
+		daemon_log_show(r);
 	}
 	r->daemon = 0;
 	if (rmdir(r->mnt))
@@ -798,7 +802,7 @@ static int mount_private(struct runner *r, const char *uri)
 }
 
 /*
- * Picks the store and the mount to use (mlflowfs(1), RUNNING A PROGRAM):
+ * Picks the store and the mount to use (mlflowfs(1), Running a program):
  * -m's mount, else a mount of the store the user named or the default one,
  * else a private mount.  0, or -1 after saying why.
  */
@@ -949,8 +953,10 @@ out:
  * (argv) run from our working folder. */
 static void set_provenance(struct runner *r, char *const argv[])
 {
+	struct provenance_tag tags[PROVENANCE_NTAGS];
 	struct buf args = BUF_INIT;
 	struct provenance p;
+	size_t k;
 	struct passwd *pw = getpwuid(getuid());
 	char cwd[PATH_MAX];
 	int i;
@@ -964,23 +970,13 @@ static void set_provenance(struct runner *r, char *const argv[])
 	buf_release(&args);
 	if (getcwd(cwd, sizeof(cwd)))
 		provenance_git(cwd, r->mnt, &p);
-	{
-		const struct {
-			const char *key, *value; /* NULL: not known, not set */
-		} tags[] = {
-			{ "mlflow.source.type", "LOCAL" },
-			{ "mlflow.source.name", p.source_name },
-			{ "mlflow.source.git.commit", p.git_commit },
-			{ "mlflow.source.git.branch", p.git_branch },
-			{ "mlflow.source.git.repoURL", p.git_repo_url },
-			{ "mlflow.user", pw ? pw->pw_name : NULL },
-		};
-		size_t k;
-
-		for (k = 0; k < sizeof(tags) / sizeof(tags[0]); k++)
-			if (tags[k].value)
-				set_key(r, "tags", tags[k].key, tags[k].value);
-	}
+	provenance_tags(&p, tags);
+	for (k = 0; k < PROVENANCE_NTAGS; k++)
+		if (tags[k].value)
+			set_key(r, "tags", tags[k].key, tags[k].value);
+	/* the daemon set it from the caller, us; the same user, said again */
+	if (pw)
+		set_key(r, "tags", "mlflow.user", pw->pw_name);
 	provenance_release(&p);
 }
 
