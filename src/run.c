@@ -1305,7 +1305,8 @@ int run_main(int argc, char *argv[])
 		warn("out of memory");
 		goto out;
 	}
-	if (choose_mount(&r, mnt, uri) || stop_signal || make_run(&r, name) || stop_signal)
+	/* a signal before the run exists leaves nothing to end */
+	if (choose_mount(&r, mnt, uri) || stop_signal || make_run(&r, name))
 		goto out;
 	for (size_t k = 0; k < r.nflags; k++)
 		set_key(&r, "params", r.flags[k].key, r.flags[k].value);
@@ -1340,6 +1341,9 @@ end:
 		warn("cannot end run '%s' %s: %s", r.run_id, status_word, strerror(err));
 out:
 	runner_release(&r);
+	/* stopped before the program started: as a shell reports the signal */
+	if (ret == RUN_EXIT_SETUP && stop_signal)
+		ret = 128 + stop_signal;
 	return ret;
 usage_err:
 	fprintf(stderr, "Try 'mlflowfs run --help'.\n");
