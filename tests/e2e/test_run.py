@@ -383,3 +383,51 @@ def test_output_memory_flat(mount, tmp_path):
     assert max_rss_kb < 20 * 1024, max_rss_kb
     log = mount.run("big", only_run(client_of(mount.client_uri), "big").info.run_name)
     assert (log / "artifacts" / "stdout.log").stat().st_size == 64 * 1024 * 1024
+
+
+def test_help(tmp_path):
+    r = wrap(["--help"], tmp_path)
+    assert r.returncode == 0
+    assert r.stdout.startswith(b"usage: mlflowfs run [OPTIONS] [--] PROGRAM [ARGS...]\n")
+    for word in (b"-e, --experiment", b"-n, --name", b"-m, --mount", b"--tracking-uri",
+                 b"MLFLOWFS_RUN_DIR", b"125"):
+        assert word in r.stdout, word
+    r = subprocess.run([mlflowfs_binary(), "--help"], capture_output=True)
+    assert b"mlflowfs run [-e EXPERIMENT] [-n NAME] [--] PROGRAM" in r.stdout
+
+
+LIVE = r'''
+import os, sys, time
+print("acc: 0.5")
+print("top@1: 0.7")
+path = os.path.join(os.environ["MLFLOWFS_RUN_DIR"], "metrics", "acc")
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        if open(path).read() == "0.5\n":
+            break
+    except OSError:
+        pass
+    time.sleep(0.05)
+else:
+    sys.exit("the point did not arrive while the program ran")
+print("live: 1")
+'''
+
+
+def test_points_arrive_while_running_and_bad_keys_skipped(mount, tmp_path):
+    """A point is in the store as soon as its line is printed, not at the
+    end; a flag or a scalar whose key MLflow refuses is skipped with one
+    warning, and the rest of the run is logged."""
+    (tmp_path / "live.py").write_text(LIVE)
+    r = wrap(["-e", "live", sys.executable, "live.py", "--a@b", "1", "--ok", "2"], tmp_path,
+             env={"MLFLOW_TRACKING_URI": mount.uri})
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.decode()
+    assert "param 'a@b' not logged: Invalid argument" in err, err
+    assert err.count("metric 'top@1' not logged: Invalid argument") == 1, err
+    client = client_of(mount.client_uri)
+    run = only_run(client, "live")
+    assert run.data.params == {"ok": "2"}
+    assert run.data.metrics == {"acc": 0.5, "live": 1.0}
+    assert run.info.status == "FINISHED"
