@@ -18,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -379,7 +381,6 @@ struct runner {
 	int64_t step; /* set by a "step:" line */
 	int has_step;
 	int log_fd; /* artifacts/stdout.log */
-	int log_failed;
 };
 
 static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -988,6 +989,10 @@ struct stream {
 	char line[LINE_MAX_LEN];
 	size_t len;
 	int overlong; /* the line so far did not fit: not a scalar */
+	/* the start of a line not yet in stdout.log: a line is logged whole,
+	 * so the other stream's output never lands inside it */
+	char held[LINE_MAX_LEN];
+	size_t held_len;
 };
 
 static void line_done(struct runner *r, struct stream *s)
@@ -1000,20 +1005,49 @@ static void line_done(struct runner *r, struct stream *s)
 	s->overlong = 0;
 }
 
-/* Passes a chunk of output on, into stdout.log, and through the line
- * parser, in the order it arrived. */
-static void stream_chunk(struct runner *r, struct stream *s, const char *data, size_t n)
+static void log_bytes(struct runner *r, const char *data, size_t n)
 {
-	size_t i;
-
-	/* a reader of ours that went away is the reader's business */
-	write_all(s->out, data, n);
-	if (r->log_fd >= 0 && write_all(r->log_fd, data, n)) {
+	if (r->log_fd >= 0 && n && write_all(r->log_fd, data, n)) {
 		warn("artifacts/stdout.log: output is no longer kept: %s", strerror(errno));
 		close(r->log_fd);
 		r->log_fd = -1;
-		r->log_failed = 1;
 	}
+}
+
+/* Appends what is held of a stream's unfinished line to stdout.log. */
+static void stream_release(struct runner *r, struct stream *s)
+{
+	log_bytes(r, s->held, s->held_len);
+	s->held_len = 0;
+}
+
+/*
+ * Passes a chunk of output on at once, and into stdout.log up to its last
+ * complete line (the rest is held for the next chunk; a line longer than
+ * the hold goes in pieces), and through the line parser.
+ */
+static void stream_chunk(struct runner *r, struct stream *s, const char *data, size_t n)
+{
+	const char *nl = memrchr(data, '\n', n), *rest = data;
+	size_t i, rest_len = n;
+
+	/* a reader of ours that went away is the reader's business */
+	write_all(s->out, data, n);
+	if (nl) {
+		stream_release(r, s);
+		log_bytes(r, data, (size_t)(nl + 1 - data));
+		rest = nl + 1;
+		rest_len = n - (size_t)(rest - data);
+	}
+	if (s->held_len + rest_len > sizeof(s->held)) {
+		stream_release(r, s);
+		if (rest_len > sizeof(s->held)) {
+			log_bytes(r, rest, rest_len);
+			rest_len = 0;
+		}
+	}
+	memcpy(s->held + s->held_len, rest, rest_len);
+	s->held_len += rest_len;
 	for (i = 0; i < n; i++) {
 		if (data[i] == '\n')
 			line_done(r, s);
@@ -1031,7 +1065,7 @@ static void stream_chunk(struct runner *r, struct stream *s, const char *data, s
  */
 static int pump(struct runner *r, pid_t pid, int out_fd, int err_fd)
 {
-	static struct stream s[2];
+	struct stream s[2];
 	char chunk[65536];
 	int status = 0, exited = 0, i;
 
@@ -1040,6 +1074,7 @@ static int pump(struct runner *r, pid_t pid, int out_fd, int err_fd)
 	s[1].fd = err_fd;
 	s[1].out = STDERR_FILENO;
 	s[0].len = s[1].len = 0;
+	s[0].held_len = s[1].held_len = 0;
 	s[0].overlong = s[1].overlong = 0;
 	while (s[0].fd >= 0 || s[1].fd >= 0) {
 		struct pollfd pfd[2];
@@ -1068,6 +1103,7 @@ static int pump(struct runner *r, pid_t pid, int out_fd, int err_fd)
 			if (got < 0 && errno == EINTR)
 				continue;
 			if (got <= 0) {
+				stream_release(r, &s[i]);
 				if (s[i].len)
 					line_done(r, &s[i]);
 				close(s[i].fd);
@@ -1078,6 +1114,7 @@ static int pump(struct runner *r, pid_t pid, int out_fd, int err_fd)
 		}
 	}
 	for (i = 0; i < 2; i++) {
+		stream_release(r, &s[i]);
 		if (s[i].len)
 			line_done(r, &s[i]);
 		if (s[i].fd >= 0)
@@ -1101,7 +1138,44 @@ static int setenv_all(struct runner *r)
 }
 
 /*
- * Starts the program with its output on pipes and pumps them.  Returns its
+ * Where the program's stream to our fd goes: fds[0] ours to read, fds[1]
+ * its to write.  A pseudo-terminal when fd is a terminal, so the program
+ * sees one as it would unwrapped (line-buffered output, colours, progress
+ * bars), without output processing so the bytes arrive as written; else a
+ * pipe.  0, or -1 with errno.
+ */
+static int channel_open(int fd, int fds[2])
+{
+	struct termios t;
+	struct winsize ws;
+	char name[128];
+
+	if (!isatty(fd))
+		return pipe2(fds, O_CLOEXEC);
+	fds[0] = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fds[0] < 0)
+		return -1;
+	if (grantpt(fds[0]) || unlockpt(fds[0]) || ptsname_r(fds[0], name, sizeof(name)))
+		goto fail;
+	fds[1] = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fds[1] < 0)
+		goto fail;
+	if (!tcgetattr(fds[1], &t)) {
+		t.c_oflag &= ~(tcflag_t)OPOST;
+		t.c_lflag &= ~(tcflag_t)(ECHO | ICANON | ISIG);
+		tcsetattr(fds[1], TCSANOW, &t);
+	}
+	if (!ioctl(fd, TIOCGWINSZ, &ws))
+		ioctl(fds[1], TIOCSWINSZ, &ws);
+	return 0;
+fail:
+	close(fds[0]);
+	return -1;
+}
+
+/*
+ * Starts the program with its output on pipes (or pseudo-terminals) and
+ * pumps them.  Returns its
  * wait status, or -1 when it could not be started (*exec_err the errno).
  */
 static int run_program(struct runner *r, char *const argv[], int *exec_err)
@@ -1111,13 +1185,27 @@ static int run_program(struct runner *r, char *const argv[], int *exec_err)
 	pid_t pid;
 
 	*exec_err = 0;
-	if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(ex, O_CLOEXEC)) {
+	out[0] = out[1] = err[0] = err[1] = -1;
+	if (channel_open(STDOUT_FILENO, out) || channel_open(STDERR_FILENO, err) ||
+	    pipe2(ex, O_CLOEXEC)) {
 		*exec_err = errno;
+		for (int k = 0; k < 2; k++) {
+			if (out[k] >= 0)
+				close(out[k]);
+			if (err[k] >= 0)
+				close(err[k]);
+		}
 		return -1;
 	}
 	pid = fork();
 	if (pid < 0) {
 		*exec_err = errno;
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		close(ex[0]);
+		close(ex[1]);
 		return -1;
 	}
 	if (pid == 0) {

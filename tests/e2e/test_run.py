@@ -431,3 +431,54 @@ def test_points_arrive_while_running_and_bad_keys_skipped(mount, tmp_path):
     assert run.data.params == {"ok": "2"}
     assert run.data.metrics == {"acc": 0.5, "live": 1.0}
     assert run.info.status == "FINISHED"
+
+
+TTY_PROGRAM = r'''
+import os, sys
+print("tty: %d %d" % (os.isatty(1), os.isatty(2)))
+sys.stderr.write("err: 1\n")
+for i in range(3000):
+    print("line %d %s" % (i, "x" * 90))
+print("acc: 0.5")
+'''
+
+
+def test_terminal_stays_a_terminal(mount, tmp_path):
+    """Output to a terminal reaches the program as a terminal (a
+    pseudo-terminal of the wrapper's, with no output processing), output to
+    a pipe as a pipe; every byte is kept either way, up to the last one
+    printed just before the program exits."""
+    import pty
+    (tmp_path / "tty.py").write_text(TTY_PROGRAM)
+    master, slave = pty.openpty()
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mount.uri)
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    p = subprocess.Popen([mlflowfs_binary(), "run", "-e", "tty", sys.executable, "tty.py"],
+                         cwd=tmp_path, env=env, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last writer has closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0, err
+    assert err == b"err: 1\n"
+    expected = b"tty: 1 0\n" + b"".join(b"line %d %s\n" % (i, b"x" * 90)
+                                        for i in range(3000)) + b"acc: 0.5\n"
+    # our own test terminal turns \n into \r\n; the wrapper's does not
+    assert seen.replace(b"\r\n", b"\n") == expected
+    client = client_of(mount.client_uri)
+    run = only_run(client, "tty")
+    log = artifact_bytes(mount.client_uri, run.info.run_id, "stdout.log", tmp_path)
+    assert sorted(log.splitlines(True)) == sorted(expected.splitlines(True) + [b"err: 1\n"])
+    assert b"\r" not in log
+    assert run.data.metrics["acc"] == 0.5
+    r = wrap(["-e", "pipe", sys.executable, "tty.py"], tmp_path,
+             env={"MLFLOW_TRACKING_URI": mount.uri})
+    assert r.stdout.startswith(b"tty: 0 0\n")
