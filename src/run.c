@@ -262,6 +262,14 @@ int run_scalar_parse(const char *line, size_t len, struct run_scalar *out)
  */
 static volatile sig_atomic_t program_pid;
 static volatile sig_atomic_t stop_signal;
+/* Set by the handler when our terminal's size changed; cleared by pump(). */
+static volatile sig_atomic_t resized;
+
+static void on_winch(int sig)
+{
+	(void)sig;
+	resized = 1;
+}
 
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
@@ -286,12 +294,15 @@ static void signals_catch(void)
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
-	sa.sa_flags = SA_SIGINFO;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		sigaction(forwarded[i], &sa, NULL);
 	/* A reader that went away is noticed by write's EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
+	sa.sa_handler = on_winch;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGWINCH, &sa, NULL);
 }
 
 /* In a child about to exec: what it inherits should be the defaults. */
@@ -302,6 +313,7 @@ static void signals_default(void)
 	for (i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
 		signal(forwarded[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
+	signal(SIGWINCH, SIG_DFL);
 }
 
 /* ---- small I/O -------------------------------------------------------- */
@@ -835,7 +847,8 @@ static int choose_mount(struct runner *r, const char *given_mnt, const char *giv
 			free(mounted);
 			return -1;
 		}
-		r->mnt = strdup(given_mnt);
+		/* MLFLOWFS_RUN_DIR must hold wherever the program goes */
+		r->mnt = realpath(given_mnt, NULL);
 		/* the mount's own URI, unless the user's (with what it carries) names it */
 		r->store_uri = r->uri ? strdup(r->uri) : mounted;
 		if (r->uri)
@@ -1086,6 +1099,16 @@ static int pump(struct runner *r, pid_t pid, int out_fd, int err_fd)
 			pfd[i].revents = 0;
 		}
 		n = poll(pfd, 2, exited ? 0 : 200);
+		if (resized) {
+			/* the program's pseudo-terminals follow our terminal's size */
+			struct winsize ws;
+
+			resized = 0;
+			for (i = 0; i < 2; i++)
+				if (s[i].fd >= 0 && isatty(s[i].out) &&
+				    !ioctl(s[i].out, TIOCGWINSZ, &ws))
+					ioctl(s[i].fd, TIOCSWINSZ, &ws);
+		}
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n == 0 && exited)

@@ -329,11 +329,12 @@ def test_bad_usage_and_mismatched_mount(mount, tmp_path):
     assert wrap(["--bogus", "touch", str(marker)], tmp_path).returncode == SETUP_FAILED
     assert not marker.exists()
     assert [e.name for e in client.search_experiments()] == before
-    # -m alone takes the mount's own store
-    r = wrap(["-m", str(mount.mnt), "-e", "x", "touch", str(marker)], tmp_path,
-             env={"MLFLOW_TRACKING_URI": ""})
+    # -m alone takes the mount's own store; a relative -m is made absolute
+    r = wrap(["-m", mount.mnt.name, "-e", "x", "sh", "-c",
+              'cd / && echo "$MLFLOWFS_RUN_DIR" > "$0" && cat "$MLFLOWFS_RUN_DIR/run_id"',
+              str(marker)], mount.mnt.parent, env={"MLFLOW_TRACKING_URI": ""})
     assert r.returncode == 0, r.stderr
-    assert marker.exists()
+    assert marker.read_text().startswith(str(mount.mnt) + "/experiments/x/")
     assert only_run(client, "x").info.status == "FINISHED"
 
 
@@ -482,3 +483,114 @@ def test_terminal_stays_a_terminal(mount, tmp_path):
     r = wrap(["-e", "pipe", sys.executable, "tty.py"], tmp_path,
              env={"MLFLOW_TRACKING_URI": mount.uri})
     assert r.stdout.startswith(b"tty: 0 0\n")
+
+
+INTERRUPTED = r'''
+import signal, sys, time
+n = 0
+def count(sig, frame):
+    global n
+    n += 1
+signal.signal(signal.SIGINT, count)
+print("ready: 1", flush=True)
+deadline = time.monotonic() + 20
+while n == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(1)
+print("sigints: %d" % n, flush=True)
+'''
+
+
+def test_interrupt_typed_at_the_terminal_reaches_the_program_once(mount, tmp_path):
+    """^C at the terminal signals the wrapper and the program (one process
+    group); the wrapper does not send it again, and the program, which
+    handles it, decides how the run ends."""
+    import pty
+    (tmp_path / "intr.py").write_text(INTERRUPTED)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mount.uri)
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    argv = [mlflowfs_binary(), "run", "-e", "intr", sys.executable, "intr.py"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the session leader of a new terminal, in its foreground
+        try:
+            os.chdir(tmp_path)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        while b"ready: 1" not in out:
+            chunk = os.read(fd, 4096)
+            assert chunk, out
+            out += chunk
+        os.write(fd, b"\x03")
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"sigints: 1" in out, out
+    run = only_run(client_of(mount.client_uri), "intr")
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["sigints"] == 1
+
+
+RESIZED = r"""
+import os, signal, sys, time
+got = []
+signal.signal(signal.SIGWINCH, lambda *a: got.append(1))
+print("size: %d %d" % tuple(os.get_terminal_size()), flush=True)
+deadline = time.monotonic() + 20
+while not got and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.3)
+print("size: %d %d" % tuple(os.get_terminal_size()), flush=True)
+"""
+
+
+def test_window_size_follows_the_terminal(mount, tmp_path):
+    """The program's pseudo-terminal has the wrapper's terminal's size,
+    also after the terminal is resized."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    (tmp_path / "size.py").write_text(RESIZED)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mount.uri)
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    argv = [mlflowfs_binary(), "run", "-e", "size", sys.executable, "size.py"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            os.chdir(tmp_path)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        while b"size: 100 30" not in out:
+            chunk = os.read(fd, 4096)
+            assert chunk, out
+            out += chunk
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"size: 120 40" in out, out
