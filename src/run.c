@@ -37,6 +37,11 @@
 #define LINE_MAX_LEN 4096
 /* Metric files kept open at once; more keys are opened per line. */
 #define OPEN_METRICS_MAX 256
+/* Metric keys remembered; a program that prints ever new keys must not
+ * grow the wrapper, so later ones are opened per line, unremembered. */
+#define METRIC_KEYS_MAX 1024
+/* Refusals of unremembered keys said on stderr, at most. */
+#define TRANSIENT_WARN_MAX 10
 /* How long a private mount may take to appear, in milliseconds. */
 #define MOUNT_WAIT_MS 30000
 
@@ -390,6 +395,8 @@ struct runner {
 	size_t nflags;
 	struct metric_file *metrics;
 	size_t nmetrics;
+	struct metric_file transient; /* a key beyond METRIC_KEYS_MAX, for one line */
+	int transient_warned;
 	int64_t step; /* set by a "step:" line */
 	int has_step;
 	int log_fd; /* artifacts/stdout.log */
@@ -488,26 +495,34 @@ static int metric_fd(struct runner *r, const char *key, size_t len, struct metri
 			goto open;
 		}
 	}
-	more = realloc(r->metrics, (r->nmetrics + 1) * sizeof(*more));
-	if (!more)
-		return -1;
-	r->metrics = more;
-	*mf = &more[r->nmetrics];
+	if (r->nmetrics >= METRIC_KEYS_MAX) {
+		*mf = &r->transient;
+		free(r->transient.key);
+	} else {
+		more = realloc(r->metrics, (r->nmetrics + 1) * sizeof(*more));
+		if (!more)
+			return -1;
+		r->metrics = more;
+		*mf = &more[r->nmetrics];
+	}
 	(*mf)->key = strndup(key, len);
-	(*mf)->fd = -1;
+	(*mf)->fd = -2;
 	if (!(*mf)->key)
 		return -1;
-	r->nmetrics++;
+	if (*mf != &r->transient)
+		r->nmetrics++;
 open:
 	path = key_path(r->run_dir, "metrics", (*mf)->key);
 	fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666) : -1;
 	free(path);
 	if (fd < 0) {
-		warn("metric '%s' not logged: %s", (*mf)->key, strerror(errno));
+		if (*mf != &r->transient || r->transient_warned++ < TRANSIENT_WARN_MAX)
+			warn("metric '%s' not logged: %s", (*mf)->key, strerror(errno));
 		(*mf)->fd = -1;
 		return -1;
 	}
-	(*mf)->fd = r->nmetrics > OPEN_METRICS_MAX ? -2 : fd;
+	if (*mf != &r->transient && r->nmetrics <= OPEN_METRICS_MAX)
+		(*mf)->fd = fd;
 	return fd;
 }
 
@@ -1280,6 +1295,8 @@ static void close_outputs(struct runner *r)
 	free(r->metrics);
 	r->metrics = NULL;
 	r->nmetrics = 0;
+	free(r->transient.key);
+	r->transient.key = NULL;
 	if (r->log_fd >= 0 && close(r->log_fd))
 		warn("artifacts/stdout.log may be incomplete: %s", strerror(errno));
 	r->log_fd = -1;

@@ -594,3 +594,23 @@ def test_window_size_follows_the_terminal(mount, tmp_path):
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, out
     assert b"size: 120 40" in out, out
+
+
+@pytest.mark.local_only("a key past the first 256 is opened and closed per point, and a "
+                        "remote close waits for the server: the limits are the wrapper's")
+def test_many_keys(mount, tmp_path):
+    """More keys than the wrapper keeps open (256) or remembers (1024) are
+    all logged, each point at its step."""
+    prog = ("for rnd in range(2):\n"
+            "    for i in range(1100):\n"
+            "        print('k%d: %d' % (i, rnd))\n")
+    (tmp_path / "keys.py").write_text(prog)
+    r = wrap(["-e", "keys", sys.executable, "keys.py"], tmp_path,
+             env={"MLFLOW_TRACKING_URI": mount.uri}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    client = client_of(mount.client_uri)
+    run = only_run(client, "keys")
+    assert run.data.metrics == {f"k{i}": 1.0 for i in range(1100)}
+    for key in ("k0", "k300", "k1099"):
+        assert history(client, run.info.run_id, key) == [(0, 0.0), (1, 1.0)]
