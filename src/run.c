@@ -949,7 +949,8 @@ static int make_run(struct runner *r, const char *name)
 		}
 	}
 	if (i == 100) {
-		warn("cannot create run '%s': the name and its variants are taken", name);
+		warn("cannot create a run: the name '%s' and its variants are taken",
+		     name ? name : tried);
 		goto out;
 	}
 	if (name && i)

@@ -182,6 +182,8 @@ def test_existing_mount(mount, tmp_path):
     script.write_text('echo 0.25 >> "$MLFLOWFS_RUN_DIR/metrics/acc"\n'
                       'echo 0.5 >> "$MLFLOWFS_RUN_DIR/metrics/acc"\n'
                       'echo note > "$MLFLOWFS_RUN_DIR/tags/kind"\n'
+                      'echo "$MLFLOW_EXPERIMENT_ID $MLFLOW_EXPERIMENT_NAME $MLFLOW_TRACKING_URI"'
+                      ' > "$MLFLOWFS_RUN_DIR/tags/env"\n'
                       'test "$MLFLOW_RUN_ID" = "$(cat "$MLFLOWFS_RUN_DIR/run_id")"\n')
     r = wrap(["-e", "shell", "-n", "job", "sh", "job.sh"], work,
              env={"MLFLOW_TRACKING_URI": mount.uri})
@@ -189,6 +191,7 @@ def test_existing_mount(mount, tmp_path):
     run = only_run(client, "shell")
     assert history(client, run.info.run_id, "acc") == [(0, 0.25), (1, 0.5)]
     assert run.data.tags["kind"] == "note"
+    assert run.data.tags["env"] == f"{run.info.experiment_id} shell {mount.client_uri}"
     assert run.data.tags["mlflow.source.name"] == "job.sh"
     assert run.info.status == "FINISHED"
 
@@ -326,6 +329,10 @@ def test_bad_usage_and_mismatched_mount(mount, tmp_path):
     r = wrap(["-m", str(tmp_path), "-e", "x", "touch", str(marker)], tmp_path)
     assert r.returncode == SETUP_FAILED and b"is not a mlflowfs mount" in r.stderr
     assert wrap(["-e", "x"], tmp_path).returncode == SETUP_FAILED
+    # an experiment name no folder can hold
+    r = wrap(["-m", str(mount.mnt), "-e", "x" * 1100, "touch", str(marker)], tmp_path)
+    assert r.returncode == SETUP_FAILED
+    assert b"cannot create experiment 'xxx" in r.stderr and b"too long" in r.stderr
     assert wrap(["--bogus", "touch", str(marker)], tmp_path).returncode == SETUP_FAILED
     assert not marker.exists()
     assert [e.name for e in client.search_experiments()] == before
