@@ -253,6 +253,7 @@ def test_mlflow_client_logs_into_the_run(backend, store_uri, tmp_path, code, sta
 
 SLEEPER = r'''
 import os, signal, sys, time
+open(os.environ["MARKER"] + ".pid", "w").write(str(os.getpid()))
 open(os.environ["MARKER"], "w").write(os.environ["MLFLOWFS_RUN_DIR"])
 print("ready: 1", flush=True)
 time.sleep(60)
@@ -314,6 +315,50 @@ def test_store_unreachable_program_not_run(tmp_path):
         assert not marker.exists()
         assert os.listdir(tmp) == []
         assert not any(m.startswith(str(tmp)) for m in fuse_mounts())
+    # mounted privately, but the experiment cannot be made: unmounted again
+    r = wrap(["-e", "x" * 1100, "touch", str(marker)], tmp_path,
+             env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/ok.db", "TMPDIR": str(tmp),
+                  "XDG_RUNTIME_DIR": ""})
+    assert r.returncode == SETUP_FAILED and b"cannot create experiment" in r.stderr
+    assert not marker.exists()
+    assert os.listdir(tmp) == []
+    assert not any(m.startswith(str(tmp)) for m in fuse_mounts())
+
+
+def test_wrapper_killed_private_mount_goes(tmp_path):
+    """Even a wrapper killed outright (SIGKILL, no chance to clean up)
+    leaves no mount: the kernel tells its private daemon, which unmounts."""
+    (tmp_path / "sleep.py").write_text(SLEEPER)
+    marker = tmp_path / "marker"
+    # the mountpoint, which nobody is left to remove, is made in the test's folder
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/k.db",
+               MARKER=str(marker), TMPDIR=str(tmp_path), XDG_RUNTIME_DIR="")
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    p = subprocess.Popen([mlflowfs_binary(), "run", "-e", "k", sys.executable, "sleep.py"],
+                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready: 1\n"
+        private = marker.read_text().split("/experiments/")[0]
+        assert private in fuse_mounts()
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 10
+        while private in fuse_mounts() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert private not in fuse_mounts()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+        # the program, orphaned, by the pid it wrote
+        pid_file = Path(str(marker) + ".pid")
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_bad_usage_and_mismatched_mount(mount, tmp_path):
