@@ -509,15 +509,7 @@ def test_terminal_stays_a_terminal(mount, tmp_path):
     p = subprocess.Popen([mlflowfs_binary(), "run", "-e", "tty", sys.executable, "tty.py"],
                          cwd=tmp_path, env=env, stdout=slave, stderr=subprocess.PIPE)
     os.close(slave)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the last writer has closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
+    seen = read_to_end(master)
     os.close(master)
     err = p.stderr.read()
     assert p.wait(timeout=60) == 0, err
@@ -535,6 +527,51 @@ def test_terminal_stays_a_terminal(mount, tmp_path):
     r = wrap(["-e", "pipe", sys.executable, "tty.py"], tmp_path,
              env={"MLFLOW_TRACKING_URI": mount.uri})
     assert r.stdout.startswith(b"tty: 0 0\n")
+
+
+def read_to_end(fd):
+    """What a terminal's master side gives until its last writer is gone."""
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the last writer has closed the terminal
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def in_terminal(mount, cwd, args, wait_for, then, before=None):
+    """Runs `mlflowfs run ARGS` on mount's store as the session leader of a
+    new terminal (in its foreground), reads its output until wait_for shows,
+    calls then(fd of the terminal's master side), reads the rest; returns
+    the exit code and all the output.  before() runs in the child first."""
+    import pty
+    env = dict(os.environ, MLFLOW_TRACKING_URI=mount.uri)
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    argv = [mlflowfs_binary(), "run", *args]
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            if before:
+                before()
+            os.chdir(cwd)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    out = b""
+    try:
+        while wait_for not in out:
+            chunk = os.read(fd, 4096)
+            assert chunk, out
+            out += chunk
+        then(fd)
+        out += read_to_end(fd)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out
 
 
 INTERRUPTED = r'''
@@ -557,37 +594,10 @@ def test_interrupt_typed_at_the_terminal_reaches_the_program_once(mount, tmp_pat
     """^C at the terminal signals the wrapper and the program (one process
     group); the wrapper does not send it again, and the program, which
     handles it, decides how the run ends."""
-    import pty
     (tmp_path / "intr.py").write_text(INTERRUPTED)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mount.uri)
-    env.pop("MLFLOW_EXPERIMENT_NAME", None)
-    argv = [mlflowfs_binary(), "run", "-e", "intr", sys.executable, "intr.py"]
-    pid, fd = pty.fork()
-    if pid == 0:  # the session leader of a new terminal, in its foreground
-        try:
-            os.chdir(tmp_path)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    out = b""
-    try:
-        while b"ready: 1" not in out:
-            chunk = os.read(fd, 4096)
-            assert chunk, out
-            out += chunk
-        os.write(fd, b"\x03")
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    code, out = in_terminal(mount, tmp_path, ["-e", "intr", sys.executable, "intr.py"],
+                            b"ready: 1", lambda fd: os.write(fd, b"\x03"))
+    assert code == 0, out
     assert b"sigints: 1" in out, out
     run = only_run(client_of(mount.client_uri), "intr")
     assert run.info.status == "FINISHED"
@@ -611,40 +621,17 @@ def test_window_size_follows_the_terminal(mount, tmp_path):
     """The program's pseudo-terminal has the wrapper's terminal's size,
     also after the terminal is resized."""
     import fcntl
-    import pty
     import struct
     import termios
+
+    def size(fd, rows, cols):
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
     (tmp_path / "size.py").write_text(RESIZED)
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mount.uri)
-    env.pop("MLFLOW_EXPERIMENT_NAME", None)
-    argv = [mlflowfs_binary(), "run", "-e", "size", sys.executable, "size.py"]
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-            os.chdir(tmp_path)
-            os.execve(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    out = b""
-    try:
-        while b"size: 100 30" not in out:
-            chunk = os.read(fd, 4096)
-            assert chunk, out
-            out += chunk
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out
+    code, out = in_terminal(mount, tmp_path, ["-e", "size", sys.executable, "size.py"],
+                            b"size: 100 30", lambda fd: size(fd, 40, 120),
+                            before=lambda: size(1, 30, 100))
+    assert code == 0, out
     assert b"size: 120 40" in out, out
 
 
