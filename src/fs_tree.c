@@ -132,32 +132,21 @@ static void set_provenance(struct fs *fs, struct store_batch *b, const char *pat
 			   const char *run_id)
 {
 	struct store_ref ref = { .run_id = run_id };
+	struct provenance_tag tags[PROVENANCE_NTAGS];
 	struct provenance p;
 	size_t i;
 	int err;
 
 	if (provenance_of(fuse_get_context()->pid, fs->cfg->mountpoint, &p))
 		return;
-	{
-		const struct {
-			const char *key, *value; /* NULL: not known, not set */
-		} tags[] = {
-			{ "mlflow.source.type", "LOCAL" },
-			{ "mlflow.source.name", p.source_name },
-			{ "mlflow.source.git.commit", p.git_commit },
-			{ "mlflow.source.git.branch", p.git_branch },
-			{ "mlflow.source.git.repoURL", p.git_repo_url },
-		};
-
-		for (i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
-			if (!tags[i].value)
-				continue;
-			err = store_set_tag(fs->store, b, SEC_RUN_TAGS, &ref, tags[i].key,
-					    tags[i].value);
-			if (err)
-				log_warn("%s: the run is made without tag %s: %s", path,
-					 tags[i].key, fs_store_why(err));
-		}
+	provenance_tags(&p, tags);
+	for (i = 0; i < PROVENANCE_NTAGS; i++) {
+		if (!tags[i].value)
+			continue;
+		err = store_set_tag(fs->store, b, SEC_RUN_TAGS, &ref, tags[i].key, tags[i].value);
+		if (err)
+			log_warn("%s: the run is made without tag %s: %s", path, tags[i].key,
+				 fs_store_why(err));
 	}
 	provenance_release(&p);
 }

@@ -25,6 +25,7 @@
 #include "fs.h"
 #include "log.h"
 #include "options.h"
+#include "run.h"
 #include "store.h"
 
 /* The 3.12 loop takes a config; FUSE_USE_VERSION 31 hides its prototype, and
@@ -126,6 +127,9 @@ int main(int argc, char *argv[])
 	char *msg = NULL;
 	int report_fd = -1, ret = 1;
 
+	/* The wrapper is a client of a mount, not a daemon: none of what follows. */
+	if (argc > 1 && !strcmp(argv[1], "run"))
+		return run_main(argc, argv);
 	log_setup(0, 0);
 	/*
 	 * Each FUSE thread would get a malloc arena of its own, and the pages

@@ -242,7 +242,7 @@ char *options_redact_uri(const char *uri)
 }
 
 /* The embedded default: $XDG_DATA_HOME/mlflowfs/mlflow.db. */
-static char *default_uri(void)
+char *options_default_uri(void)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
 	char *uri;
@@ -285,7 +285,7 @@ int options_resolve(struct mfs_config *cfg, char **errmsg)
 			return fail(errmsg, "%s", "out of memory");
 	}
 	if (!cfg->tracking_uri) {
-		cfg->tracking_uri = default_uri();
+		cfg->tracking_uri = options_default_uri();
 		if (!cfg->tracking_uri)
 			return fail(errmsg, "%s",
 				    "cannot find a place for the default store: set HOME or "
@@ -339,6 +339,7 @@ void options_usage(FILE *out, const char *progname)
 {
 	fprintf(out,
 		"usage: %s [OPTIONS] [TRACKING_URI] MOUNTPOINT\n"
+		"   or: %s run [-e EXPERIMENT] [-n NAME] [--] PROGRAM [ARGS...]\n"
 		"\n"
 		"Mounts an MLflow tracking store as a directory tree.\n"
 		"Unmount with: fusermount3 -u MOUNTPOINT\n"
@@ -360,8 +361,10 @@ void options_usage(FILE *out, const char *progname)
 		"    -o OPT[,OPT...]        FUSE mount options (allow_other, ro, ...);\n"
 		"                           allow_other implies default_permissions\n"
 		"    -V, --version          print the version and exit\n"
-		"    -h, --help             print this help and exit\n",
-		progname);
+		"    -h, --help             print this help and exit\n"
+		"\n"
+		"'%s run' runs PROGRAM as a new MLflow run; '%s run --help' says how.\n",
+		progname, progname, progname, progname);
 }
 
 void options_release(struct mfs_config *cfg)

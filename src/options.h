@@ -48,6 +48,11 @@ int options_resolve(struct mfs_config *cfg, char **errmsg);
  * NULL without memory.  Every message that shows a URI shows this. */
 char *options_redact_uri(const char *uri);
 
+/* The embedded default store's URI, sqlite:///$XDG_DATA_HOME/mlflowfs/mlflow.db
+ * (or under ~/.local/share): a new string, or NULL when neither HOME nor
+ * XDG_DATA_HOME gives a place. */
+char *options_default_uri(void);
+
 void options_usage(FILE *out, const char *progname);
 void options_release(struct mfs_config *cfg);
 

@@ -385,6 +385,15 @@ int provenance_of(pid_t pid, const char *skip_below, struct provenance *out)
 	return 0;
 }
 
+void provenance_tags(const struct provenance *p, struct provenance_tag out[PROVENANCE_NTAGS])
+{
+	out[0] = (struct provenance_tag){ "mlflow.source.type", "LOCAL" };
+	out[1] = (struct provenance_tag){ "mlflow.source.name", p->source_name };
+	out[2] = (struct provenance_tag){ "mlflow.source.git.commit", p->git_commit };
+	out[3] = (struct provenance_tag){ "mlflow.source.git.branch", p->git_branch };
+	out[4] = (struct provenance_tag){ "mlflow.source.git.repoURL", p->git_repo_url };
+}
+
 void provenance_release(struct provenance *p)
 {
 	free(p->source_name);

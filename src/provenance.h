@@ -25,6 +25,18 @@ struct provenance {
  * itself.  Fields that cannot be read stay NULL; returns 0, or -ENOMEM.
  */
 int provenance_of(pid_t pid, const char *skip_below, struct provenance *out);
+
+/* A run tag, by MLflow's name; value NULL when it is not known (not set). */
+struct provenance_tag {
+	const char *key;
+	const char *value; /* borrowed from the provenance, or static */
+};
+
+#define PROVENANCE_NTAGS 5
+
+/* The tags p gives a run: mlflow.source.type (LOCAL), mlflow.source.name
+ * and the three git tags, in that order. */
+void provenance_tags(const struct provenance *p, struct provenance_tag out[PROVENANCE_NTAGS]);
 void provenance_release(struct provenance *p);
 
 /*

@@ -73,3 +73,60 @@ def test_readme_session_runs_and_mlflow_sees_it(tmp_path):
             break
         time.sleep(0.05)
     assert ps.returncode != 0, "mlflowfs still running after unmount"
+
+
+def tracking_block():
+    """The indented block under "Tracking a program you didn't write"."""
+    text = README.read_text()
+    block = text.split("Tracking a program you didn't write\n", 1)[1].split("\n\n", 2)[1]
+    return [line[4:] for line in block.splitlines()]
+
+
+def test_readme_tracking_block_runs_and_mlflow_sees_it(tmp_path):
+    lines = tracking_block()
+    assert lines[1].startswith("mlflowfs run -e demo -n printed -- python3 fit.py")
+    assert lines[-1].startswith("xdg-open ")
+    home = tmp_path / "home"
+    mnt = home / "mlruns"
+    mnt.mkdir(parents=True)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "mlflowfs").symlink_to(mlflowfs_binary())
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "XDG_DATA_HOME")}
+    env.update(HOME=str(home), PATH=f"{bindir}:{env['PATH']}")
+    try:
+        r = subprocess.run(["mlflowfs", str(mnt)], env=env, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+        # All but the viewer, from the top of the clone, with -e.
+        r = subprocess.run(["bash", "-ec", "\n".join(lines[:-1])], env=env, cwd=README.parent,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = r.stdout
+        # The wrapped program's output passed through, then the table.
+        assert "fitting a logistic regression, lr 0.1, 8 epochs" in out
+        table = [line.split() for line in out.splitlines() if line.startswith(("run ", "printed",
+                                                                               "written"))]
+        assert [row[0] for row in table] == ["run", "printed", "written"], out
+        db = home / ".local/share/mlflowfs/mlflow.db"
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+        exp = client.get_experiment_by_name("demo")
+        runs = {x.info.run_name: x for x in client.search_runs([exp.experiment_id])}
+        assert sorted(runs) == ["printed", "written"]
+        printed, written = runs["printed"], runs["written"]
+        assert printed.info.status == "FINISHED"
+        assert printed.data.params == {"lr": "0.1", "epochs": "8"}
+        assert [m.step for m in client.get_metric_history(printed.info.run_id, "loss")] == \
+            list(range(8))
+        assert written.data.params == {"optimizer.name": "sgd", "optimizer.lr": "0.05",
+                                       "epochs": "10"}
+        acc = client.get_metric_history(written.info.run_id, "acc")
+        assert [m.step for m in acc] == list(range(10))
+        disk = (mnt / "experiments/demo/written/artifacts/history.csv").read_bytes()
+        assert disk.startswith(b"epoch,acc,loss\r\n") and disk.count(b"\r\n") == 11
+        assert [float(row.split(b",")[1]) for row in disk.split(b"\r\n")[1:-1]] == \
+            [m.value for m in sorted(acc, key=lambda m: m.step)]
+        assert (mnt / "experiments/demo/.plots/loss.svg").read_text().startswith("<svg")
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)

@@ -4,7 +4,7 @@
  * linked worktree (a .git file and commondir), the origin's URL among other
  * remotes, a work tree found from a folder deep inside it, and folders
  * below the mountpoint never looked into; the source name a command line
- * gives, and this process's own.  The repositories are written by hand in a
+ * gives, and this process's own; the tags a provenance sets.  The repositories are written by hand in a
  * temporary folder, so each case says exactly which files git would have
  * left.  The same is checked against a real git repository end to end
  * (tests/e2e/test_provenance.py).
@@ -215,6 +215,24 @@ static void test_own_command_line(const char *argv0)
 	provenance_release(&p);
 }
 
+static void test_tags(void)
+{
+	struct provenance p = { .source_name = (char *)"train.py", .git_commit = (char *)C1 };
+	struct provenance_tag t[PROVENANCE_NTAGS];
+
+	provenance_tags(&p, t);
+	is_str(t[0].key, "mlflow.source.type", "tag 0: the source type");
+	is_str(t[0].value, "LOCAL", "LOCAL, as MLflow's client says for a local program");
+	is_str(t[1].key, "mlflow.source.name", "tag 1: the source name");
+	is_str(t[1].value, "train.py", "its value borrowed from the provenance");
+	is_str(t[2].key, "mlflow.source.git.commit", "tag 2: the commit");
+	is_str(t[2].value, C1, "the commit");
+	is_str(t[3].key, "mlflow.source.git.branch", "tag 3: the branch");
+	ok(!t[3].value, "a branch not known is NULL: not set");
+	is_str(t[4].key, "mlflow.source.git.repoURL", "tag 4: the remote's URL");
+	ok(!t[4].value, "no remote: NULL");
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
@@ -237,6 +255,7 @@ int main(int argc, char **argv)
 	test_skip_and_none();
 	test_source_names();
 	test_own_command_line(argv[0]);
+	test_tags();
 	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
 }
