@@ -22,11 +22,9 @@ def readme_session():
     return lines
 
 
-def test_readme_session_runs_and_mlflow_sees_it(tmp_path):
-    lines = readme_session()
-    assert len(lines) <= 10
-    assert lines[0].startswith("ex=$PWD/contrib/examples && mlflowfs ~/mlruns")
-    assert lines[-1].startswith("mlflow ui --backend-store-uri sqlite:///$HOME/.local/share/mlflowfs")
+def user_home(tmp_path):
+    """A home folder with an empty ~/mlruns, and the environment of a user
+    whose PATH has mlflowfs and who set no store: (home, env)."""
     home = tmp_path / "home"
     (home / "mlruns").mkdir(parents=True)
     bindir = tmp_path / "bin"
@@ -35,6 +33,15 @@ def test_readme_session_runs_and_mlflow_sees_it(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "XDG_DATA_HOME")}
     env.update(HOME=str(home), PATH=f"{bindir}:{env['PATH']}")
+    return home, env
+
+
+def test_readme_session_runs_and_mlflow_sees_it(tmp_path):
+    lines = readme_session()
+    assert len(lines) <= 10
+    assert lines[0].startswith("ex=$PWD/contrib/examples && mlflowfs ~/mlruns")
+    assert lines[-1].startswith("mlflow ui --backend-store-uri sqlite:///$HOME/.local/share/mlflowfs")
+    home, env = user_home(tmp_path)
     mnt = home / "mlruns"
     try:
         # Everything but `mlflow ui`, which would serve until stopped, from
@@ -86,15 +93,8 @@ def test_readme_tracking_block_runs_and_mlflow_sees_it(tmp_path):
     lines = tracking_block()
     assert lines[1].startswith("mlflowfs run -e demo -n printed -- python3 fit.py")
     assert lines[-1].startswith("xdg-open ")
-    home = tmp_path / "home"
+    home, env = user_home(tmp_path)
     mnt = home / "mlruns"
-    mnt.mkdir(parents=True)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "mlflowfs").symlink_to(mlflowfs_binary())
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "XDG_DATA_HOME")}
-    env.update(HOME=str(home), PATH=f"{bindir}:{env['PATH']}")
     try:
         r = subprocess.run(["mlflowfs", str(mnt)], env=env, capture_output=True, text=True,
                            timeout=30)
@@ -127,6 +127,6 @@ def test_readme_tracking_block_runs_and_mlflow_sees_it(tmp_path):
         assert disk.startswith(b"epoch,acc,loss\r\n") and disk.count(b"\r\n") == 11
         assert [float(row.split(b",")[1]) for row in disk.split(b"\r\n")[1:-1]] == \
             [m.value for m in sorted(acc, key=lambda m: m.step)]
-        assert (mnt / "experiments/demo/.plots/loss.svg").read_text().startswith("<svg")
+        assert "<svg" in (mnt / "experiments/demo/.plots/loss.svg").read_text()
     finally:
         subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
