@@ -228,6 +228,20 @@ static void test_tables(void)
 		free(big);
 	}
 	{
+		/* The same row whole in one write: the same fate. */
+		struct buf text = BUF_INIT;
+		size_t k;
+
+		buf_adds(&text, "step,x\n0,");
+		for (k = 0; k < INGEST_LINE_MAX; k++)
+			buf_addch(&text, '1');
+		buf_adds(&text, "\n1,2\n");
+		ok(strstr(table(NULL, buf_str(&text), 0), "longer than") &&
+			   !strstr(buf_str(&got), "x 1 2"),
+		   "a complete row longer than the bound stops the table too");
+		buf_release(&text);
+	}
+	{
 		struct ingest_table t;
 		char *big = malloc(INGEST_LINE_MAX + 2);
 
