@@ -345,3 +345,71 @@ def test_file_that_existed_is_read_back(mount, client, run_dir):
         f.write(b"step,loss\n0,1.5\n")
     open_append_close(run_dir / "artifacts" / "results.csv", b"1,1.25\n")
     assert history(client, run_id, "loss") == [(0, 1.5), (1, 1.25)]
+
+
+def run_python(code, cwd):
+    """Runs code in a fresh process of this Python, in cwd; returns its output."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, DVCLIVE_LOGLEVEL="WARNING"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+DVCLIVE_PROGRAM = """
+from dvclive import Live
+with Live(dir="dvclive", save_dvc_exp=False) as live:
+    live.log_params({"lr": 0.01, "model": {"depth": 3}})
+    for i in range(3):
+        live.log_metric("train/loss", 1.0 / (i + 1))
+        live.log_metric("acc", i * 0.25, timestamp=True)
+        live.next_step()
+"""
+
+
+def test_real_dvclive(mount, client, run_dir):
+    """dvclive itself, run in the run's artifacts/: its plots, summary and params."""
+    pytest.importorskip("dvclive")
+    run_id = run_id_of(run_dir)
+    run_python(DVCLIVE_PROGRAM, run_dir / "artifacts")
+    assert history(client, run_id, "train/loss") == [(0, 1.0), (1, 0.5), (2, 1 / 3)]
+    assert history(client, run_id, "acc") == [(0, 0.0), (1, 0.25), (2, 0.5)]
+    assert client.get_run(run_id).data.params == {"lr": "0.01", "model.depth": "3"}
+    tsv = (run_dir / "artifacts" / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv")
+    assert tsv.read_text() == "step\tloss\n0\t1.0\n1\t0.5\n2\t0.3333333333333333\n"
+
+
+HYDRA_PROGRAM = """
+import hydra
+from omegaconf import DictConfig
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    print(cfg.optimizer.lr)
+
+main()
+"""
+
+
+def test_real_hydra(mount, client, run_dir, tmp_path):
+    """Hydra itself, its output folder pointed into the run's artifacts/
+    (hydra.run.dir), an override on the command line."""
+    pytest.importorskip("hydra")
+    run_id = run_id_of(run_dir)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(
+        "model:\n  dim: 128\n  head: ${model.dim}\noptimizer:\n  lr: 0.1\n  betas: [0.9, 0.99]\n")
+    (tmp_path / "app.py").write_text(HYDRA_PROGRAM)
+    out = run_dir / "artifacts" / "hydra"
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "app.py", f"hydra.run.dir={out}", "optimizer.lr=0.01"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == "0.01"
+    assert client.get_run(run_id).data.params == {
+        "model.dim": "128", "model.head": "${model.dim}", "optimizer.lr": "0.01",
+        "optimizer.betas.0": "0.9", "optimizer.betas.1": "0.99"}
+    assert "optimizer.lr=0.01" in (out / ".hydra" / "overrides.yaml").read_text()
+    assert (out / "app.log").exists()
