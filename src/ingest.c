@@ -617,6 +617,16 @@ static json_t *json_of(const char *text, size_t len, const struct ingest_sink *s
 	return root;
 }
 
+/* Cuts path back to at bytes and adds the name of a child, after sep
+ * unless it is the first name. */
+static int child_path(struct buf *path, size_t at, char sep, const char *name)
+{
+	buf_truncate(path, at);
+	if ((at && buf_addch(path, sep)) || buf_adds(path, name))
+		return -ENOMEM;
+	return 0;
+}
+
 static int json_params_at(json_t *v, struct buf *path, const struct ingest_sink *s, int depth)
 {
 	char text[METRIC_VALUE_MAX > 24 ? METRIC_VALUE_MAX : 24];
@@ -631,10 +641,9 @@ static int json_params_at(json_t *v, struct buf *path, const struct ingest_sink 
 	case JSON_OBJECT:
 		json_object_foreach(v, k, item)
 		{
-			buf_truncate(path, at);
-			if ((at && buf_addch(path, '.')) || buf_adds(path, k))
-				return -ENOMEM;
-			err = json_params_at(item, path, s, depth + 1);
+			err = child_path(path, at, '.', k);
+			if (!err)
+				err = json_params_at(item, path, s, depth + 1);
 			if (err)
 				break;
 		}
@@ -642,10 +651,10 @@ static int json_params_at(json_t *v, struct buf *path, const struct ingest_sink 
 	case JSON_ARRAY:
 		json_array_foreach(v, i, item)
 		{
-			buf_truncate(path, at);
-			if ((at && buf_addch(path, '.')) || buf_addf(path, "%zu", i))
-				return -ENOMEM;
-			err = json_params_at(item, path, s, depth + 1);
+			snprintf(text, sizeof(text), "%zu", i);
+			err = child_path(path, at, '.', text);
+			if (!err)
+				err = json_params_at(item, path, s, depth + 1);
 			if (err)
 				break;
 		}
@@ -762,10 +771,7 @@ static int metrics_at(json_t *v, struct buf *path, int64_t step, const struct in
 	{
 		if (!depth && !strcmp(k, "step"))
 			continue;
-		buf_truncate(path, at);
-		if ((at && buf_addch(path, '/')) || buf_adds(path, k))
-			return -ENOMEM;
-		if (metrics_at(item, path, step, s, depth + 1))
+		if (child_path(path, at, '/', k) || metrics_at(item, path, step, s, depth + 1))
 			return -ENOMEM;
 	}
 	buf_truncate(path, at);

@@ -46,22 +46,23 @@ def write_fd(fd, data):
     assert os.write(fd, data) == len(data)
 
 
-def open_append_close(path, data):
-    """One row the way YOLO and dvclive log it: open "a", one write, close."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+def write_once(path, data, flag):
+    """open with O_WRONLY | O_CREAT | flag, one write, close."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o644)
     try:
         write_fd(fd, data)
     finally:
         os.close(fd)
+
+
+def open_append_close(path, data):
+    """One row the way YOLO and dvclive log it: open "a", one write, close."""
+    write_once(path, data, os.O_APPEND)
 
 
 def rewrite(path, data):
     """open "w" (O_TRUNC), one write, close."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_fd(fd, data)
-    finally:
-        os.close(fd)
+    write_once(path, data, os.O_TRUNC)
 
 
 def parsed_lines(mount):
