@@ -1034,11 +1034,28 @@ static void put_locked(struct ingest_file *f)
 	}
 }
 
+static int is_table(const struct ingest_file *f)
+{
+	return f->fmt == INGEST_TABLE || f->fmt == INGEST_DVCLIVE;
+}
+
 void ingest_put(struct ingest *g, struct ingest_file *f)
 {
 	if (!f)
 		return;
 	pthread_mutex_lock(&g->lock);
+	/*
+	 * Closed for the last time, a file that gave nothing and has nothing
+	 * to go on from (a whole file, a .txt that is no table) is forgotten:
+	 * the state kept is bounded by what was logged, not by how many files
+	 * a cp -r of a data set brings.  With no reference left, nobody else
+	 * is inside f->lock: reading the table without it is safe here.
+	 */
+	if (f->refs == 1 && !f->gone && f->subpath[0] && !f->shown &&
+	    (!is_table(f) || f->table.stopped)) {
+		unlink_file(g, f);
+		f->gone = 1;
+	}
 	put_locked(f);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -1064,11 +1081,6 @@ void ingest_forget(struct ingest *g, const char *run_id, const char *subpath)
 		put_locked(f);
 	}
 	pthread_mutex_unlock(&g->lock);
-}
-
-static int is_table(const struct ingest_file *f)
-{
-	return f->fmt == INGEST_TABLE || f->fmt == INGEST_DVCLIVE;
 }
 
 void ingest_truncate(struct ingest_file *f, off_t size)
@@ -1299,8 +1311,9 @@ static int read_back(struct ingest_file *f, struct art_registry *art, const char
 	while ((n = art_read(rf, chunk, sizeof(chunk), off)) > 0) {
 		off += n;
 		if (is_table(f)) {
-			if (!f->table.stopped)
-				ingest_table_feed(&f->table, chunk, (size_t)n, sink);
+			/* A file that is no table is not read to its end. */
+			if (ingest_table_feed(&f->table, chunk, (size_t)n, sink))
+				break;
 			continue;
 		}
 		if (whole.len + (size_t)n > WHOLE_MAX) {
@@ -1387,11 +1400,19 @@ int ingest_render(struct ingest *g, struct buf *out)
 
 int ingest_describe(struct ingest *g, struct buf *out)
 {
+	const struct ingest_file *f;
+	size_t kept = 0;
+
 	if (!g)
 		return buf_adds(out, "parsing: off\n");
-	return buf_addf(
-		out, "parsing: on\nparsed_files: %llu\nparsed_points: %llu\nparsed_params: %llu\n",
-		(unsigned long long)__atomic_load_n(&g->nfiles, __ATOMIC_RELAXED),
-		(unsigned long long)__atomic_load_n(&g->npoints, __ATOMIC_RELAXED),
-		(unsigned long long)__atomic_load_n(&g->nparams, __ATOMIC_RELAXED));
+	pthread_mutex_lock(&g->lock);
+	for (f = g->files; f; f = f->next)
+		kept += f->subpath[0] != '\0';
+	pthread_mutex_unlock(&g->lock);
+	return buf_addf(out,
+			"parsing: on\nparsed_files: %llu\nparsed_points: %llu\nparsed_params: "
+			"%llu\nparse_states: %zu\n",
+			(unsigned long long)__atomic_load_n(&g->nfiles, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&g->npoints, __ATOMIC_RELAXED),
+			(unsigned long long)__atomic_load_n(&g->nparams, __ATOMIC_RELAXED), kept);
 }

@@ -140,7 +140,8 @@ void ingest_forget(struct ingest *g, const char *run_id, const char *subpath);
 
 /* .mlflowfs/parsed: "RUN_ID PATH FORMAT KEY..." for the latest files. */
 int ingest_render(struct ingest *g, struct buf *out);
-/* parsed_files, parsed_points, parsed_params lines for .mlflowfs/status. */
+/* parsing, parsed_files, parsed_points, parsed_params and parse_states (the
+ * files whose state is kept) lines for .mlflowfs/status. */
 int ingest_describe(struct ingest *g, struct buf *out);
 
 #endif

@@ -108,6 +108,7 @@ def test_keras_rows_arrive_while_the_file_is_open(mount, client, run_dir):
                             "val_accuracy", "val_loss"]
     st = status(mount)
     assert (st["parsing"], st["parsed_files"], st["parsed_points"]) == ("on", "1", "10")
+    assert st["parse_states"] == "1"
 
 
 def test_lightning_truncate_rewrite_then_append(mount, client, run_dir):
@@ -320,6 +321,10 @@ def test_not_a_table_and_bad_files_are_only_stored(mount, client, run_dir):
     assert "artifacts/hparams.yaml" in errors and "not YAML" in errors
     assert "artifacts/long.csv" in errors and "longer than 65536 bytes" in errors
     assert "data.csv" not in errors and "train.log" not in errors
+    # Nothing of them is kept: a cp -r of a data set costs no memory a file.
+    assert status(mount)["parse_states"] == "0"
+    sh(f"mkdir '{art}/data' && for i in $(seq 50); do echo \"text $i\" > '{art}/data/'$i.txt; done")
+    assert status(mount)["parse_states"] == "0"
 
 
 def test_removed_file_starts_afresh(mount, client, run_dir):
