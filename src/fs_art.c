@@ -2,8 +2,10 @@
  * fs_art.c - the kind of a run's artifacts/: every operation goes to the
  * artifact repository that serves the run's artifact URI (art.h), which in
  * the local store passes it through to the folder on disk, as a bind mount
- * would.  Files removed while open stay with their handles.  Also the files
- * of an MLflow 3 logged model, from its own artifact folder, read-only.
+ * would.  Files removed while open stay with their handles.  A writer of a
+ * recognised name gets the file's parse state (ingest.h), which a removal,
+ * rename or truncation reaches too.  Also the files of an MLflow 3 logged
+ * model, from its own artifact folder, read-only.
  */
 #include <ctype.h>
 #include <errno.h>

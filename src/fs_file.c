@@ -4,7 +4,9 @@
  * param, tag or status are collected and logged at close or fsync, metric
  * lines are logged as they complete, a write all or nothing (mlflowfs(1), WRITING).  A
  * descriptor's writes go into its own batch, so its close() reports its
- * own failures and nobody else's (mlflowfs(1), WHEN DATA IS SAFE).
+ * own failures and nobody else's (mlflowfs(1), WHEN DATA IS SAFE).  An
+ * artifact a training program writes is also handed to its parse (ingest.h)
+ * as it is written, and what that logs is committed at close.
  */
 #include <errno.h>
 #include <fcntl.h>
