@@ -1186,6 +1186,16 @@ static void store_point(void *ctx, const char *key, double value, int64_t step, 
 	shown_key(c, key);
 }
 
+/* MLflow counts a value's length in characters. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
 static void store_param(void *ctx, const char *key, const char *value)
 {
 	struct store_ctx *c = ctx;
@@ -1194,7 +1204,7 @@ static void store_param(void *ctx, const char *key, const char *value)
 
 	if (c->failed)
 		return;
-	if (strlen(value) > STORE_PARAM_VALUE_MAX) {
+	if (utf8_chars(value) > STORE_PARAM_VALUE_MAX) {
 		log_refusal(c->path, EFBIG,
 			    "param '%s' has more than %d characters, MLflow's limit: not logged",
 			    key, STORE_PARAM_VALUE_MAX);

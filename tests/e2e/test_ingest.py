@@ -419,3 +419,21 @@ def test_real_hydra(mount, client, run_dir, tmp_path):
         "optimizer.betas.0": "0.9", "optimizer.betas.1": "0.99"}
     assert "optimizer.lr=0.01" in (out / ".hydra" / "overrides.yaml").read_text()
     assert (out / "app.log").exists()
+
+
+def test_params_too_long_or_refused_are_noted(mount, client, run_dir):
+    """A value over MLflow's 6000 characters (counted in characters: 6000
+    'é' pass) and a key MLflow refuses are left out with a note (EFBIG,
+    EINVAL); the file's other params are logged and the file is stored."""
+    run_id = run_id_of(run_dir)
+    text = ("ok: 1\nlong: " + "x" * 6001 + "\nwide: " + "\u00e9" * 6000 +
+            "\n/abs: 2\na/../b: 3\n").encode()
+    path = run_dir / "artifacts" / "args.yaml"
+    rewrite(path, text)
+    assert path.read_bytes() == text
+    assert client.get_run(run_id).data.params == {"ok": "1", "wide": "\u00e9" * 6000}
+    errors = (mount.mnt / ".mlflowfs" / "errors").read_text().splitlines()
+    mine = [ln for ln in errors if "artifacts/args.yaml" in ln]
+    assert any("EFBIG" in ln and "'long'" in ln for ln in mine), errors
+    assert any("EINVAL" in ln and "'/abs'" in ln for ln in mine), errors
+    assert any("EINVAL" in ln and "'a/../b'" in ln for ln in mine), errors
