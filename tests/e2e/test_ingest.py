@@ -437,3 +437,58 @@ def test_params_too_long_or_refused_are_noted(mount, client, run_dir):
     assert any("EFBIG" in ln and "'long'" in ln for ln in mine), errors
     assert any("EINVAL" in ln and "'/abs'" in ln for ln in mine), errors
     assert any("EINVAL" in ln and "'a/../b'" in ln for ln in mine), errors
+
+
+KERAS_PROGRAM = """
+import sys, time
+import numpy as np, keras, mlflow
+
+uri, run_id = sys.argv[1], sys.argv[2]
+client = mlflow.MlflowClient(tracking_uri=uri)
+
+
+class Seen(keras.callbacks.Callback):
+    # After CSVLogger wrote an epoch's row (its file still open): the
+    # row's points must be in MLflow.
+    def on_epoch_end(self, epoch, logs=None):
+        deadline = time.monotonic() + 10
+        while len(client.get_metric_history(run_id, "loss")) < epoch + 1:
+            if time.monotonic() > deadline:
+                sys.exit(f"epoch {epoch}: its row is not in MLflow while the file is open")
+            time.sleep(0.05)
+        print("seen", epoch)
+
+
+x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+y = (x.sum(axis=1) > 0).astype("float32")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0,
+          callbacks=[keras.callbacks.CSVLogger("training.log"), Seen()])
+"""
+
+
+def test_real_keras(mount, client, run_dir):
+    """Keras 3 itself (JAX backend): CSVLogger keeps training.log open for the
+    whole fit; each epoch's points are in MLflow before the next epoch, and
+    at the end exactly the file's rows are."""
+    import importlib.util
+    # Not imported here: Keras picks its backend (JAX) at its first import.
+    if not (importlib.util.find_spec("keras") and importlib.util.find_spec("jax")):
+        pytest.skip("keras and jax are not installed")
+    import csv
+    import subprocess
+    import sys
+    run_id = run_id_of(run_dir)
+    r = subprocess.run([sys.executable, "-c", KERAS_PROGRAM, mount.client_uri, run_id],
+                       cwd=run_dir / "artifacts", capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, KERAS_BACKEND="jax"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.split() == ["seen", "0", "seen", "1", "seen", "2"]
+    raw = (run_dir / "artifacts" / "training.log").read_bytes()
+    assert raw.startswith(b"epoch,accuracy,loss,val_accuracy,val_loss\r\n")
+    rows = list(csv.DictReader(raw.decode().splitlines()))
+    assert len(rows) == 3
+    for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
+        assert history(client, run_id, key) == [(int(row["epoch"]), float(row[key]))
+                                                 for row in rows]
