@@ -11,7 +11,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 mnt=${1:-$HOME/mlruns}
 
 packages="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
-libsqlite3-dev libcurl4-openssl-dev libjansson-dev"
+libsqlite3-dev libcurl4-openssl-dev libjansson-dev libyaml-dev"
 "$top/contrib/install-packages.sh" $packages
 
 cd "$top"

@@ -20,6 +20,7 @@
 #include "art.h"
 #include "buf.h"
 #include "content.h"
+#include "ingest.h"
 #include "path.h"
 #include "store.h"
 
@@ -57,6 +58,7 @@ struct fs_plot_size {
 struct fs {
 	struct store *store;
 	struct art_registry *art;
+	struct ingest *ingest; /* NULL with -o noparse; has its own locks */
 	const struct mfs_config *cfg;
 	uid_t uid;
 	gid_t gid;
@@ -306,8 +308,9 @@ enum handle_kind {
 
 struct handle {
 	enum handle_kind kind;
-	enum store_section sec; /* H_PARAM, H_TAG, H_METRIC */
-	struct art_file *art;	/* H_ARTIFACT */
+	enum store_section sec;	 /* H_PARAM, H_TAG, H_METRIC */
+	struct art_file *art;	 /* H_ARTIFACT */
+	struct ingest_file *ing; /* H_ARTIFACT written and recognised; has its own lock */
 	int hidden; /* H_ARTIFACT removed while open (path is its hidden name); fs->open_lock */
 	/* A key file removed while open (fs_file_removed): its writes are
 	 * forgotten, as a removed disk file's are.  Atomic: set under

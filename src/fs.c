@@ -43,6 +43,7 @@ static const struct kind_ops *const kinds[NODE_COUNT] = {
 	[NODE_CONTROL] = &fs_fixed_dir_ops,
 	[NODE_CONTROL_STATUS] = &fs_ro_file_ops,
 	[NODE_CONTROL_ERRORS] = &fs_ro_file_ops,
+	[NODE_CONTROL_PARSED] = &fs_ro_file_ops,
 	[NODE_MODELS] = &fs_models_ops,
 	[NODE_MODEL] = &fs_model_ops,
 	[NODE_MODEL_DESC] = &fs_ro_file_ops,
@@ -660,6 +661,10 @@ struct fs *fs_new(struct store *store, struct art_registry *art, const struct mf
 	fs->store = store;
 	fs->art = art;
 	fs->cfg = cfg;
+	if (!cfg->noparse && !(fs->ingest = ingest_new())) {
+		free(fs);
+		return NULL;
+	}
 	fs->uid = getuid();
 	fs->gid = getgid();
 	fs->mounted_ms = fs_now_ms();
@@ -682,6 +687,7 @@ void fs_free(struct fs *fs)
 	fs_file_free_all(fs);
 	fs_dir_free_all(fs);
 	fs_views_free(fs);
+	ingest_free(fs->ingest);
 	while ((p = fs->pending)) {
 		fs->pending = p->next;
 		free(p->path);

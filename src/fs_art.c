@@ -2,8 +2,10 @@
  * fs_art.c - the kind of a run's artifacts/: every operation goes to the
  * artifact repository that serves the run's artifact URI (art.h), which in
  * the local store passes it through to the folder on disk, as a bind mount
- * would.  Files removed while open stay with their handles.  Also the files
- * of an MLflow 3 logged model, from its own artifact folder, read-only.
+ * would.  Files removed while open stay with their handles.  A writer of a
+ * recognised name gets the file's parse state (ingest.h), which a removal,
+ * rename or truncation reaches too.  Also the files of an MLflow 3 logged
+ * model, from its own artifact folder, read-only.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -154,8 +156,10 @@ static int hide(struct fs *fs, struct target *t, const char *to)
 
 	loc_of(t, &loc);
 	err = art_remove(fs->art, &loc, 0);
-	if (!err)
+	if (!err) {
+		ingest_forget(fs->ingest, t->run.run_id, loc.path);
 		err = rename_open(fs, t->path, to, 1);
+	}
 	return art_err(t->path, err);
 }
 
@@ -235,6 +239,11 @@ static int art_open_kind(struct fs *fs, struct target *t, struct fuse_file_info 
 		return -ENOMEM;
 	}
 	h->art = f;
+	/* A writer of a file a training program writes: also parsed
+	 * (mlflowfs(1), PARSED FILES).  Without memory it is only stored. */
+	if (fs_open_writes(fi->flags) && !t->has_lm)
+		h->ing = ingest_open(fs->ingest, t->run.run_id, loc.uri, loc.path,
+				     !!(fi->flags & O_TRUNC));
 	fi->fh = (uintptr_t)h;
 	return 0;
 }
@@ -254,21 +263,29 @@ static int art_mkdir_kind(struct fs *fs, struct target *t, mode_t mode)
 static int art_unlink_kind(struct fs *fs, struct target *t)
 {
 	struct art_loc loc;
+	int err;
 
 	if (!t->n.subpath[0])
 		return -EISDIR;
 	loc_of(t, &loc);
-	return art_err(t->path, art_remove(fs->art, &loc, 0));
+	err = art_err(t->path, art_remove(fs->art, &loc, 0));
+	if (!err)
+		ingest_forget(fs->ingest, t->run.run_id, loc.path);
+	return err;
 }
 
 static int art_rmdir_kind(struct fs *fs, struct target *t)
 {
 	struct art_loc loc;
+	int err;
 
 	if (!t->n.subpath[0])
 		return log_refusal(t->path, EPERM, "a run's artifacts folder stays");
 	loc_of(t, &loc);
-	return art_err(t->path, art_remove(fs->art, &loc, 1));
+	err = art_err(t->path, art_remove(fs->art, &loc, 1));
+	if (!err)
+		ingest_forget(fs->ingest, t->run.run_id, loc.path);
+	return err;
 }
 
 static int art_rename_kind(struct fs *fs, struct target *a, struct target *b, unsigned flags)
@@ -287,8 +304,12 @@ static int art_rename_kind(struct fs *fs, struct target *a, struct target *b, un
 	loc_of(a, &la);
 	loc_of(b, &lb);
 	err = art_err(a->path, art_rename(fs->art, &la, &lb, flags));
-	if (!err)
+	if (!err) {
 		moved(fs, a->path, b->path, flags);
+		/* Both names hold other bytes now: parsed afresh. */
+		ingest_forget(fs->ingest, a->run.run_id, la.path);
+		ingest_forget(fs->ingest, b->run.run_id, lb.path);
+	}
 	return err;
 }
 
@@ -328,7 +349,11 @@ static int by_name(struct fs *fs, struct target *t,
 
 static int art_truncate_kind(struct fs *fs, struct target *t, off_t size)
 {
-	return by_name(fs, t, on_truncate, &size);
+	int err = by_name(fs, t, on_truncate, &size);
+
+	if (!err && t->n.subpath)
+		ingest_truncate_path(fs->ingest, t->run.run_id, t->n.subpath, size);
+	return err;
 }
 
 static int art_symlink_kind(struct fs *fs, const char *target, struct target *t)

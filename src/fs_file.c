@@ -4,7 +4,9 @@
  * param, tag or status are collected and logged at close or fsync, metric
  * lines are logged as they complete, a write all or nothing (mlflowfs(1), WRITING).  A
  * descriptor's writes go into its own batch, so its close() reports its
- * own failures and nobody else's (mlflowfs(1), WHEN DATA IS SAFE).
+ * own failures and nobody else's (mlflowfs(1), WHEN DATA IS SAFE).  An
+ * artifact a training program writes is also handed to its parse (ingest.h)
+ * as it is written, and what that logs is committed at close.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +41,7 @@ void fs_handle_free(struct fs *fs, struct handle *h)
 	}
 	if (h->pending)
 		fs_pending_drop(fs, h->path, 0);
+	ingest_put(fs->ingest, h->ing);
 	store_batch_free(fs->store, h->batch);
 	blob_release(&h->content);
 	buf_release(&h->wbuf);
@@ -386,14 +389,45 @@ static size_t value_bytes_max(const struct handle *h)
 	return h->kind == H_STATUS || h->kind == H_STAGE ? 64 : h->value_max * 4 + 2;
 }
 
+/* An artifact's path, which renames move: a new string, NULL without memory. */
+static char *artifact_path(struct fs *fs, struct handle *h)
+{
+	char *path;
+
+	pthread_mutex_lock(&fs->open_lock);
+	path = strdup(h->path);
+	pthread_mutex_unlock(&fs->open_lock);
+	return path;
+}
+
+/* What a recognised artifact's write brings is logged too (mlflowfs(1),
+ * PARSED FILES); the write itself stands whatever happens here. */
+static void artifact_parse(struct fs *fs, struct handle *h, const char *data, size_t size,
+			   off_t off)
+{
+	char *path = artifact_path(fs, h);
+
+	pthread_mutex_lock(&h->lock);
+	if (path && batch_of(fs, h) &&
+	    ingest_write(fs->ingest, h->ing, fs->store, h->batch, path, data, size, off))
+		h->dirty = 1;
+	pthread_mutex_unlock(&h->lock);
+	free(path);
+}
+
 int fs_file_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
 {
 	struct buf next = BUF_INIT;
 	size_t at, max;
 	int err;
 
-	if (h->kind == H_ARTIFACT)
-		return (int)art_write(h->art, data, size, off);
+	if (h->kind == H_ARTIFACT) {
+		ssize_t n = art_write(h->art, data, size, off);
+
+		if (n > 0 && h->ing)
+			artifact_parse(fs, h, data, (size_t)n, off);
+		return (int)n;
+	}
 	if (h->kind == H_READ)
 		return -EBADF;
 	pthread_mutex_lock(&h->lock);
@@ -514,11 +548,12 @@ out:
  * its own (which the kernel refreshes itself): the run folder and run.json,
  * a metric's history and its plots, an experiment's .experiment.json.  Sizes stay exact
  * (mlflowfs(1), THE TREE) although attributes are cached for a second.
+ * p: h's path (an artifact's, copied under open_lock).
  */
-static void invalidate_related(const struct handle *h)
+static void invalidate_related(const struct handle *h, const char *p)
 {
 	struct fuse *f = fuse_get_context()->fuse;
-	const char *p = h->path, *exp_end, *run_end;
+	const char *exp_end, *run_end;
 	struct buf path = BUF_INIT;
 
 	if (strncmp(p, "/experiments/", 13) || !(exp_end = strchr(p + 13, '/')))
@@ -553,6 +588,33 @@ out:
 	buf_release(&path);
 }
 
+/*
+ * A recognised artifact's descriptor is closed: what is parsed at close is,
+ * and what its writes logged is committed before close returns.  A failure
+ * is noted in .mlflowfs/errors, never close()'s: the file itself is stored.
+ */
+static int artifact_parsed(struct fs *fs, struct handle *h)
+{
+	char *path = artifact_path(fs, h);
+	int err;
+
+	pthread_mutex_lock(&h->lock);
+	if (path && batch_of(fs, h) &&
+	    ingest_close(fs->ingest, h->ing, fs->store, h->batch, fs->art, path))
+		h->dirty = 1;
+	if (path && h->dirty) {
+		err = store_batch_commit(fs->store, h->batch, 0);
+		if (err)
+			log_refusal(path, -err, "cannot log what the file holds: %s",
+				    fs_store_why(err));
+		h->dirty = 0;
+		invalidate_related(h, path);
+	}
+	pthread_mutex_unlock(&h->lock);
+	free(path);
+	return 0;
+}
+
 /* Makes what the handle wrote safe: apply it, then commit (mlflowfs(1), WHEN DATA IS SAFE). */
 int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 {
@@ -566,11 +628,8 @@ int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 
 		err = final ? art_sync(h->art, ART_SYNC_CLOSE) : 0;
 		if (!err)
-			return 0;
-		/* An artifact's path moves with renames, under open_lock. */
-		pthread_mutex_lock(&fs->open_lock);
-		path = strdup(h->path);
-		pthread_mutex_unlock(&fs->open_lock);
+			return final && h->ing ? artifact_parsed(fs, h) : 0;
+		path = artifact_path(fs, h);
 		err = log_refusal(path ? path : "(an artifact)", -err,
 				  "cannot store the artifact: %s",
 				  art_errmsg()[0] ? art_errmsg() : strerror(-err));
@@ -596,7 +655,7 @@ int fs_file_sync(struct fs *fs, struct handle *h, int durable, int final)
 			err = log_refusal(h->path, -err, "%s", fs_store_why(err));
 		} else if (h->dirty) {
 			h->dirty = 0;
-			invalidate_related(h);
+			invalidate_related(h, h->path);
 		}
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -617,8 +676,13 @@ int fs_file_read(struct handle *h, char *out, size_t size, off_t off)
 
 int fs_file_truncate(struct handle *h, off_t size)
 {
-	if (h->kind == H_ARTIFACT)
-		return art_ftruncate(h->art, size);
+	if (h->kind == H_ARTIFACT) {
+		int err = art_ftruncate(h->art, size);
+
+		if (!err)
+			ingest_truncate(h->ing, size);
+		return err;
+	}
 	if (h->kind == H_READ)
 		return -EACCES;
 	/* Metrics: accepted, changes nothing (mlflowfs(1), WRITING). */

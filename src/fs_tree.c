@@ -915,9 +915,13 @@ static int render(struct fs *fs, struct target *t, struct buf *out)
 			PACKAGE_VERSION, fs->cfg->mountpoint, fs_file_count(fs), fs_dir_count(fs));
 		if (!err)
 			err = store_describe(fs->store, out);
-		return err ? err : art_describe(fs->art, out);
+		if (!err)
+			err = art_describe(fs->art, out);
+		return err ? err : ingest_describe(fs->ingest, out);
 	case NODE_CONTROL_ERRORS:
 		return log_render_errors(out);
+	case NODE_CONTROL_PARSED:
+		return ingest_render(fs->ingest, out);
 	case NODE_MODEL_DESC:
 		return buf_addf(out, "%s\n", t->model.description);
 	case NODE_LM_STATUS:

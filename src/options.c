@@ -36,7 +36,7 @@ static const struct fuse_opt option_table[] = {
 	MFS_OPT("--tracking-uri=%s", tracking_uri), MFS_OPT("tracking_uri=%s", tracking_uri),
 	MFS_OPT("--artifact-root=%s", artifact_root), MFS_OPT("artifact_root=%s", artifact_root),
 	MFS_OPT("cache_ttl=%lf", cache_ttl), MFS_OPT("lock_timeout=%lf", lock_timeout),
-	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	MFS_OPT("noparse", noparse), FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_KEY("-f", KEY_FOREGROUND), FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG), FUSE_OPT_KEY("-s", KEY_SINGLE),
@@ -358,6 +358,8 @@ void options_usage(FILE *out, const char *progname)
 		"    -o cache_ttl=SECONDS   remote store: how long listings are cached\n"
 		"    -o lock_timeout=SECONDS  local store: how long a write waits for\n"
 		"                           another program's lock (default 30)\n"
+		"    -o noparse             files in a run's artifacts/ are only stored, not\n"
+		"                           also logged as metrics and params\n"
 		"    -o OPT[,OPT...]        FUSE mount options (allow_other, ro, ...);\n"
 		"                           allow_other implies default_permissions\n"
 		"    -V, --version          print the version and exit\n"

@@ -27,6 +27,7 @@ struct mfs_config {
 	int single_thread;
 	int read_only;	 /* -o ro */
 	int allow_other; /* -o allow_other: implies default_permissions */
+	int noparse;	 /* -o noparse: files in artifacts/ are not parsed */
 	int show_help;
 	int show_version;
 	int nonopt_count; /* positional arguments seen */

@@ -49,6 +49,7 @@ enum node_kind {
 	NODE_CONTROL,		/* /.mlflowfs                             */
 	NODE_CONTROL_STATUS,	/* /.mlflowfs/status                      */
 	NODE_CONTROL_ERRORS,	/* /.mlflowfs/errors                      */
+	NODE_CONTROL_PARSED,	/* /.mlflowfs/parsed                      */
 	NODE_MODELS,		/* /models                                */
 	NODE_MODEL,		/* /models/M                              */
 	NODE_MODEL_DESC,	/* /models/M/description                  */

@@ -18,7 +18,7 @@ if [ "${1:-}" = "--sanitizers" ]; then
 fi
 
 packages="build-essential autoconf automake pkg-config libfuse3-dev fuse3 \
-libsqlite3-dev libcurl4-openssl-dev libjansson-dev groff-base sqlite3 rsync \
+libsqlite3-dev libcurl4-openssl-dev libjansson-dev libyaml-dev groff-base sqlite3 rsync \
 python3 python3-venv python3-dev perl openssl bindfs nginx-light postgresql chromium"
 "$top/contrib/install-packages.sh" $packages
 

@@ -438,7 +438,7 @@ def test_control_status_names_store_uri_and_version_without_credentials(make_mou
     for value in secrets.values():
         assert value not in status
         assert value not in m.log()
-    assert sorted(os.listdir(m.mnt / ".mlflowfs")) == ["errors", "status"]
+    assert sorted(os.listdir(m.mnt / ".mlflowfs")) == ["errors", "parsed", "status"]
     # Read-only: a write is refused and logged.
     path = m.mnt / ".mlflowfs" / "status"
     before = db_snapshot(m.db)
