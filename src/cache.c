@@ -30,14 +30,20 @@
 #define INDEX_MAX 40000 /* runs in all lists: a list of 20,000 beside others */
 #define STEP_MAX  4096
 /*
- * KiB of snapshots (snap_cost): about 16,000 runs of a few keys.  A remote
- * listing brings its runs whole, and only what fits here is kept; every
- * other run then costs a request each time it is read, and a walk over
- * more runs than fit evicts each before it is read again.  So an
- * experiment of 10,000 runs must fit (4 MiB held 4,096: a grep over
- * 10,000 runs made 25,000 requests).  Small runs use about half a KiB.
+ * KiB of snapshots (snap_cost) of a store without a watch, a remote one:
+ * about 16,000 runs of a few keys.  A remote listing brings its runs whole,
+ * and only what fits here is kept; every other run then costs a request
+ * each time it is read, and a walk over more runs than fit evicts each
+ * before it is read again.  So an experiment of 10,000 runs must fit
+ * (4 MiB held 4,096: a grep over 10,000 runs made 25,000 requests).  Small
+ * runs use about half a KiB.
  */
 #define SNAP_MAX 16384
+/* ... and of a store with a watch, a local one, where a run read again
+ * costs a few queries, not a request: enough for the runs a walk (grep -r,
+ * ls -l) is in at once.  Room for 16,000 runs added some 10 MB to the
+ * daemon's peak over 10,000 runs, twice that over 20,000, for nothing. */
+#define SNAP_MAX_WATCHED 1024
 /* A snapshot with more metrics than this is dropped, not copied, when a
  * point changes one. */
 #define SNAP_PATCH_MAX 64
@@ -1845,7 +1851,8 @@ struct store *cache_wrap(struct store *next, const struct mfs_config *cfg)
 	c->exp_by_name = (struct ctable){ .max_cost = EXP_MAX, .empty = exp_empty };
 	c->exp_by_id = (struct ctable){ .max_cost = EXP_MAX, .empty = exp_empty };
 	c->indexes = (struct ctable){ .max_cost = INDEX_MAX, .empty = index_empty };
-	c->snaps = (struct ctable){ .max_cost = SNAP_MAX, .empty = snap_empty };
+	c->snaps = (struct ctable){ .max_cost = c->watch ? SNAP_MAX_WATCHED : SNAP_MAX,
+				    .empty = snap_empty };
 	c->steps = (struct ctable){ .max_cost = STEP_MAX, .empty = step_empty };
 	return &c->base;
 }

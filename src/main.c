@@ -125,7 +125,7 @@ int main(int argc, char *argv[])
 	struct fuse *fuse;
 	struct fs *fs;
 	char *msg = NULL;
-	int report_fd = -1, ret = 1;
+	int report_fd = -1, ret = 1, curl = 0;
 
 	/* The wrapper is a client of a mount, not a daemon: none of what follows. */
 	if (argc > 1 && !strcmp(argv[1], "run"))
@@ -137,11 +137,6 @@ int main(int argc, char *argv[])
 	 * near what it holds, not what it has seen.
 	 */
 	mallopt(M_ARENA_MAX, 2);
-	/* libcurl's global state, made once before any thread (the remote store's). */
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		fprintf(stderr, "mlflowfs: cannot initialise libcurl\n");
-		return 1;
-	}
 	if (options_parse(&args, &cfg, &msg)) {
 		fprintf(stderr, "mlflowfs: %s\nTry 'mlflowfs --help'.\n",
 			msg ? msg : "bad options");
@@ -166,6 +161,18 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	}
 	log_setup(0, cfg.debug);
+	/*
+	 * libcurl's global state, made once before any thread, and only for
+	 * the remote store: it starts libcurl's TLS libraries, some 2 MB of
+	 * the daemon's memory that a local store would never use.
+	 */
+	if (strncmp(cfg.tracking_uri, "sqlite:", 7)) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+			fprintf(stderr, "mlflowfs: cannot initialise libcurl\n");
+			goto out_opts;
+		}
+		curl = 1;
+	}
 	/*
 	 * Other users are checked as a bind mount checks them: by the kernel,
 	 * against the owner and mode each getattr shows.  Without it a daemon
@@ -279,6 +286,7 @@ out_opts:
 out_args:
 	free(msg);
 	fuse_opt_free_args(&args);
-	curl_global_cleanup();
+	if (curl)
+		curl_global_cleanup();
 	return ret;
 }
