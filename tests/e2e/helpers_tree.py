@@ -122,7 +122,7 @@ def ls_long(path):
 
 
 def daemon_version():
-    """The version `mlflowfs --version` prints: 'mlflowfs 0.4.0 (...)'."""
+    """The version `mlflowfs --version` prints: 'mlflowfs 0.5.0 (...)'."""
     r = subprocess.run([mlflowfs_binary(), "--version"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return r.stdout.split()[1]
