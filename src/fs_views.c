@@ -28,7 +28,7 @@ struct fs_view {
 	char experiment_id[STORE_ID_MAX];
 	uint64_t writes; /* store_writes() before rendering */
 	uint64_t others; /* store_others_version() before rendering */
-	int others_known;
+	int others_rc;	 /* what it returned */
 	int64_t made_ms;
 	struct blob table[2]; /* CSV, TSV */
 	int refs;	      /* protected by fs->views_lock */
@@ -43,12 +43,17 @@ static void view_put_locked(struct fs_view *v)
 	}
 }
 
-/* Whether v still shows the store as it is now. */
-static int view_fresh(const struct fs_view *v, uint64_t writes, uint64_t others, int others_known)
+/* Whether v still shows the store as it is now: others_rc and others are
+ * what store_others_version() says now. */
+static int view_fresh(const struct fs_view *v, uint64_t writes, int others_rc, uint64_t others)
 {
 	if (v->writes != writes || clock_mono_ms() - v->made_ms > VIEW_KEEP_MS)
 		return 0;
-	return others_known && v->others_known && v->others == others;
+	/* A store that cannot tell at all has the time bound alone; one that
+	 * cannot tell just now has changed. */
+	if (others_rc == -ENOSYS)
+		return v->others_rc == -ENOSYS;
+	return !others_rc && !v->others_rc && v->others == others;
 }
 
 /* A kept rendering of the experiment's tables, or a new one; the caller
@@ -57,7 +62,7 @@ static int view_get(struct fs *fs, const char *experiment_id, struct fs_view **o
 {
 	struct fs_view *v = NULL, *old;
 	uint64_t writes = store_writes(fs->store), others = 0;
-	int others_known = store_others_version(fs->store, &others) == 0;
+	int others_rc = store_others_version(fs->store, &others);
 	size_t i, slot = 0;
 	int err;
 
@@ -66,7 +71,7 @@ static int view_get(struct fs *fs, const char *experiment_id, struct fs_view **o
 		struct fs_view *c = fs->views[i];
 
 		if (c && !strcmp(c->experiment_id, experiment_id) &&
-		    view_fresh(c, writes, others, others_known)) {
+		    view_fresh(c, writes, others_rc, others)) {
 			c->refs++;
 			v = c;
 			break;
@@ -86,7 +91,7 @@ static int view_get(struct fs *fs, const char *experiment_id, struct fs_view **o
 	snprintf(v->experiment_id, sizeof(v->experiment_id), "%s", experiment_id);
 	v->writes = writes;
 	v->others = others;
-	v->others_known = others_known;
+	v->others_rc = others_rc;
 	v->made_ms = clock_mono_ms();
 	v->refs = 1;
 	blob_init(&v->table[0]);

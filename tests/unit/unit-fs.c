@@ -629,6 +629,60 @@ static void test_plot_drawn_once(void)
 	ok(fx_close(&x, "plot") == 0, "plot: no batch left, no contract broken");
 }
 
+/* ---- the runs table: made once while the store stays as it was ---------- */
+
+/* Stats .runs.csv; returns how many renderings that took (each is two
+ * listings of the experiment's runs) and its size in *size. */
+static unsigned long table_stat(struct fx *x, off_t *size)
+{
+	struct fake_counts before, d;
+	struct stat st;
+
+	fake_counts_take(x->f, &before);
+	if (getattr(EXP "/.runs.csv", &st))
+		return 99;
+	fake_counts_since(x->f, &before, &d);
+	*size = st.st_size;
+	return d.op[FAKE_list_runs] / 2;
+}
+
+static void test_table_made_once(void)
+{
+	struct fake_counts before, d;
+	struct buf text = BUF_INIT;
+	off_t size, grown;
+	struct fx x;
+
+	if (!ok(fx_open(&x) == 0, "table: a fresh world"))
+		return;
+	fake_counts_take(x.f, &before);
+	is_int(table_stat(&x, &size), 1, "table: a stat makes it");
+	is_int(read_file(EXP "/.runs.csv", &text), 0, "table: cat");
+	is_int(read_file(EXP "/.runs.tsv", &text), 0, "table: cat the TSV");
+	fake_counts_since(x.f, &before, &d);
+	is_int(d.op[FAKE_list_runs], 2, "table: one walk served the stat and both reads");
+	is_int(table_stat(&x, &grown), 0, "table: a stat of an unchanged store makes nothing");
+	is_int(write_file(RUN "/params/seed", O_WRONLY | O_CREAT | O_TRUNC, 1, "7\n"), 0,
+	       "table: a param written through the mount");
+	is_int(table_stat(&x, &grown), 1, "table: this mount's write makes it again");
+	/* The header's column, the run's value, an empty field in each of the
+	 * two other rows. */
+	ok(grown == size + (off_t)strlen(",params.seed") + (off_t)strlen(",7") + 2,
+	   "table: with the new column and value");
+	fake_store_set_others_version(x.f, 7);
+	is_int(table_stat(&x, &size), 1, "table: another client's commit makes it again");
+	is_int(table_stat(&x, &size), 0, "table: then it is kept again");
+	fake_store_fail(x.f, FAKE_others_version, -EAGAIN);
+	is_int(table_stat(&x, &size), 1, "table: a store that cannot tell just now: made again");
+	is_int(table_stat(&x, &size), 1, "table: ... and again");
+	fake_store_fail(x.f, FAKE_others_version, -ENOSYS);
+	is_int(table_stat(&x, &size), 1, "table: a store that never tells (remote): made");
+	is_int(table_stat(&x, &size), 0, "table: and kept for the time bound");
+	fake_store_fail(x.f, FAKE_others_version, 0);
+	buf_release(&text);
+	ok(fx_close(&x, "table") == 0, "table: no batch left, no contract broken");
+}
+
 /* ---- the shell loop: echo v >> metrics/x, step by step ------------------- */
 
 static void test_append_steps(void)
@@ -1243,6 +1297,7 @@ int main(void)
 	test_context_is_ours();
 	test_costs();
 	test_plot_drawn_once();
+	test_table_made_once();
 	test_append_steps();
 	test_refusals();
 	test_value_limit();
