@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +39,8 @@ ENV = dict(os.environ, LC_ALL="C")
 
 def build_mirror(db, experiment_id, root):
     """The experiment as plain files under root: the folders and files mlflowfs shows for
-    a run (run_id, status, run.json, params/, metrics/, history/, tags/)."""
+    a run (run_id, status, run.json, params/, metrics/, history/, tags/); the plots of the
+    pair diff -r compares are added by Read.copy_plots."""
     con = sqlite3.connect(db)
     runs = con.execute(
         "SELECT run_uuid, name, status, start_time, end_time, artifact_uri FROM runs"
@@ -147,6 +149,22 @@ class Read:
         if self.answers[name] != self.expected:
             raise RuntimeError(f"{path} says {self.answers[name]}, expected {self.expected}")
 
+    def copy_plots(self):
+        """The pair diff -r compares gets, in the mirror, what the mount shows beside the
+        files build_mirror writes: each metric's plot (history/<key>.svg, drawn by the
+        daemon, so copied from a mount) and the empty models/ folder, so that diff -r reads
+        the same files on every configuration."""
+        mnt = self.work.sub("mnt-plots")
+        with bl.mount_mlflowfs(self.mlflowfs, self.db, mnt, self.work.sub("plots.log")):
+            exp = os.path.join(mnt, "experiments", self.info["experiment_name"])
+            for run in self.info["pair"]:
+                hist = os.path.join(exp, run, "history")
+                for name in os.listdir(hist):
+                    if name.endswith(".svg"):
+                        shutil.copyfile(os.path.join(hist, name),
+                                        os.path.join(self.mirror, run, "history", name))
+                os.makedirs(os.path.join(self.mirror, run, "models"), exist_ok=True)
+
     def mlflowfs_round(self):
         mnt = self.work.sub("mnt-mlflowfs")
         log = self.work.sub("mlflowfs.log")
@@ -225,6 +243,8 @@ class Read:
         build_mirror(self.db, self.info["experiment_id"], self.mirror)
         print(f"  the same tree as plain files on tmpfs: {time.perf_counter() - t0:.2f} s",
               flush=True)
+        if self.mlflowfs:
+            self.copy_plots()
 
         configs = []
         if self.mlflowfs:
