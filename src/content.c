@@ -441,25 +441,12 @@ static int table_end_line(struct table *t)
 	return err;
 }
 
-/* A run's params and metrics: the listing's, when it carries them. */
-static int table_snapshot(struct table *t, const struct store_run *r,
-			  const struct store_snapshot **snap)
-{
-	unsigned want = SNAP_PARAMS | SNAP_METRICS;
-
-	if (r->snap && (r->snap->have & want) == want) {
-		*snap = store_snapshot_hold(r->snap);
-		return 0;
-	}
-	return store_get_snapshot(t->s, r->run_id, want, snap);
-}
-
 static int table_keys_cb(void *ctx, const struct store_run *r)
 {
 	struct table *t = ctx;
 	const struct store_snapshot *snap = NULL;
 	size_t i;
-	int err = table_snapshot(t, r, &snap);
+	int err = store_run_snapshot(t->s, r, SNAP_PARAMS | SNAP_METRICS, &snap);
 
 	for (i = 0; !err && snap->params && i < snap->params->n; i++)
 		err = keyset_add(&t->params, snap->params->v[i].key);
@@ -490,7 +477,7 @@ static int table_row_cb(void *ctx, const struct store_run *r)
 	char start[64], end[64], duration[48], value[METRIC_VALUE_MAX + 1];
 	const struct store_kv *kv;
 	size_t i, n;
-	int err = table_snapshot(t, r, &snap);
+	int err = store_run_snapshot(t->s, r, SNAP_PARAMS | SNAP_METRICS, &snap);
 
 	if (err)
 		return err == -ENOENT ? 0 : err;
@@ -650,16 +637,11 @@ static int plot_run_cb(void *ctx, const struct store_run *r)
 {
 	struct plot_collect *c = ctx;
 	struct content_plot_runs *runs = c->runs;
-	const struct store_snapshot *snap = r->snap;
+	const struct store_snapshot *snap;
 	const struct store_kv *kv;
 	int64_t ms;
-	int err = 0;
+	int err = store_run_snapshot(c->s, r, SNAP_METRICS, &snap);
 
-	/* A listing may carry the run's metrics (a remote search does). */
-	if (snap && (snap->have & SNAP_METRICS))
-		snap = store_snapshot_hold(snap);
-	else
-		err = store_get_snapshot(c->s, r->run_id, SNAP_METRICS, &snap);
 	if (err)
 		return err == -ENOENT ? 0 : err; /* deleted meanwhile */
 	kv = store_kvs_find(snap->metrics, c->key);

@@ -282,13 +282,9 @@ struct plots_find {
 static int with_metrics(struct fs *fs, const struct store_run *r,
 			int (*fn)(void *ctx, const struct store_kvs *kvs), void *ctx)
 {
-	const struct store_snapshot *snap = r->snap;
-	int err = 0;
+	const struct store_snapshot *snap;
+	int err = store_run_snapshot(fs->store, r, SNAP_METRICS, &snap);
 
-	if (snap && (snap->have & SNAP_METRICS))
-		snap = store_snapshot_hold(snap);
-	else
-		err = store_get_snapshot(fs->store, r->run_id, SNAP_METRICS, &snap);
 	if (err)
 		return err == -ENOENT ? 0 : err; /* deleted meanwhile */
 	err = snap->metrics ? fn(ctx, snap->metrics) : 0;

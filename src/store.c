@@ -397,6 +397,16 @@ int store_get_snapshot(struct store *s, const char *run_id, unsigned want,
 	return err;
 }
 
+int store_run_snapshot(struct store *s, const struct store_run *r, unsigned want,
+		       const struct store_snapshot **out)
+{
+	if (r->snap && (r->snap->have & want) == want) {
+		*out = store_snapshot_hold(r->snap);
+		return 0;
+	}
+	return store_get_snapshot(s, r->run_id, want, out);
+}
+
 /* ---- keys ------------------------------------------------------------ */
 
 int store_list_kv(struct store *s, enum store_section sec, const struct store_ref *ref,

@@ -284,6 +284,11 @@ void store_run_release(struct store_run *r);
  */
 int store_get_snapshot(struct store *s, const char *run_id, unsigned want,
 		       const struct store_snapshot **out);
+/* The same for a run a listing gave: the snapshot the listing carried,
+ * when it has the sections in want (a remote search brings them), else
+ * one asked of the store. */
+int store_run_snapshot(struct store *s, const struct store_run *r, unsigned want,
+		       const struct store_snapshot **out);
 void store_snapshot_put(const struct store_snapshot *snap);
 /* One more hold of snap (NULL stays NULL). */
 const struct store_snapshot *store_snapshot_hold(const struct store_snapshot *snap);
