@@ -82,32 +82,9 @@ static unsigned utf8_next(const unsigned char **p)
 }
 
 /*
- * Whether MLflow's path check refuses key: Python's posixpath.normpath(key)
- * must equal the key, and not be "." nor begin with ".." or "/".  That is
- * the same as refusing a leading '/', an empty segment ("a//b", "a/"), any
- * "." or ".." segment, and a key that begins with "..".
- */
-static int key_path_refused(const char *key)
-{
-	const char *seg = key;
-
-	if (key[0] == '/' || !strncmp(key, "..", 2))
-		return 1;
-	for (;;) {
-		size_t n = strcspn(seg, "/");
-
-		if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && !strncmp(seg, "..", 2)))
-			return 1;
-		if (!seg[n])
-			return 0;
-		seg += n + 1;
-	}
-}
-
-/*
  * MLflow's key rule, exactly as its validator applies it: the characters
  * match ^[/\w.\- :]*$ (and re's '$' also matches before one final
- * newline, so "a\n" passes), the key passes the path check above, and it
+ * newline, so "a\n" passes), the key passes the path check (path.h), and it
  * has at most 250 characters.
  */
 int fs_key_check(const char *path, const char *key)
@@ -131,7 +108,7 @@ int fs_key_check(const char *path, const char *key)
 				   "letters, digits, '_', '-', '.', ' ', ':' and '/'",
 				   key);
 	}
-	if (key_path_refused(key))
+	if (path_key_refused(key))
 		return log_refusal(
 			path, EINVAL,
 			"key '%s' is refused by MLflow: no leading '/', no empty, '.' or "

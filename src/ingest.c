@@ -23,6 +23,7 @@
 #include "keychars.h"
 #include "log.h"
 #include "metric.h"
+#include "path.h"
 #include "store.h"
 
 /* ---- names ------------------------------------------------------------- */
@@ -145,7 +146,6 @@ int ingest_key_map(const char *in, size_t len, char *out, size_t size)
 	const unsigned char *p;
 	size_t o = 0, used, i;
 	long chars = 0;
-	const char *seg;
 
 	trim(&in, &len);
 	p = (const unsigned char *)in;
@@ -169,17 +169,8 @@ int ingest_key_map(const char *in, size_t len, char *out, size_t size)
 		out[--o] = '\0', chars--;
 	if (!o)
 		return 0;
-	if (chars > STORE_KEY_MAX || out[0] == '/' || !strncmp(out, "..", 2))
+	if (chars > STORE_KEY_MAX || path_key_refused(out))
 		return -1;
-	for (seg = out;;) {
-		size_t n = strcspn(seg, "/");
-
-		if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && !strncmp(seg, "..", 2)))
-			return -1;
-		if (!seg[n])
-			break;
-		seg += n + 1;
-	}
 	return (int)o;
 }
 

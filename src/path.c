@@ -459,3 +459,26 @@ int path_is_key_kind(enum node_kind kind)
 			return path_nodes[i].below == BELOW_KEYS;
 	return 0;
 }
+
+/*
+ * Whether MLflow's path check refuses key: Python's posixpath.normpath(key)
+ * must equal the key, and not be "." nor begin with ".." or "/".  That is
+ * the same as refusing a leading '/', an empty segment ("a//b", "a/"), any
+ * "." or ".." segment, and a key that begins with "..".
+ */
+int path_key_refused(const char *key)
+{
+	const char *seg = key;
+
+	if (key[0] == '/' || !strncmp(key, "..", 2))
+		return 1;
+	for (;;) {
+		size_t n = strcspn(seg, "/");
+
+		if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && !strncmp(seg, "..", 2)))
+			return 1;
+		if (!seg[n])
+			return 0;
+		seg += n + 1;
+	}
+}

@@ -152,6 +152,13 @@ int path_encode(struct buf *out, const char *name);
 /* Appends the decoded form of the len bytes at enc. */
 int path_decode(struct buf *out, const char *enc, size_t len);
 
+/*
+ * Whether MLflow's path check refuses a key ("train/loss"): a leading '/',
+ * an empty, "." or ".." segment, or a leading "..".  Its characters and
+ * length are checked elsewhere.
+ */
+int path_key_refused(const char *key);
+
 /* Appends s with every %XX escape decoded, as in a URI's path (%00 stays). */
 int path_uri_decode(struct buf *out, const char *s, size_t len);
 
